@@ -1,0 +1,111 @@
+"""The FastAPI application: wiring, error mapping, request logging and metrics.
+
+Each layer raises its own exceptions; they become HTTP answers here, in one
+place, with messages Label Studio can show to the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlsplit
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from backend import __version__
+from backend.config import Settings, get_settings
+from backend.label_config import UnsupportedConfigError
+from backend.metrics import LATENCY, REQUESTS
+from backend.predictor import Predictor
+from backend.routes import protected, router
+from backend.store import UnknownProjectError, connect
+from backend.webhooks import MalformedEventError
+
+log = logging.getLogger("backend")
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def redis_location(url: str) -> str:
+    """host:port/db of a Redis URL, without any password in it."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 6379}{parts.path or ''}"
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+def _validation_message(errors: list) -> str:
+    parts = []
+    for e in errors[:5]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "invalid request: " + "; ".join(parts) + more
+
+
+def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -> FastAPI:
+    """Build the app; ``al-backend serve`` calls this once per worker process."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Label Studio active-learning backend",
+        version=__version__,
+        description="A Label Studio ML backend that pre-annotates, retrains and orders the queue.",
+    )
+    app.state.settings = settings
+    app.state.predictor = Predictor(r or connect(settings.redis_url), settings)
+    app.include_router(router)
+    app.include_router(protected)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return _error(413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
+        start = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - start
+        route = request.scope.get("route")
+        label = getattr(route, "path", "unmatched")
+        REQUESTS.labels(label, str(response.status_code)).inc()
+        LATENCY.labels(label).observe(elapsed)
+        level = logging.DEBUG if response.status_code < 400 else logging.INFO
+        # The path only: query strings may carry the webhook token.
+        log.log(level, "%s %s -> %d in %.1f ms", request.method, request.url.path, response.status_code, elapsed * 1e3)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError):
+        return _error(400, _validation_message(exc.errors()))
+
+    @app.exception_handler(ValidationError)
+    async def bad_model(_: Request, exc: ValidationError):
+        return _error(400, _validation_message(exc.errors()))
+
+    @app.exception_handler(UnsupportedConfigError)
+    async def unsupported(_: Request, exc: UnsupportedConfigError):
+        return _error(422, f"unsupported label config: {exc}")
+
+    @app.exception_handler(MalformedEventError)
+    async def malformed(_: Request, exc: MalformedEventError):
+        return _error(400, f"malformed webhook: {exc}")
+
+    @app.exception_handler(UnknownProjectError)
+    async def unknown(_: Request, exc: UnknownProjectError):
+        return _error(404, str(exc))
+
+    @app.exception_handler(ValueError)
+    async def value_error(_: Request, exc: ValueError):
+        return _error(400, str(exc))
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_down(_: Request, exc: redis.RedisError):
+        log.error("Redis error: %s", type(exc).__name__)
+        return _error(503, f"Redis at {redis_location(settings.redis_url)} is not answering ({type(exc).__name__})")
+
+    return app

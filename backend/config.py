@@ -1,0 +1,44 @@
+"""Settings read from the environment, once per process.
+
+Every knob is an environment variable so the same image runs the backend,
+the worker and the tests; per-project overrides arrive later through the
+backend's ``extra_params`` in Label Studio.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration (see the README for each variable)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    key_prefix: str = Field("al", validation_alias="AL_KEY_PREFIX")
+    label_studio_url: str = Field(
+        "", validation_alias=AliasChoices("LABEL_STUDIO_URL", "LABEL_STUDIO_HOST")
+    )
+    label_studio_api_key: SecretStr = Field(SecretStr(""), validation_alias="LABEL_STUDIO_API_KEY")
+    basic_auth_user: str = Field("", validation_alias="BASIC_AUTH_USER")
+    basic_auth_pass: SecretStr = Field(SecretStr(""), validation_alias="BASIC_AUTH_PASS")
+    webhook_token: SecretStr = Field(SecretStr(""), validation_alias="AL_WEBHOOK_TOKEN")
+    max_text_chars: int = Field(100_000, validation_alias="AL_MAX_TEXT_CHARS", ge=100)
+    fetch_timeout: float = Field(5.0, validation_alias="AL_FETCH_TIMEOUT", gt=0)
+    model_poll_interval: float = Field(0.5, validation_alias="AL_MODEL_POLL_INTERVAL", ge=0)
+    queue_name: str = Field("al-default", validation_alias="AL_QUEUE")
+    log_level: str = Field("INFO", validation_alias="AL_LOG_LEVEL")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.basic_auth_user)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings; tests build their own ``Settings`` instead."""
+    return Settings()

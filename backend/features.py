@@ -1,0 +1,91 @@
+"""Hashed word and character n-gram features for text.
+
+Hashing is stateless: the same text gives the same vector in every process,
+for every model version, forever.  So features can be computed once per task
+and cached (the worker keeps the pool's rows in Redis), and ``/predict`` can
+compute them for a task it has never seen without loading any vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.preprocessing import normalize
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a feature row means; stored with every model and cache entry."""
+
+    n_features: int = 2**18
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] | None = (3, 4)
+
+    @property
+    def key(self) -> str:
+        """A short id for cache keys: a different spec is a different cache."""
+        char = "none" if self.char_ngrams is None else f"{self.char_ngrams[0]}{self.char_ngrams[1]}"
+        return f"h{self.n_features.bit_length() - 1}w{self.word_ngrams[0]}{self.word_ngrams[1]}c{char}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureSpec":
+        char = d.get("char_ngrams")
+        return cls(
+            n_features=int(d["n_features"]),
+            word_ngrams=tuple(d["word_ngrams"]),
+            char_ngrams=None if char is None else tuple(char),
+        )
+
+
+class TextFeaturizer:
+    """Turn texts into L2-normalised hashed n-gram rows (float32 CSR).
+
+    Word and character n-grams share one hashed space; the character part
+    makes the model robust to typos and inflections on short texts.
+    """
+
+    def __init__(self, spec: FeatureSpec | None = None) -> None:
+        self.spec = spec or FeatureSpec()
+        common = dict(n_features=self.spec.n_features, alternate_sign=False, norm=None, dtype=np.float32)
+        self._word = HashingVectorizer(ngram_range=self.spec.word_ngrams, **common)
+        self._char = (
+            HashingVectorizer(analyzer="char_wb", ngram_range=self.spec.char_ngrams, **common)
+            if self.spec.char_ngrams
+            else None
+        )
+
+    def transform(self, texts: list[str]) -> sp.csr_matrix:
+        """Features for ``texts``, shape ``(len(texts), spec.n_features)``."""
+        X = self._word.transform(texts)
+        if self._char is not None:
+            X = X + self._char.transform(texts)
+        X.data = np.log1p(X.data)  # sublinear term frequency
+        return normalize(X, copy=False).astype(np.float32, copy=False).tocsr()
+
+
+def encode_row(X: sp.csr_matrix, i: int) -> bytes:
+    """One row as bytes (int32 indices then float32 values), for the Redis cache."""
+    start, end = X.indptr[i], X.indptr[i + 1]
+    idx = X.indices[start:end].astype(np.int32, copy=False)
+    val = X.data[start:end].astype(np.float32, copy=False)
+    return idx.tobytes() + val.tobytes()
+
+
+def decode_rows(rows: list[bytes], n_features: int) -> sp.csr_matrix:
+    """Inverse of :func:`encode_row` for many rows at once."""
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    idx_parts, val_parts = [], []
+    for i, raw in enumerate(rows):
+        n = len(raw) // 8
+        idx_parts.append(np.frombuffer(raw, dtype=np.int32, count=n))
+        val_parts.append(np.frombuffer(raw, dtype=np.float32, count=n, offset=4 * n))
+        indptr[i + 1] = indptr[i] + n
+    indices = np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int32)
+    data = np.concatenate(val_parts) if val_parts else np.zeros(0, np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(len(rows), n_features))

@@ -1,0 +1,102 @@
+"""A small Label Studio API client: authentication and the calls the project needs.
+
+Label Studio 1.23 has two kinds of API keys: legacy tokens (sent as
+``Authorization: Token <key>``) and personal access tokens, which are JWT
+refresh tokens exchanged at ``/api/token/refresh/`` for a 5-minute ``Bearer``
+access token.  The client tells them apart by shape and refreshes the access
+token before it expires.  Keys never appear in ``repr``, logs or errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import orjson
+
+
+class LabelStudioError(RuntimeError):
+    """Label Studio could not be reached or refused a call."""
+
+
+def _is_jwt(key: str) -> bool:
+    parts = key.split(".")
+    return len(parts) == 3 and all(parts)
+
+
+def _jwt_exp(token: str) -> float:
+    """The ``exp`` claim of a JWT (not verified: Label Studio verifies it)."""
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        return float(orjson.loads(base64.urlsafe_b64decode(payload)).get("exp", 0))
+    except (ValueError, IndexError, orjson.JSONDecodeError):
+        return 0.0
+
+
+class LabelStudioClient:
+    """Authenticated access to one Label Studio instance."""
+
+    def __init__(self, url: str, api_key: str, *, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/") + "/"
+        self._key = api_key
+        self._timeout = timeout
+        self._access: str | None = None
+        self._access_exp = 0.0
+        self._lock = threading.Lock()
+        self._http = httpx.Client(timeout=timeout, follow_redirects=False)
+
+    def __repr__(self) -> str:
+        return f"LabelStudioClient(url={self.url!r}, key=***)"
+
+    def same_origin(self, url: str) -> bool:
+        """Only URLs on Label Studio's own host may receive its credentials."""
+        a, b = urlsplit(self.url), urlsplit(urljoin(self.url, url))
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+    def auth_header(self) -> dict[str, str]:
+        if not self._key:
+            return {}
+        if not _is_jwt(self._key):
+            return {"Authorization": f"Token {self._key}"}
+        with self._lock:
+            if self._access is None or time.time() > self._access_exp - 30:
+                self._refresh()
+            return {"Authorization": f"Bearer {self._access}"}
+
+    def _refresh(self) -> None:
+        try:
+            resp = self._http.post(urljoin(self.url, "api/token/refresh/"), json={"refresh": self._key})
+        except httpx.HTTPError as exc:
+            raise LabelStudioError(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
+        if resp.status_code != 200:
+            raise LabelStudioError(
+                f"Label Studio refused the personal access token (HTTP {resp.status_code}); create a new one"
+            )
+        self._access = resp.json()["access"]
+        self._access_exp = _jwt_exp(self._access) or time.time() + 240
+
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """A call to Label Studio; non-2xx answers raise ``LabelStudioError``."""
+        url = urljoin(self.url, path)
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self.same_origin(url):
+            headers.update(self.auth_header())
+        try:
+            resp = self._http.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise LabelStudioError(f"{method} {urlsplit(url).path} failed: {type(exc).__name__}") from None
+        if resp.status_code >= 400:
+            raise LabelStudioError(f"{method} {urlsplit(url).path} answered HTTP {resp.status_code}")
+        return resp
+
+    def fetch_text(self, url: str, max_bytes: int) -> str:
+        """Text of a file referenced by task data (an upload, a storage link, any URL)."""
+        resp = self.request("GET", url)
+        return resp.content[:max_bytes].decode(resp.encoding or "utf-8", errors="replace")
+
+    def close(self) -> None:
+        self._http.close()

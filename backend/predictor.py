@@ -1,0 +1,268 @@
+"""What ``/setup`` and ``/predict`` do, independent of HTTP.
+
+One ``Predictor`` per serving process.  It keeps the parsed label configs and
+the loaded model versions in memory and re-reads a project's ``current``
+version pointer from Redis at most every ``model_poll_interval`` seconds, so a
+new version is served within a second of the worker publishing it, without a
+restart and without loading anything per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import redis
+
+from backend import ranking
+from backend.config import Settings
+from backend.label_config import LabelConfig, config_hash, parse_label_config
+from backend.ls_client import LabelStudioClient, LabelStudioError
+from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
+from backend.queueing import request_refresh
+from backend.store import ProjectStore, UnknownProjectError
+from backend.task_data import TaskDataError, control_text
+from backend.versions import LoadedVersion, load_version, task_utility
+
+log = logging.getLogger(__name__)
+
+COLD_START = "cold-start"  # model_version before the worker has published anything
+SKIPPED_SCORE = 1.0  # tasks we cannot read go to the end of the queue
+
+
+@dataclass
+class _Cached:
+    name: str | None
+    version: LoadedVersion | None
+    checked_at: float
+
+
+class Predictor:
+    """Serves setup and predictions for any number of projects."""
+
+    def __init__(self, r: redis.Redis, settings: Settings) -> None:
+        self.r = r
+        self.settings = settings
+        self._configs: dict[str, LabelConfig] = {}
+        self._versions: dict[int, _Cached] = {}
+        self._clients: dict[tuple[str, str], LabelStudioClient] = {}
+        self._lock = threading.Lock()
+
+    def store(self, project_id: int) -> ProjectStore:
+        return ProjectStore(self.r, self.settings.key_prefix, project_id)
+
+    # -- label config --------------------------------------------------------
+    def _parse(self, xml: str) -> LabelConfig:
+        h = config_hash(xml)
+        cfg = self._configs.get(h)
+        if cfg is None:
+            cfg = parse_label_config(xml)  # raises UnsupportedConfigError
+            self._configs[h] = cfg
+        return cfg
+
+    def setup(
+        self,
+        project_id: int,
+        schema: str,
+        *,
+        hostname: str | None = None,
+        access_token: str | None = None,
+        extra_params: dict | None = None,
+        project_epoch: int | None = None,
+    ) -> str:
+        """Validate and remember a project's config; returns its model version."""
+        cfg = self._parse(schema)
+        store = self.store(project_id)
+        old = store.config().get("config_hash")
+        store.save_config(
+            {
+                "schema": schema,
+                "config_hash": cfg.config_hash,
+                "parsed": cfg.to_dict(),
+                "hostname": hostname or "",
+                "access_token": access_token or "",
+                "extra_params": extra_params or {},
+                "project_epoch": project_epoch,
+            }
+        )
+        if old != cfg.config_hash:
+            log.info("project %s: label config set up (%d control(s))", project_id, len(cfg.controls))
+            request_refresh(self.r, self.settings.key_prefix, self.settings.queue_name, project_id, "setup")
+        return store.current_version() or COLD_START
+
+    def config_for(self, project_id: int, label_config: str | None) -> LabelConfig:
+        """The request's config when given (it is what Label Studio has now), else the stored one."""
+        if label_config:
+            return self._parse(label_config)
+        schema = self.store(project_id).schema()
+        if not schema:
+            raise UnknownProjectError(
+                f"project {project_id} is not set up on this backend: connect it in Label Studio "
+                "(Settings → Model), which calls /setup, or send label_config with the request"
+            )
+        return self._parse(schema)
+
+    # -- versions ------------------------------------------------------------
+    def current(self, project_id: int) -> LoadedVersion | None:
+        """The project's current version, re-checked at most every poll interval."""
+        now = time.monotonic()
+        cached = self._versions.get(project_id)
+        if cached and now - cached.checked_at < self.settings.model_poll_interval:
+            return cached.version
+        name = self.store(project_id).current_version()
+        if cached and cached.name == name:
+            cached.checked_at = now
+            return cached.version
+        with self._lock:
+            version = load_version(self.store(project_id), name) if name else None
+            if name and version is None:
+                log.warning("project %s: version %s is named current but not stored", project_id, name)
+            self._versions[project_id] = _Cached(name, version, now)
+            if version is not None:
+                log.info("project %s: now serving %s", project_id, name)
+        return version
+
+    # -- data access ---------------------------------------------------------
+    def _fetcher(self, project_id: int) -> Callable[[str], str]:
+        """Reads URL task data with Label Studio's credentials (env first, then /setup's).
+
+        The credentials are looked up on the first URL only, so tasks with
+        inline text never touch Redis or the network here.
+        """
+        s = self.settings
+
+        def fetch(link: str) -> str:
+            url, key = s.label_studio_url, s.label_studio_api_key.get_secret_value()
+            if not url:
+                cfg = self.store(project_id).config()
+                url, key = cfg.get("hostname") or "", key or cfg.get("access_token") or ""
+            if not url:
+                raise TaskDataError(
+                    "the text is a URL and no Label Studio URL is known to read it "
+                    "(set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)"
+                )
+            client = self._clients.get((url, key))
+            if client is None:
+                client = self._clients[(url, key)] = LabelStudioClient(url, key, timeout=s.fetch_timeout)
+            try:
+                return client.fetch_text(link, max_bytes=4 * s.max_text_chars)
+            except LabelStudioError as exc:
+                raise TaskDataError(f"cannot read {link[:200]}: {exc}") from None
+
+        return fetch
+
+    # -- predictions ---------------------------------------------------------
+    def predict(self, project_id: int, tasks: list[dict[str, Any]], label_config: str | None = None) -> list[dict]:
+        """One prediction per task, in order: ``result``, ``score``, ``model_version``.
+
+        ``score`` is the task's place in the project's queue as a fraction of
+        the pool (0 = annotate next); each result item's own ``score`` is the
+        model's probability for the label it proposes.
+        """
+        cfg = self.config_for(project_id, label_config)
+        version = self.current(project_id)
+        version_name = version.name if version else COLD_START
+        n = len(tasks)
+        results: list[list[dict]] = [[] for _ in range(n)]
+        readable = np.zeros(n, dtype=bool)
+        fetch = self._fetcher(project_id)
+        geometry = None
+        probas: dict[str, np.ndarray] = {}
+        featurizer = version.featurizer if version else None
+
+        for control in cfg.controls:
+            texts, rows = [], []
+            for i, task in enumerate(tasks):
+                try:
+                    texts.append(
+                        control_text(task.get("data"), control, max_chars=self.settings.max_text_chars, fetch=fetch)
+                    )
+                    rows.append(i)
+                except TaskDataError as exc:
+                    TASKS_SKIPPED.labels("task_data").inc()
+                    log.info("project %s task %s: no prediction for %s: %s", project_id, task.get("id"), control.name, exc)
+            if not rows or version is None:
+                readable[rows] = True
+                continue
+            readable[rows] = True
+            X = featurizer.transform(texts)
+            if geometry is None:
+                geometry = (rows, X)
+            model = version.models.get(control.name)
+            if model is None:
+                continue
+            proba = model.predict_proba(X)
+            probas[control.name] = np.full((n, proba.shape[1]), np.nan)
+            probas[control.name][rows] = proba
+            allowed = np.isin(model.classes_, control.labels)
+            for j, i in enumerate(rows):
+                item = _result_item(control, model.classes_, proba[j], allowed)
+                if item is not None:
+                    results[i].append(item)
+
+        scores = self._scores(project_id, tasks, version, readable, probas, geometry)
+        TASKS_PREDICTED.labels("model" if version and version.models else "cold").inc(n)
+        self._remember_tasks(project_id, tasks)
+        return [
+            {"result": results[i], "score": round(float(scores[i]), 6), "model_version": version_name}
+            for i in range(n)
+        ]
+
+    def _scores(self, project_id, tasks, version, readable, probas, geometry) -> np.ndarray:
+        """Ranked tasks keep the worker's score; the rest get a live estimate."""
+        n = len(tasks)
+        scores = np.full(n, SKIPPED_SCORE)
+        if version is None:
+            scores[readable] = 0.5
+            return scores
+        ids = [t.get("id") if isinstance(t.get("id"), int) else -1 for t in tasks]
+        ranked = self.store(project_id).ranking_scores(version.name, ids)
+        missing = [i for i in range(n) if readable[i] and ranked[i] is None]
+        for i in range(n):
+            if ranked[i] is not None:
+                scores[i] = ranked[i]
+        if missing and geometry is not None:
+            rows, X = geometry
+            pos = {i: j for j, i in enumerate(rows)}
+            idx = [pos[i] for i in missing if i in pos]
+            sub_probas = {c: p[[rows[j] for j in idx]] for c, p in probas.items()}
+            utility = task_utility(version.models, sub_probas, X[idx], version.centroid)
+            scores[[rows[j] for j in idx]] = ranking.live_score(utility, version.quantiles)
+        return scores
+
+    def _remember_tasks(self, project_id: int, tasks: list[dict]) -> None:
+        """Tasks seen here join the worker's pool (cheap: one pipelined round trip)."""
+        new = [(t["id"], t["data"]) for t in tasks if isinstance(t.get("id"), int) and isinstance(t.get("data"), dict)]
+        try:
+            if new and self.store(project_id).add_tasks(new, overwrite=False):
+                request_refresh(self.r, self.settings.key_prefix, self.settings.queue_name, project_id, "new tasks")
+        except redis.RedisError as exc:
+            log.warning("project %s: could not record tasks for the worker: %s", project_id, type(exc).__name__)
+
+
+def _result_item(control, classes: np.ndarray, proba: np.ndarray, allowed: np.ndarray) -> dict | None:
+    """A Label Studio ``choices`` result carrying the model's own probability."""
+    to_name = ",".join(control.to_names)
+    if control.multiple:
+        chosen = [i for i in np.flatnonzero(proba >= 0.5) if allowed[i]]
+        if not chosen:
+            return None
+        labels = [str(classes[i]) for i in chosen]
+        p = float(np.min(proba[chosen]))
+    else:
+        masked = np.where(allowed, proba, -1.0)
+        best = int(np.argmax(masked))
+        if masked[best] < 0:
+            return None
+        labels, p = [str(classes[best])], float(proba[best])
+    return {
+        "from_name": control.name,
+        "to_name": to_name,
+        "type": "choices",
+        "value": {"choices": labels},
+        "score": round(p, 6),
+    }

@@ -1,0 +1,42 @@
+"""Enqueue worker jobs by dotted name, coalesced per project.
+
+Label Studio can send a burst of annotation webhooks; each must not become a
+training.  A per-project ``pending`` flag (SET NX) lets only the first event
+of a burst enqueue a job; the job clears the flag when it *starts*, so events
+that arrive while it runs schedule exactly one more run.  The backend never
+imports ``worker`` (jobs are referenced as strings, like RQ does itself).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import redis
+from rq import Queue
+
+from backend.metrics import JOBS_ENQUEUED
+
+REFRESH_JOB = "worker.jobs.refresh_project"
+PENDING_TTL = 600  # a lost job (worker gone before it started) unblocks after this
+
+
+def pending_key(prefix: str, project_id: int) -> str:
+    return f"{prefix}:p:{project_id}:refresh_pending"
+
+
+def request_refresh(r: redis.Redis, prefix: str, queue_name: str, project_id: int, reason: str) -> bool:
+    """Ask the worker to sync, retrain and re-rank a project; ``False`` if one is already queued."""
+    if not r.set(pending_key(prefix, project_id), reason, nx=True, ex=PENDING_TTL):
+        return False
+    Queue(queue_name, connection=r).enqueue(
+        REFRESH_JOB,
+        project_id,
+        prefix,
+        job_id=f"refresh-{project_id}-{uuid.uuid4().hex[:12]}",
+        job_timeout=3600,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"refresh project {project_id} ({reason})",
+    )
+    JOBS_ENQUEUED.labels("refresh").inc()
+    return True

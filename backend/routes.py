@@ -1,0 +1,123 @@
+"""The HTTP routes Label Studio calls.  Thin: validate, call one function, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from backend import metrics, schemas
+from backend.auth import require_basic, require_webhook_auth
+from backend.predictor import Predictor
+from backend.queueing import request_refresh
+from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
+from backend.webhooks import MalformedEventError, handle_event, parse_event
+
+MODEL_CLASS = "ActiveLearningTextClassifier"
+
+router = APIRouter()
+protected = APIRouter(dependencies=[Depends(require_basic)])
+
+
+def get_predictor(request: Request) -> Predictor:
+    return request.app.state.predictor
+
+
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+
+
+@router.get("/health")
+@router.get("/")
+def health(predictor: PredictorDep) -> dict:
+    """Liveness for Label Studio (1 s timeout) and whether Redis answers."""
+    try:
+        redis_ok = bool(predictor.r.ping())
+    except Exception as exc:  # noqa: BLE001 - any failure means "not answering"
+        redis_ok = False
+        redis_error = type(exc).__name__
+    body = {"status": "UP", "model_class": MODEL_CLASS, "redis": redis_ok}
+    if not redis_ok:
+        body["redis_error"] = redis_error
+    return body
+
+
+@protected.post("/setup", response_model=schemas.SetupResponse)
+def setup(body: schemas.SetupRequest, predictor: PredictorDep) -> dict:
+    pid = parse_project_id(body.project)
+    epoch = str(body.project).partition(".")[2]
+    version = predictor.setup(
+        pid,
+        body.schema_,
+        hostname=body.hostname,
+        access_token=body.access_token.get_secret_value() if body.access_token else None,
+        extra_params=body.extra_params,
+        project_epoch=int(epoch) if epoch.isdigit() else None,
+    )
+    return {"model_version": version}
+
+
+@protected.post("/predict", response_model=schemas.PredictResponse)
+def predict(body: schemas.PredictRequest, predictor: PredictorDep) -> Response:
+    """One prediction per task, in order (see ``Predictor.predict``)."""
+    if body.project is None:
+        raise ValueError('"project" is required, as "<id>.<created_epoch>"')
+    pid = parse_project_id(body.project)
+    tasks = [{"id": t.id, "data": t.data} for t in body.tasks]
+    results = predictor.predict(pid, tasks, body.label_config)
+    return Response(orjson.dumps({"results": results}), media_type="application/json")
+
+
+@router.post("/webhook", dependencies=[Depends(require_webhook_auth)], response_model=schemas.WebhookResponse)
+async def webhook(request: Request, predictor: PredictorDep) -> JSONResponse:
+    """Record the event and enqueue (coalesced) worker jobs; answers in milliseconds."""
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise MalformedEventError(f"the body is not JSON: {exc}") from None
+    action, event = parse_event(body)
+    if event is None:
+        return JSONResponse({"status": "ignored", "action": action, "detail": "event not used by this backend"})
+    pid = event.project.id
+    store = ProjectStore(predictor.r, predictor.settings.key_prefix, pid)
+    s = predictor.settings
+
+    def refresh(reason: str) -> bool:
+        return request_refresh(predictor.r, s.key_prefix, s.queue_name, pid, reason)
+
+    detail = handle_event(action, event, store, refresh)
+    return JSONResponse({"status": "ok", "action": action, "detail": detail})
+
+
+@protected.get("/versions")
+def versions(predictor: PredictorDep, project: Annotated[str | None, Query()] = None) -> dict:
+    """Model versions, newest last; of one project when ``project`` is given."""
+    s = predictor.settings
+    pids = [parse_project_id(project)] if project else project_ids(predictor.r, s.key_prefix)
+    out: list[str] = []
+    for pid in pids:
+        out.extend(v.name for v in ProjectStore(predictor.r, s.key_prefix, pid).versions())
+    return {"versions": out, "model_class": MODEL_CLASS}
+
+
+@protected.get("/status/{project}")
+def status(project: str, predictor: PredictorDep) -> dict:
+    """What the backend knows of a project: labels, current version and its metrics, last error."""
+    store = predictor.store(parse_project_id(project))
+    if not store.exists():
+        raise UnknownProjectError(f"project {project} is not set up on this backend")
+    current = store.current_version()
+    return {
+        "project": store.pid,
+        "tasks": store.r.hlen(store.key("tasks")),
+        "annotations": store.r.hlen(store.key("annotations")),
+        "current_version": current,
+        "current": store.version_meta(current) if current else None,
+        "status": store.status(),
+    }
+
+
+@protected.get("/metrics")
+def prometheus_metrics(predictor: PredictorDep) -> Response:
+    return Response(metrics.render(predictor.r, predictor.settings.queue_name), media_type="text/plain; version=0.0.4")

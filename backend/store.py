@@ -1,0 +1,217 @@
+"""Everything the backend and the worker share, kept in Redis.
+
+One ``ProjectStore`` per Label Studio project.  Keys are namespaced as
+``<prefix>:p:<project id>:<what>`` so several deployments (or the tests) can
+share a Redis.  Writes that must not go backwards (annotation updates that
+arrive out of order, deleted annotations that arrive late) are single Lua
+scripts, so two backend processes can never interleave them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import orjson
+import redis
+
+# Keep an annotation only if it is not deleted and not older than what we hold.
+_UPSERT_ANNOTATION = """
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local ok, old = pcall(cjson.decode, cur)
+  if ok and old['updated_at'] and ARGV[3] ~= '' and old['updated_at'] > ARGV[3] then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+class UnknownProjectError(LookupError):
+    """A request names a project this backend was never set up for."""
+
+
+def parse_project_id(value: Any) -> int:
+    """Label Studio sends ``"<id>.<created_epoch>"`` to the ML API, ``{"id": ...}`` in webhooks."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    if isinstance(value, bool):
+        raise ValueError(f"project must be an id, got {value!r}")
+    if isinstance(value, int):
+        pid = value
+    elif isinstance(value, str) and value.split(".", 1)[0].strip().isdigit():
+        pid = int(value.split(".", 1)[0])
+    else:
+        raise ValueError(f"project must look like \"<id>.<created_epoch>\" or an integer id, got {value!r}")
+    if pid < 0:
+        raise ValueError(f"project id must not be negative, got {pid}")
+    return pid
+
+
+def connect(url: str) -> redis.Redis:
+    """A client with short timeouts: Redis down must fail fast, not hang a request."""
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    meta: dict
+
+
+class ProjectStore:
+    """Redis state of one project: config, tasks, annotations, model versions, ranking."""
+
+    def __init__(self, r: redis.Redis, prefix: str, project_id: int) -> None:
+        self.r = r
+        self.prefix = prefix
+        self.pid = project_id
+        self.base = f"{prefix}:p:{project_id}"
+
+    def key(self, what: str) -> str:
+        return f"{self.base}:{what}"
+
+    # -- config ------------------------------------------------------------
+    def save_config(self, fields: dict[str, Any]) -> None:
+        """Store the project's config fields (JSON-encoded) and register the project."""
+        pipe = self.r.pipeline()
+        pipe.hset(self.key("config"), mapping={k: orjson.dumps(v) for k, v in fields.items()})
+        pipe.sadd(f"{self.prefix}:projects", self.pid)
+        pipe.execute()
+
+    def config(self) -> dict[str, Any]:
+        raw = self.r.hgetall(self.key("config"))
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+    def schema(self) -> str | None:
+        raw = self.r.hget(self.key("config"), "schema")
+        return orjson.loads(raw) if raw else None
+
+    def exists(self) -> bool:
+        return bool(self.r.exists(self.key("config")))
+
+    # -- tasks -------------------------------------------------------------
+    def add_tasks(self, tasks: Iterable[tuple[int, dict]], *, overwrite: bool = True) -> int:
+        """Record task data; returns how many tasks were new to the pool."""
+        tasks = list(tasks)
+        if not tasks:
+            return 0
+        pipe = self.r.pipeline(transaction=False)
+        for tid, data in tasks:
+            if overwrite:
+                pipe.hset(self.key("tasks"), tid, orjson.dumps(data))
+            else:
+                pipe.hsetnx(self.key("tasks"), tid, orjson.dumps(data))
+        return sum(1 for res in pipe.execute() if res)
+
+    def delete_tasks(self, task_ids: Iterable[int]) -> int:
+        ids = list(task_ids)
+        if not ids:
+            return 0
+        pipe = self.r.pipeline()
+        pipe.hdel(self.key("tasks"), *ids)
+        pipe.sadd(self.key("tasks_deleted"), *ids)
+        return pipe.execute()[0]
+
+    def tasks(self) -> dict[int, dict]:
+        return {int(k): orjson.loads(v) for k, v in self.r.hgetall(self.key("tasks")).items()}
+
+    def known_task_ids(self, task_ids: list[int]) -> list[bool]:
+        if not task_ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for tid in task_ids:
+            pipe.hexists(self.key("tasks"), tid)
+        return pipe.execute()
+
+    # -- annotations -------------------------------------------------------
+    def upsert_annotation(self, ann: dict) -> bool:
+        """Keep the newest state of an annotation; ignores stale or deleted ones."""
+        script = self.r.register_script(_UPSERT_ANNOTATION)
+        return bool(
+            script(
+                keys=[self.key("annotations"), self.key("annotations_deleted")],
+                args=[ann["id"], orjson.dumps(ann), ann.get("updated_at") or ""],
+            )
+        )
+
+    def delete_annotations(self, ann_ids: Iterable[int]) -> int:
+        ids = list(ann_ids)
+        if not ids:
+            return 0
+        pipe = self.r.pipeline()
+        pipe.sadd(self.key("annotations_deleted"), *ids)
+        pipe.hdel(self.key("annotations"), *ids)
+        return pipe.execute()[1]
+
+    def annotations(self) -> list[dict]:
+        return [orjson.loads(v) for v in self.r.hvals(self.key("annotations"))]
+
+    # -- model versions ----------------------------------------------------
+    def next_version_name(self) -> str:
+        n = self.r.incr(self.key("version_counter"))
+        return f"v{n}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+    def publish_version(
+        self, name: str, meta: dict, artifacts: dict[str, bytes], ranking: dict[int, float]
+    ) -> None:
+        """Write a complete version, then flip ``current`` to it in one transaction.
+
+        Readers either see the old version or the whole new one: the pointer
+        moves only after the model, its ranking and metadata are stored.
+        """
+        pipe = self.r.pipeline()
+        art_key, rank_key = self.key(f"artifacts:{name}"), self.key(f"ranking:{name}")
+        if artifacts:
+            pipe.hset(art_key, mapping=artifacts)
+        if ranking:
+            pipe.hset(rank_key, mapping={tid: repr(float(s)) for tid, s in ranking.items()})
+        pipe.hset(self.key("versions"), name, orjson.dumps(meta))
+        pipe.rpush(self.key("version_order"), name)
+        pipe.set(self.key("current"), name)
+        pipe.execute()
+
+    def current_version(self) -> str | None:
+        raw = self.r.get(self.key("current"))
+        return raw.decode() if raw else None
+
+    def version_meta(self, name: str) -> dict | None:
+        raw = self.r.hget(self.key("versions"), name)
+        return orjson.loads(raw) if raw else None
+
+    def versions(self) -> list[VersionInfo]:
+        names = [n.decode() for n in self.r.lrange(self.key("version_order"), 0, -1)]
+        metas = self.r.hmget(self.key("versions"), names) if names else []
+        return [VersionInfo(n, orjson.loads(m)) for n, m in zip(names, metas) if m]
+
+    def artifacts(self, name: str) -> dict[str, bytes]:
+        return {k.decode(): v for k, v in self.r.hgetall(self.key(f"artifacts:{name}")).items()}
+
+    def ranking_scores(self, name: str, task_ids: list[int]) -> list[float | None]:
+        if not task_ids:
+            return []
+        raw = self.r.hmget(self.key(f"ranking:{name}"), task_ids)
+        return [None if v is None else float(v) for v in raw]
+
+    # -- feature cache -----------------------------------------------------
+    def cached_features(self, spec_key: str, task_ids: list[int]) -> list[bytes | None]:
+        if not task_ids:
+            return []
+        return self.r.hmget(self.key(f"features:{spec_key}"), task_ids)
+
+    def cache_features(self, spec_key: str, rows: dict[int, bytes]) -> None:
+        if rows:
+            self.r.hset(self.key(f"features:{spec_key}"), mapping=rows)
+
+    # -- status ------------------------------------------------------------
+    def set_status(self, **fields: Any) -> None:
+        self.r.hset(self.key("status"), mapping={k: orjson.dumps(v) for k, v in fields.items()})
+
+    def status(self) -> dict[str, Any]:
+        return {k.decode(): orjson.loads(v) for k, v in self.r.hgetall(self.key("status")).items()}
+
+
+def project_ids(r: redis.Redis, prefix: str) -> list[int]:
+    return sorted(int(x) for x in r.smembers(f"{prefix}:projects"))

@@ -1,0 +1,122 @@
+"""Record Label Studio webhook events in Redis and wake the worker.
+
+Label Studio sends some events synchronously while an annotator saves, with a
+1 s timeout, so this does only cheap Redis writes and at most one enqueue:
+no training, no calls to Label Studio.  Events can be lost, repeated or
+reordered; the writes are idempotent and order-safe (see ``store``), and the
+worker reconciles with Label Studio's API for what never arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from backend import schemas
+from backend.label_config import UnsupportedConfigError, parse_label_config
+from backend.metrics import WEBHOOKS
+from backend.store import ProjectStore
+
+log = logging.getLogger(__name__)
+
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    "ANNOTATION_CREATED": schemas.AnnotationEvent,
+    "ANNOTATION_UPDATED": schemas.AnnotationEvent,
+    "ANNOTATIONS_DELETED": schemas.AnnotationsDeletedEvent,
+    "TASKS_CREATED": schemas.TasksCreatedEvent,
+    "TASKS_DELETED": schemas.TasksDeletedEvent,
+    "START_TRAINING": schemas.ProjectEvent,
+    "PROJECT_UPDATED": schemas.ProjectEvent,
+}
+
+
+class MalformedEventError(ValueError):
+    """A known event without the fields Label Studio always sends."""
+
+
+def compact_annotation(a: schemas.AnnotationIn, task_id: int | None) -> dict[str, Any]:
+    """What training needs of an annotation (no user details, no prediction copy)."""
+    completed_by = a.completed_by.get("id") if isinstance(a.completed_by, dict) else a.completed_by
+    return {
+        "id": a.id,
+        "task": task_id,
+        "result": [r for r in a.result if isinstance(r, dict) and r.get("type") == "choices"],
+        "was_cancelled": a.was_cancelled,
+        "completed_by": completed_by,
+        "updated_at": a.updated_at or a.created_at,
+    }
+
+
+def parse_event(body: Any) -> tuple[str, BaseModel | None]:
+    """Validate a webhook body; unknown actions come back with ``None``."""
+    if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+        raise MalformedEventError('a webhook body is a JSON object with a string "action"')
+    action = body["action"]
+    model = EVENT_MODELS.get(action)
+    if model is None:
+        return action, None
+    try:
+        return action, model.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise MalformedEventError(f"{action}: {problems}") from None
+
+
+def handle_event(
+    action: str,
+    event: BaseModel,
+    store: ProjectStore,
+    refresh: Callable[[str], bool],
+) -> str:
+    """Apply one event to the project's state; returns a short description."""
+    WEBHOOKS.labels(action).inc()
+    if isinstance(event, schemas.AnnotationEvent):
+        task_id = event.annotation.task if isinstance(event.annotation.task, int) else None
+        if task_id is None and event.task is not None:
+            task_id = event.task.id
+        if event.task is not None and event.task.id is not None:
+            store.add_tasks([(event.task.id, event.task.data)])
+        kept = store.upsert_annotation(compact_annotation(event.annotation, task_id))
+        if not kept:
+            return f"annotation {event.annotation.id} ignored (stale or deleted)"
+        refresh("annotation")
+        return f"annotation {event.annotation.id} recorded"
+    if isinstance(event, schemas.AnnotationsDeletedEvent):
+        n = store.delete_annotations(a.id for a in event.annotations)
+        refresh("annotations deleted")
+        return f"{len(event.annotations)} annotation(s) deleted ({n} were known)"
+    if isinstance(event, schemas.TasksCreatedEvent):
+        new = store.add_tasks((t.id, t.data) for t in event.tasks if t.id is not None)
+        refresh("tasks created")
+        return f"{new} task(s) added to the pool"
+    if isinstance(event, schemas.TasksDeletedEvent):
+        n = store.delete_tasks(t.id for t in event.tasks)
+        refresh("tasks deleted")
+        return f"{n} task(s) removed from the pool"
+    if action == "START_TRAINING":
+        store.r.set(store.key("force_train"), 1)
+        refresh("start training")
+        return "training requested"
+    if action == "PROJECT_UPDATED":
+        return _project_updated(event, store, refresh)
+    return "ignored"
+
+
+def _project_updated(event: schemas.ProjectEvent, store: ProjectStore, refresh: Callable[[str], bool]) -> str:
+    xml = event.project.label_config
+    if not xml:
+        return "no label config in the event"
+    cfg = store.config()
+    try:
+        parsed = parse_label_config(xml)
+    except UnsupportedConfigError as exc:
+        store.set_status(last_error=f"label config changed to one this backend cannot serve: {exc}")
+        log.warning("project %s: new label config unsupported: %s", store.pid, exc)
+        return f"label config not supported: {exc}"
+    if cfg.get("config_hash") == parsed.config_hash:
+        return "label config unchanged"
+    store.save_config({"schema": xml, "config_hash": parsed.config_hash, "parsed": parsed.to_dict()})
+    refresh("label config changed")
+    return "label config changed"

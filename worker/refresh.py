@@ -1,0 +1,184 @@
+"""Build a new model version for a project: train, rank the pool, publish.
+
+Called by the ``refresh_project`` job under the project's lock.  It reads only
+Redis (the pool and the labeled set the webhooks recorded), computes hashed
+features once per task (cached), trains one model per ``<Choices>``, ranks
+every unlabeled task and publishes model + ranking in one atomic flip.  A
+failure before the flip leaves the previous version serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.linear_model import LogisticRegression
+
+from backend import ranking, strategies
+from backend.config import Settings
+from backend.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
+from backend.label_config import ChoicesControl, LabelConfig
+from backend.model import ChoicesClassifier, NotEnoughLabelsError
+from backend.store import ProjectStore
+from backend.task_data import TaskDataError, control_text
+from backend.versions import pack_version, task_utility
+from worker.labeled_set import build_labeled_set
+
+log = logging.getLogger(__name__)
+
+
+def _fingerprint(items) -> str:
+    h = hashlib.sha1()
+    for item in items:
+        h.update(repr(item).encode())
+    return h.hexdigest()[:16]
+
+
+def control_features(
+    store: ProjectStore,
+    spec: FeatureSpec,
+    control: ChoicesControl,
+    tasks: dict[int, dict],
+    task_ids: list[int],
+    max_chars: int,
+) -> tuple[list[int], sp.csr_matrix, dict[int, str]]:
+    """Features of ``task_ids`` for one control, from the cache where possible.
+
+    Returns the ids that have features, their rows, and a skip reason for the
+    others.  Rows computed here are written back to the cache.
+    """
+    cache_key = f"{spec.key}:{control.name}"
+    cached = store.cached_features(cache_key, task_ids)
+    todo, skipped = [], {}
+    texts: list[str] = []
+    for tid, raw in zip(task_ids, cached):
+        if raw is None:
+            try:
+                texts.append(control_text(tasks.get(tid), control, max_chars=max_chars))
+                todo.append(tid)
+            except TaskDataError as exc:
+                skipped[tid] = str(exc)
+    rows = {tid: raw for tid, raw in zip(task_ids, cached) if raw is not None}
+    if todo:
+        X_new = TextFeaturizer(spec).transform(texts)
+        fresh = {tid: encode_row(X_new, i) for i, tid in enumerate(todo)}
+        store.cache_features(cache_key, fresh)
+        rows.update(fresh)
+    ids = [tid for tid in task_ids if tid in rows]
+    return ids, decode_rows([rows[t] for t in ids], spec.n_features), skipped
+
+
+def _cv_accuracy(X: sp.csr_matrix, y: list, C: float) -> float | None:
+    """5-fold (or fewer) cross-validated accuracy, when every class has two examples."""
+    _, counts = np.unique(np.asarray(y, dtype=str), return_counts=True)
+    folds = int(min(5, counts.min()))
+    if len(counts) < 2 or folds < 2:
+        return None
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    return float(cross_val_score(LogisticRegression(C=C, max_iter=1000), X, np.asarray(y, dtype=str), cv=cv).mean())
+
+
+def build_version(store: ProjectStore, settings: Settings, *, force: bool = False, seed: int = 0) -> dict:
+    """Train and rank; publish a version if anything changed (or ``force``).
+
+    Returns a summary (also stored as the version's metadata).
+    """
+    t0 = time.monotonic()
+    cfg_fields = store.config()
+    if "parsed" not in cfg_fields:
+        return {"published": False, "reason": "project not set up (no /setup yet)"}
+    config = LabelConfig.from_dict(cfg_fields["parsed"])
+    spec = FeatureSpec()
+    rng = np.random.default_rng(seed)
+    tasks = store.tasks()
+    labeled = build_labeled_set(store.annotations(), config)
+
+    labels_fp = _fingerprint(sorted((c, t, str(a)) for c, d in labeled.answers.items() for t, a in d.items()))
+    pool_ids = sorted(tid for tid in tasks if tid not in labeled.labeled_tasks)
+    pool_fp = _fingerprint(pool_ids)
+    current = store.current_version()
+    current_meta = store.version_meta(current) if current else None
+    if (
+        not force
+        and current_meta
+        and current_meta.get("labels_fingerprint") == labels_fp
+        and current_meta.get("pool_fingerprint") == pool_fp
+        and current_meta.get("config_hash") == config.config_hash
+    ):
+        return {"published": False, "reason": "nothing changed", "version": current}
+
+    models: dict[str, ChoicesClassifier] = {}
+    per_control: dict[str, dict] = {}
+    for control in config.controls:
+        answers = labeled.answers[control.name]
+        info: dict = {"labeled": len(answers)}
+        ids, X, skipped = control_features(store, spec, control, tasks, sorted(answers), settings.max_text_chars)
+        y = [sorted(answers[t]) if control.multiple else answers[t] for t in ids]
+        info["unreadable"] = len(skipped)
+        try:
+            model = ChoicesClassifier(multiple=control.multiple).fit(X, y)
+            models[control.name] = model
+            info["label_counts"] = {
+                str(k): int(v) for k, v in zip(*np.unique([str(v) for v in y], return_counts=True))
+            }
+            if not control.multiple:
+                info["cv_accuracy"] = _cv_accuracy(X, y, model.C)
+        except NotEnoughLabelsError as exc:
+            info["not_trained"] = str(exc)
+        per_control[control.name] = info
+
+    # Rank the unlabeled pool on the first control's text (the task's geometry).
+    geo_control = config.controls[0]
+    ids, X_geo, unreadable = control_features(store, spec, geo_control, tasks, pool_ids, settings.max_text_chars)
+    probas = {}
+    for control in config.controls:
+        if control.name not in models:
+            continue
+        if control is geo_control:
+            probas[control.name] = models[control.name].predict_proba(X_geo)
+        else:
+            c_ids, X_c, _ = control_features(store, spec, control, tasks, ids, settings.max_text_chars)
+            proba = np.full((len(ids), len(models[control.name].classes_)), 0.5)
+            pos = {t: i for i, t in enumerate(ids)}
+            proba[[pos[t] for t in c_ids]] = models[control.name].predict_proba(X_c)
+            probas[control.name] = proba
+    centroid = np.asarray(X_geo.mean(axis=0)).ravel().astype(np.float32) if ids else None
+    live_utility = task_utility(models, probas, X_geo, centroid)
+    scores: dict[int, float] = {}
+    n_clusters = 0
+    if ids:
+        Z = ranking.project(X_geo, 32, rng)
+        n_clusters = int(np.clip(round(np.sqrt(len(ids))), 1, 100))
+        labels, centers = ranking.cluster(Z, n_clusters, rng)
+        rank_utility = live_utility if models else strategies.centroid_typicality(Z, labels, centers)
+        order = ranking.cluster_coverage_order(rank_utility, labels)
+        scores = dict(zip(ids, ranking.queue_scores(order).tolist()))
+
+    name = store.next_version_name()
+    meta = {
+        "version": name,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "kind": "model" if models else "cold-start",
+        "controls": per_control,
+        "labeled_tasks": len(labeled.labeled_tasks),
+        "annotations_used": labeled.annotations_used,
+        "ties": labeled.ties,
+        "pool": len(pool_ids),
+        "ranked": len(scores),
+        "unreadable_tasks": len(unreadable),
+        "clusters": n_clusters,
+        "feature_spec": spec.to_dict(),
+        "config_hash": config.config_hash,
+        "labels_fingerprint": labels_fp,
+        "pool_fingerprint": pool_fp,
+    }
+    quantiles = ranking.utility_quantiles(live_utility)
+    meta["duration_s"] = round(time.monotonic() - t0, 3)
+    store.publish_version(name, meta, pack_version(models, quantiles, centroid), scores)
+    log.info("project %s: published %s (%s, %d labeled, %d ranked) in %.2fs",
+             store.pid, name, meta["kind"], meta["labeled_tasks"], len(scores), meta["duration_s"])
+    return {"published": True, **meta}
