@@ -62,6 +62,8 @@ class TextFeaturizer:
 
     def transform(self, texts: list[str]) -> sp.csr_matrix:
         """Features for ``texts``, shape ``(len(texts), spec.n_features)``."""
+        if not texts:
+            return sp.csr_matrix((0, self.spec.n_features), dtype=np.float32)
         X = self._word.transform(texts)
         if self._char is not None:
             X = X + self._char.transform(texts)

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
@@ -22,7 +23,7 @@ class NotEnoughLabelsError(ValueError):
     """Training needs at least two different answers for a control."""
 
 
-class ChoicesClassifier:
+class ChoicesClassifier(ClassifierMixin, BaseEstimator):
     """Linear model for one ``<Choices>`` control.
 
     Parameters
@@ -110,6 +111,13 @@ class ChoicesClassifier:
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
+    def predict(self, X: sp.spmatrix) -> list:
+        """The most likely label (single) or the labels with p >= 0.5 (multiple)."""
+        proba = self.predict_proba(X)
+        if self.multiple:
+            return [list(self.classes_[row >= 0.5]) for row in proba]
+        return list(self.classes_[proba.argmax(axis=1)])
+
     # -- storage ----------------------------------------------------------
     def to_bytes(self) -> bytes:
         """Arrays only: the nonzero weights (sparse), classes and flags."""
@@ -131,12 +139,19 @@ class ChoicesClassifier:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "ChoicesClassifier":
-        """Load without unpickling anything (``allow_pickle=False``)."""
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            model = cls(multiple=bool(z["multiple"]), C=float(z["C"]))
-            coef = np.zeros(tuple(z["shape"]), dtype=np.float32)
-            coef[z["rows"], z["cols"]] = z["vals"]
-            model.coef_ = coef
-            model.intercept_ = z["intercept"].astype(np.float32)
-            model.classes_ = z["classes"].astype(str)
+        """Load without unpickling anything (``allow_pickle=False``).
+
+        Raises ``ValueError`` for anything that is not a model written by
+        :meth:`to_bytes` (including arrays that would need unpickling).
+        """
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+                model = cls(multiple=bool(z["multiple"]), C=float(z["C"]))
+                coef = np.zeros(tuple(z["shape"]), dtype=np.float32)
+                coef[z["rows"], z["cols"]] = z["vals"]
+                model.coef_ = coef
+                model.intercept_ = z["intercept"].astype(np.float32)
+                model.classes_ = z["classes"].astype(str)
+        except (KeyError, OSError, IndexError) as exc:
+            raise ValueError(f"not a stored model: {exc}") from None
         return model

@@ -1,0 +1,29 @@
+# The two commands a newcomer runs: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test install redis bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+redis:
+	@bash scripts/ensure-redis.sh
+
+test: install redis
+	$(BIN)/python -m pytest
+
+demo: install redis
+	@bash scripts/demo.sh
+
+bench: install redis
+	@bash scripts/bench.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
