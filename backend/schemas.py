@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, StrictStr, field_validator
 
 
 class _LS(BaseModel):
@@ -32,7 +32,7 @@ def _extra_params(v: Any) -> dict:
 
 
 class SetupRequest(_LS):
-    project: str | int = Field(description='"<id>.<created_epoch>"')
+    project: StrictStr | StrictInt = Field(description='"<id>.<created_epoch>"')
     schema_: str = Field(alias="schema", description="The project's label config (XML)")
     hostname: str | None = None
     access_token: SecretStr | None = None
@@ -53,7 +53,7 @@ class Task(_LS):
 
 class PredictRequest(_LS):
     tasks: list[Task]
-    project: str | int | None = None
+    project: StrictStr | StrictInt | None = None
     label_config: str | None = None
     params: dict[str, Any] | None = None
 

@@ -1,0 +1,173 @@
+"""The worker's refresh job: versions, rankings, failures, config changes; real Redis and RQ."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.datasets import load_dataset
+from backend.model import ChoicesClassifier
+from tests.conftest import annotation_event, payload, predict_body, setup_body, tasks_created
+
+POOL = [
+    (1, "the acting was wonderful and the story moving"),
+    (2, "a wonderful, moving story with great acting"),
+    (3, "great acting and a wonderful story"),
+    (4, "boring plot and awful acting"),
+    (5, "an awful, boring plot"),
+    (6, "boring and awful from start to end"),
+    (7, "zzzz qqqq xxxx"),
+]
+
+
+def test_cold_start_ranks_the_pool(client, store, worker):
+    client.post("/setup", json=setup_body())
+    client.post("/webhook", json=tasks_created(POOL))
+    assert worker() == 1
+    version = store.current_version()
+    meta = store.version_meta(version)
+    assert meta["kind"] == "cold-start" and meta["ranked"] == len(POOL)
+    r = client.post("/predict", json=predict_body(POOL))
+    preds = r.json()["results"]
+    assert all(p["result"] == [] and p["model_version"] == version for p in preds)
+    scores = [p["score"] for p in preds]
+    assert sorted(scores) == sorted(set(scores)) and min(scores) == 0.0 and max(scores) < 1.0
+    assert scores[6] > 0.5  # the gibberish outlier is not at the head
+
+
+def test_labels_produce_a_model_version_and_new_scores(client, store, worker):
+    client.post("/setup", json=setup_body())
+    client.post("/webhook", json=tasks_created(POOL))
+    worker()
+    cold = store.current_version()
+    client.post("/webhook", json=annotation_event(1, 1, POOL[0][1], "pos"))
+    client.post("/webhook", json=annotation_event(2, 4, POOL[3][1], "neg"))
+    assert worker() == 1
+    version = store.current_version()
+    assert version != cold
+    meta = store.version_meta(version)
+    assert meta["kind"] == "model" and meta["labeled_tasks"] == 2 and meta["pool"] == 5
+    assert meta["controls"]["sentiment"]["label_counts"] == {"neg": 1, "pos": 1}
+    preds = client.post("/predict", json=predict_body(POOL[1:3] + POOL[4:6])).json()["results"]
+    assert [p["result"][0]["value"]["choices"][0] for p in preds] == ["pos", "pos", "neg", "neg"]
+    assert all(p["model_version"] == version for p in preds)
+    assert client.post("/setup", json=setup_body()).json() == {"model_version": version}
+
+
+def test_nothing_changed_means_no_new_version_unless_forced(client, store, worker, redis_conn):
+    client.post("/setup", json=setup_body())
+    client.post("/webhook", json=tasks_created(POOL))
+    worker()
+    first = store.current_version()
+    client.post("/webhook", json=tasks_created(POOL[:2]))  # same tasks again
+    worker()
+    assert store.current_version() == first
+    client.post("/webhook", json=payload("webhook_start_training"))
+    worker()
+    assert store.current_version() != first
+    assert len(client.get("/versions").json()["versions"]) == 2
+
+
+def test_failed_training_keeps_the_last_good_model(client, store, worker, monkeypatch):
+    client.post("/setup", json=setup_body())
+    client.post("/webhook", json=annotation_event(1, 1, POOL[0][1], "pos"))
+    client.post("/webhook", json=annotation_event(2, 4, POOL[3][1], "neg"))
+    worker()
+    good = store.current_version()
+
+    def broken_fit(self, X, y):
+        raise MemoryError("simulated failure while training")
+
+    monkeypatch.setattr(ChoicesClassifier, "fit", broken_fit)
+    client.post("/webhook", json=annotation_event(3, 2, POOL[1][1], "pos"))
+    worker()
+    assert store.current_version() == good
+    assert "simulated failure" in store.status()["last_error"]
+    preds = client.post("/predict", json=predict_body(POOL[2:3])).json()["results"]
+    assert preds[0]["model_version"] == good and preds[0]["result"]
+    status = client.get("/status/1").json()
+    assert status["current_version"] == good and "MemoryError" in status["status"]["last_error"]
+
+
+def test_label_removed_from_config_does_not_crash(client, store, worker):
+    three = payload("setup")["schema"].replace('<Choice value="neg"/>', '<Choice value="neg"/><Choice value="meh"/>')
+    client.post("/setup", json=setup_body(schema=three))
+    for i, (tid, text) in enumerate(POOL[:6]):
+        client.post("/webhook", json=annotation_event(i + 1, tid, text, ["pos", "neg", "meh"][i % 3]))
+    client.post("/webhook", json=annotation_event(99, 7, POOL[6][1], "meh"))
+    worker()
+    assert sorted(store.version_meta(store.current_version())["controls"]["sentiment"]["label_counts"]) == [
+        "meh", "neg", "pos"]
+    body = payload("webhook_project_updated")
+    body["project"]["label_config"] = payload("setup")["schema"]  # "meh" removed
+    client.post("/webhook", json=body)
+    worker()
+    meta = store.version_meta(store.current_version())
+    assert sorted(meta["controls"]["sentiment"]["label_counts"]) == ["neg", "pos"]
+    preds = client.post("/predict", json=predict_body(POOL[:3])).json()["results"]
+    assert all(p["result"][0]["value"]["choices"][0] in ("pos", "neg") for p in preds)
+
+
+def test_multiple_choice_and_several_controls(client, store, worker):
+    schema = (
+        '<View><Text name="text" value="$text"/><Text name="title" value="$title"/>'
+        '<Choices name="topic" toName="text" choice="multiple"><Choice value="sports"/><Choice value="politics"/></Choices>'
+        '<Choices name="tone" toName="title"><Choice value="calm"/><Choice value="angry"/></Choices></View>'
+    )
+    client.post("/setup", json=setup_body(schema=schema))
+    rows = [
+        (1, "goal match team", "quiet day", ["sports"], "calm"),
+        (2, "vote election parliament", "FURIOUS!!!", ["politics"], "angry"),
+        (3, "team goal vote", "so angry", ["sports", "politics"], "angry"),
+        (4, "match team", "calm and quiet", ["sports"], "calm"),
+    ]
+    for tid, text, title, topics, tone in rows:
+        body = annotation_event(tid, tid, text, topics, from_name="topic")
+        body["task"]["data"] = {"text": text, "title": title}
+        body["annotation"]["result"].append(
+            {"from_name": "tone", "to_name": "title", "type": "choices", "value": {"choices": [tone]}})
+        client.post("/webhook", json=body)
+    worker()
+    meta = store.version_meta(store.current_version())
+    assert set(meta["controls"]) == {"topic", "tone"} and meta["kind"] == "model"
+    body = predict_body([(10, "goal team match")], label_config=schema)
+    body["tasks"][0]["data"] = {"text": "goal team match", "title": "quiet calm"}
+    (pred,) = client.post("/predict", json=body).json()["results"]
+    by_control = {item["from_name"]: item for item in pred["result"]}
+    assert "sports" in by_control["topic"]["value"]["choices"]
+    assert by_control["tone"]["value"]["choices"] == ["calm"]
+    assert by_control["tone"]["to_name"] == "title"
+
+
+def test_majority_vote_over_annotators(client, store, worker):
+    client.post("/setup", json=setup_body())
+    text = "an ambiguous film"
+    client.post("/webhook", json=annotation_event(1, 1, text, "pos"))
+    client.post("/webhook", json=annotation_event(2, 1, text, "neg"))
+    client.post("/webhook", json=annotation_event(3, 1, text, "neg"))
+    client.post("/webhook", json=annotation_event(4, 2, "clearly great", "pos"))
+    client.post("/webhook", json=annotation_event(5, 3, "a tie", "pos", updated_at="2026-11-24T01:00:00.000000Z"))
+    client.post("/webhook", json=annotation_event(6, 3, "a tie", "neg", updated_at="2026-11-24T03:00:00.000000Z"))
+    worker()
+    meta = store.version_meta(store.current_version())
+    assert meta["controls"]["sentiment"]["label_counts"] == {"neg": 2, "pos": 1}
+    assert meta["ties"] == 1 and meta["annotations_used"] == 6
+
+
+@pytest.mark.parametrize("n_labels", [400])
+def test_learns_real_text(client, store, worker, n_labels):
+    """On real movie-review snippets, predictions beat chance by a wide margin."""
+    ds = load_dataset("rotten-tomatoes")
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(ds.texts))[: n_labels + 300]
+    schema = payload("setup")["schema"].replace('"pos"', '"fresh"').replace('"neg"', '"rotten"')
+    client.post("/setup", json=setup_body(schema=schema))
+    for k, i in enumerate(idx[:n_labels]):
+        client.post("/webhook", json=annotation_event(k + 1, int(i) + 1, ds.texts[i], ds.labels[i]))
+    worker()
+    test = idx[n_labels:]
+    body = predict_body([(int(i) + 1, ds.texts[i]) for i in test], label_config=schema)
+    preds = client.post("/predict", json=body).json()["results"]
+    got = [p["result"][0]["value"]["choices"][0] for p in preds]
+    accuracy = np.mean([g == ds.labels[i] for g, i in zip(got, test)])
+    assert accuracy > 0.62, accuracy
