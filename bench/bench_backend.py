@@ -5,7 +5,8 @@ It talks to the backend exactly as Label Studio 1.23 does (same request bodies
 as ``shared/label-studio-payloads``), on a throw-away project id:
 
 1. ``POST /setup`` for project ``<pid>.<epoch>`` (``--project``, default 9001);
-2. unless ``--no-train``: one ``ANNOTATION_CREATED`` webhook per labeled task
+2. unless ``--no-train``: ``TASKS_CREATED`` webhooks for every task (as an
+   import does), one ``ANNOTATION_CREATED`` webhook per labeled task
    (``--train-labels`` real Rotten Tomatoes labels), then ``START_TRAINING``,
    and waits until a trained model serves (``GET /status/<pid>`` when the
    backend has it, else a new name in ``GET /versions``).  Training runs in
@@ -131,6 +132,11 @@ def ls_task(tid: int, pid: int, cfg: Config, text: str, labeled: bool, t: float)
     }
 
 
+def project_ref(pid: int, cfg: Config) -> dict:
+    """The part of the ``project`` object of webhooks that a backend may read."""
+    return {"id": pid, "title": "bench", "label_config": cfg.xml, "model_version": "", "sampling": ""}
+
+
 def annotation_event(
     action: str, pid: int, cfg: Config, tid: int, text: str, label: str, created: float, updated: float
 ) -> dict:
@@ -165,7 +171,7 @@ def annotation_event(
             "parent_annotation": None,
             "last_created_by": None,
         },
-        "project": {"id": pid, "title": "bench", "label_config": cfg.xml, "model_version": "", "sampling": ""},
+        "project": project_ref(pid, cfg),
         "task": task,
     }
 
@@ -254,10 +260,17 @@ def setup(client: httpx.Client, project: str, cfg: Config) -> str:
 
 
 def train(
-    client: httpx.Client, pid: int, cfg: Config, labeled: list[tuple[int, str, str]], timeout: float
+    client: httpx.Client, pid: int, cfg: Config, tasks: list[tuple[int, str]],
+    labeled: list[tuple[int, str, str]], timeout: float,
 ) -> dict:
     """Send the labels and START_TRAINING; wait for a trained model to serve."""
     t0 = time.time()
+    # Imported tasks: Label Studio announces them (TASKS_CREATED) before anyone labels.
+    for start in range(0, len(tasks), BATCH_SIZE):
+        body = {"action": "TASKS_CREATED", "project": project_ref(pid, cfg),
+                "tasks": [ls_task(tid, pid, cfg, text, False, t0) for tid, text in tasks[start:start + BATCH_SIZE]]}
+        _, resp = post(client, "/webhook", json.dumps(body).encode())
+        check(resp, "TASKS_CREATED webhook")
     for tid, text, label in labeled:
         _, resp = post(client, "/webhook", json.dumps(
             annotation_event("ANNOTATION_CREATED", pid, cfg, tid, text, label, t0, t0)).encode())
@@ -498,7 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     client = httpx.Client(base_url=args.url, timeout=120.0, auth=auth)
     print(f"{args.url}: project {project}, {len(rows)} texts ({args.dataset}), {n_train} training labels")
     setup_version = setup(client, project, cfg)
-    train_info = None if args.no_train else train(client, pid, cfg, labeled, args.train_timeout)
+    train_info = None
+    if not args.no_train:
+        all_tasks = [(tid, text) for tid, text, _ in labeled] + pool
+        train_info = train(client, pid, cfg, all_tasks, labeled, args.train_timeout)
     if train_info:
         print(f"trained model serving {train_info['train_wait_s']:.1f} s after START_TRAINING")
 
