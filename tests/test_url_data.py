@@ -1,0 +1,88 @@
+"""Task texts given as URLs are read over HTTP, with Label Studio's token only on its own host."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from backend.config import get_settings
+from backend.ls_client import LabelStudioClient, _is_jwt
+from tests.conftest import annotation_event, predict_body, setup_body
+
+
+class FileServer(BaseHTTPRequestHandler):
+    """Serves /data/upload/<name>.txt to requests with the right token; records auth headers."""
+
+    seen: list[tuple[str, str | None]] = []
+
+    def do_GET(self):  # noqa: N802 - http.server naming
+        FileServer.seen.append((self.path, self.headers.get("Authorization")))
+        if self.headers.get("Authorization") != "Token ls-token":
+            self.send_response(401)
+            self.end_headers()
+            return
+        if self.path.startswith("/data/upload/") and self.path.endswith(".txt"):
+            body = self.path.rsplit("/", 1)[-1].removesuffix(".txt").replace("-", " ").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_response(404)
+            self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def file_server():
+    FileServer.seen = []
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), FileServer)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_url_texts_are_read_with_the_setup_credentials(client, worker, file_server):
+    body = setup_body()
+    body["hostname"], body["access_token"] = file_server, "ls-token"
+    client.post("/setup", json=body)
+    client.post("/webhook", json=annotation_event(1, 1, "great lovely film", "pos"))
+    client.post("/webhook", json=annotation_event(2, 2, "awful boring film", "neg"))
+    worker()
+    pred = predict_body([(10, "/data/upload/1/great-lovely-film.txt"), (11, "/data/upload/1/missing.pdf"),
+                         (12, "http://example.invalid/great.txt")])
+    results = client.post("/predict", json=pred).json()["results"]
+    assert results[0]["result"][0]["value"] == {"choices": ["pos"]}
+    assert results[1]["result"] == [] and results[2]["result"] == []
+    assert ("/data/upload/1/great-lovely-film.txt", "Token ls-token") in FileServer.seen
+
+
+def test_env_credentials_win_over_setup(client, worker, file_server, monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_URL", file_server)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "ls-token")
+    get_settings.cache_clear()
+    client.app.state.predictor.settings = get_settings()
+    body = setup_body()
+    body["hostname"], body["access_token"] = "http://127.0.0.1:1", "wrong"
+    client.post("/setup", json=body)
+    results = client.post("/predict", json=predict_body([(10, "/data/upload/1/a-b.txt")])).json()["results"]
+    assert len(results) == 1 and FileServer.seen == [("/data/upload/1/a-b.txt", "Token ls-token")]
+
+
+def test_credentials_only_go_to_label_studio():
+    client = LabelStudioClient("http://ls.example:8080", "s3cr3t-value")
+    assert client.same_origin("/data/upload/x.txt")
+    assert client.same_origin("http://ls.example:8080/api/")
+    assert not client.same_origin("http://other.example/x.txt")
+    assert not client.same_origin("https://ls.example:8080/x")
+    assert "s3cr3t-value" not in repr(client)
+
+
+def test_personal_access_tokens_are_recognised():
+    assert _is_jwt("eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.sig")
+    assert not _is_jwt("4f2c0a0b9e1d4e6b8c7a")
