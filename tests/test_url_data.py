@@ -55,7 +55,7 @@ def test_url_texts_are_read_with_the_setup_credentials(client, worker, file_serv
     client.post("/webhook", json=annotation_event(2, 2, "awful boring film", "neg"))
     worker()
     pred = predict_body([(10, "/data/upload/1/great-lovely-film.txt"), (11, "/data/upload/1/missing.pdf"),
-                         (12, "http://example.invalid/great.txt")])
+                         (12, "http://127.0.0.1:1/great.txt")])
     results = client.post("/predict", json=pred).json()["results"]
     assert results[0]["result"][0]["value"] == {"choices": ["pos"]}
     assert results[1]["result"] == [] and results[2]["result"] == []
