@@ -154,12 +154,12 @@ def test_majority_vote_over_annotators(client, store, worker):
     assert meta["ties"] == 1 and meta["annotations_used"] == 6
 
 
-@pytest.mark.parametrize("n_labels", [400])
+@pytest.mark.parametrize("n_labels", [1000])
 def test_learns_real_text(client, store, worker, n_labels):
-    """On real movie-review snippets, predictions beat chance by a wide margin."""
+    """On real movie-review snippets, predictions clearly beat the majority class (57.8%)."""
     ds = load_dataset("rotten-tomatoes")
     rng = np.random.default_rng(0)
-    idx = rng.permutation(len(ds.texts))[: n_labels + 300]
+    idx = rng.permutation(len(ds.texts))[: n_labels + 500]
     schema = payload("setup")["schema"].replace('"pos"', '"fresh"').replace('"neg"', '"rotten"')
     client.post("/setup", json=setup_body(schema=schema))
     for k, i in enumerate(idx[:n_labels]):
@@ -170,4 +170,4 @@ def test_learns_real_text(client, store, worker, n_labels):
     preds = client.post("/predict", json=body).json()["results"]
     got = [p["result"][0]["value"]["choices"][0] for p in preds]
     accuracy = np.mean([g == ds.labels[i] for g, i in zip(got, test)])
-    assert accuracy > 0.62, accuracy
+    assert accuracy > 0.63, accuracy
