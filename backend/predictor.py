@@ -204,21 +204,24 @@ class Predictor:
                 if item is not None:
                     results[i].append(item)
 
-        scores = self._scores(project_id, tasks, version, readable, probas, geometry)
+        scores, unranked = self._scores(project_id, tasks, version, readable, probas, geometry)
         TASKS_PREDICTED.labels("model" if version and version.models else "cold").inc(n)
-        self._remember_tasks(project_id, tasks)
+        self._remember_tasks(project_id, [tasks[i] for i in unranked])
         return [
             {"result": results[i], "score": round(float(scores[i]), 6), "model_version": version_name}
             for i in range(n)
         ]
 
-    def _scores(self, project_id, tasks, version, readable, probas, geometry) -> np.ndarray:
-        """Ranked tasks keep the worker's score; the rest get a live estimate."""
+    def _scores(self, project_id, tasks, version, readable, probas, geometry) -> tuple[np.ndarray, list[int]]:
+        """Ranked tasks keep the worker's score; the rest get a live estimate.
+
+        Also returns the positions of the tasks the current ranking lacks.
+        """
         n = len(tasks)
         scores = np.full(n, SKIPPED_SCORE)
         if version is None:
             scores[readable] = 0.5
-            return scores
+            return scores, list(range(n))
         ids = [t.get("id") if isinstance(t.get("id"), int) else -1 for t in tasks]
         ranked = self.store(project_id).ranking_scores(version.name, ids)
         missing = [i for i in range(n) if readable[i] and ranked[i] is None]
@@ -232,10 +235,10 @@ class Predictor:
             sub_probas = {c: p[[rows[j] for j in idx]] for c, p in probas.items()}
             utility = task_utility(version.models, sub_probas, X[idx], version.centroid)
             scores[[rows[j] for j in idx]] = ranking.live_score(utility, version.quantiles)
-        return scores
+        return scores, [i for i in range(n) if ranked[i] is None]
 
     def _remember_tasks(self, project_id: int, tasks: list[dict]) -> None:
-        """Tasks seen here join the worker's pool (cheap: one pipelined round trip)."""
+        """Unranked tasks seen here join the worker's pool (one Redis command)."""
         new = [(t["id"], t["data"]) for t in tasks if isinstance(t.get("id"), int) and isinstance(t.get("data"), dict)]
         try:
             if new and self.store(project_id).add_tasks(new, overwrite=False):

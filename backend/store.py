@@ -29,6 +29,14 @@ return 1
 """
 
 
+# HSETNX for many fields in one command: tasks already in the pool keep their data.
+_ADD_NEW_FIELDS = """
+local added = 0
+for i = 1, #ARGV, 2 do added = added + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return added
+"""
+
+
 class UnknownProjectError(LookupError):
     """A request names a project this backend was never set up for."""
 
@@ -98,13 +106,10 @@ class ProjectStore:
         tasks = list(tasks)
         if not tasks:
             return 0
-        pipe = self.r.pipeline(transaction=False)
-        for tid, data in tasks:
-            if overwrite:
-                pipe.hset(self.key("tasks"), tid, orjson.dumps(data))
-            else:
-                pipe.hsetnx(self.key("tasks"), tid, orjson.dumps(data))
-        return sum(1 for res in pipe.execute() if res)
+        if not overwrite:
+            args = [x for tid, data in tasks for x in (tid, orjson.dumps(data))]
+            return int(self.r.register_script(_ADD_NEW_FIELDS)(keys=[self.key("tasks")], args=args))
+        return self.r.hset(self.key("tasks"), mapping={tid: orjson.dumps(data) for tid, data in tasks})
 
     def delete_tasks(self, task_ids: Iterable[int]) -> int:
         ids = list(task_ids)
