@@ -23,7 +23,7 @@ demo: install redis
 	@bash scripts/demo.sh
 
 bench: install redis
-	@bash scripts/bench.sh
+	@bash scripts/bench.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

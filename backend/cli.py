@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import shutil
@@ -27,6 +28,7 @@ def serve(args: argparse.Namespace) -> int:
         # Metrics of all serving processes are merged from files in this folder.
         path = tempfile.mkdtemp(prefix="al-backend-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        atexit.register(shutil.rmtree, path, True)
     else:
         path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
         shutil.rmtree(path, ignore_errors=True)

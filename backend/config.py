@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     fetch_timeout: float = Field(5.0, validation_alias="AL_FETCH_TIMEOUT", gt=0)
     model_poll_interval: float = Field(0.5, validation_alias="AL_MODEL_POLL_INTERVAL", ge=0)
     queue_name: str = Field("al-default", validation_alias="AL_QUEUE")
+    worker_nice: int = Field(10, validation_alias="AL_WORKER_NICE", ge=0, le=19)
     log_level: str = Field("INFO", validation_alias="AL_LOG_LEVEL")
 
     @property

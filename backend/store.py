@@ -17,17 +17,22 @@ import orjson
 import redis
 
 # Keep an annotation only if it is not deleted and not older than what we hold.
+# Returns 0 (stale or deleted: ignored), 1 (new), 2 (its labels changed) or
+# 3 (same labels, e.g. a repeated webhook: stored, but nothing to retrain).
 _UPSERT_ANNOTATION = """
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local outcome = 1
 if cur then
   local ok, old = pcall(cjson.decode, cur)
   if ok and old['updated_at'] and ARGV[3] ~= '' and old['updated_at'] > ARGV[3] then return 0 end
+  outcome = 2
+  if ok and old['content'] == ARGV[4] then outcome = 3 end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
+if outcome ~= 3 then redis.call('INCR', KEYS[3]) end
+return outcome
 """
-
 
 # HSETNX for many fields in one command: tasks already in the pool keep their data.
 _ADD_NEW_FIELDS = """
@@ -106,10 +111,14 @@ class ProjectStore:
         tasks = list(tasks)
         if not tasks:
             return 0
-        if not overwrite:
+        if overwrite:
+            added = self.r.hset(self.key("tasks"), mapping={tid: orjson.dumps(data) for tid, data in tasks})
+        else:
             args = [x for tid, data in tasks for x in (tid, orjson.dumps(data))]
-            return int(self.r.register_script(_ADD_NEW_FIELDS)(keys=[self.key("tasks")], args=args))
-        return self.r.hset(self.key("tasks"), mapping={tid: orjson.dumps(data) for tid, data in tasks})
+            added = int(self.r.register_script(_ADD_NEW_FIELDS)(keys=[self.key("tasks")], args=args))
+        if added:
+            self.r.incr(self.key("pool_epoch"))
+        return added
 
     def delete_tasks(self, task_ids: Iterable[int]) -> int:
         ids = list(task_ids)
@@ -118,6 +127,7 @@ class ProjectStore:
         pipe = self.r.pipeline()
         pipe.hdel(self.key("tasks"), *ids)
         pipe.sadd(self.key("tasks_deleted"), *ids)
+        pipe.incr(self.key("pool_epoch"))
         return pipe.execute()[0]
 
     def tasks(self) -> dict[int, dict]:
@@ -132,15 +142,28 @@ class ProjectStore:
         return pipe.execute()
 
     # -- annotations -------------------------------------------------------
-    def upsert_annotation(self, ann: dict) -> bool:
-        """Keep the newest state of an annotation; ignores stale or deleted ones."""
+    def upsert_annotation(self, ann: dict) -> int:
+        """Keep the newest state of an annotation; see ``_UPSERT_ANNOTATION`` for the result.
+
+        ``ann["content"]`` is a digest of what training uses (task, labels,
+        cancelled), so a repeated webhook does not count as a change.
+        """
         script = self.r.register_script(_UPSERT_ANNOTATION)
-        return bool(
+        return int(
             script(
-                keys=[self.key("annotations"), self.key("annotations_deleted")],
-                args=[ann["id"], orjson.dumps(ann), ann.get("updated_at") or ""],
+                keys=[self.key("annotations"), self.key("annotations_deleted"), self.key("labels_epoch")],
+                args=[ann["id"], orjson.dumps(ann), ann.get("updated_at") or "", ann.get("content", "")],
             )
         )
+
+    def epochs(self) -> tuple[int, int]:
+        """Counters bumped by every change of the labels and of the pool.
+
+        The worker compares them with the current version's to skip work
+        without loading the project.
+        """
+        labels, pool = self.r.mget(self.key("labels_epoch"), self.key("pool_epoch"))
+        return int(labels or 0), int(pool or 0)
 
     def delete_annotations(self, ann_ids: Iterable[int]) -> int:
         ids = list(ann_ids)
@@ -149,7 +172,10 @@ class ProjectStore:
         pipe = self.r.pipeline()
         pipe.sadd(self.key("annotations_deleted"), *ids)
         pipe.hdel(self.key("annotations"), *ids)
-        return pipe.execute()[1]
+        removed = pipe.execute()[1]
+        if removed:
+            self.r.incr(self.key("labels_epoch"))
+        return removed
 
     def annotations(self) -> list[dict]:
         return [orjson.loads(v) for v in self.r.hvals(self.key("annotations"))]
@@ -185,6 +211,10 @@ class ProjectStore:
     def version_meta(self, name: str) -> dict | None:
         raw = self.r.hget(self.key("versions"), name)
         return orjson.loads(raw) if raw else None
+
+    def update_version_meta(self, name: str, **fields: Any) -> None:
+        meta = self.version_meta(name) or {}
+        self.r.hset(self.key("versions"), name, orjson.dumps({**meta, **fields}))
 
     def versions(self) -> list[VersionInfo]:
         names = [n.decode() for n in self.r.lrange(self.key("version_order"), 0, -1)]

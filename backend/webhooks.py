@@ -9,9 +9,11 @@ worker reconciles with Label Studio's API for what never arrived.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Callable
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from backend import schemas
@@ -39,13 +41,18 @@ class MalformedEventError(ValueError):
 def compact_annotation(a: schemas.AnnotationIn, task_id: int | None) -> dict[str, Any]:
     """What training needs of an annotation (no user details, no prediction copy)."""
     completed_by = a.completed_by.get("id") if isinstance(a.completed_by, dict) else a.completed_by
+    result = [r for r in a.result if isinstance(r, dict) and r.get("type") == "choices"]
+    digest = hashlib.sha1(
+        orjson.dumps([task_id, result, a.was_cancelled, completed_by], option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()[:16]
     return {
         "id": a.id,
         "task": task_id,
-        "result": [r for r in a.result if isinstance(r, dict) and r.get("type") == "choices"],
+        "result": result,
         "was_cancelled": a.was_cancelled,
         "completed_by": completed_by,
         "updated_at": a.updated_at or a.created_at,
+        "content": digest,
     }
 
 
@@ -78,22 +85,27 @@ def handle_event(
             task_id = event.task.id
         if event.task is not None and event.task.id is not None:
             store.add_tasks([(event.task.id, event.task.data)])
-        kept = store.upsert_annotation(compact_annotation(event.annotation, task_id))
-        if not kept:
+        outcome = store.upsert_annotation(compact_annotation(event.annotation, task_id))
+        if outcome == 0:
             return f"annotation {event.annotation.id} ignored (stale or deleted)"
+        if outcome == 3:
+            return f"annotation {event.annotation.id} unchanged"
         refresh("annotation")
         return f"annotation {event.annotation.id} recorded"
     if isinstance(event, schemas.AnnotationsDeletedEvent):
         n = store.delete_annotations(a.id for a in event.annotations)
-        refresh("annotations deleted")
+        if n:
+            refresh("annotations deleted")
         return f"{len(event.annotations)} annotation(s) deleted ({n} were known)"
     if isinstance(event, schemas.TasksCreatedEvent):
         new = store.add_tasks((t.id, t.data) for t in event.tasks if t.id is not None)
-        refresh("tasks created")
+        if new:
+            refresh("tasks created")
         return f"{new} task(s) added to the pool"
     if isinstance(event, schemas.TasksDeletedEvent):
         n = store.delete_tasks(t.id for t in event.tasks)
-        refresh("tasks deleted")
+        if n:
+            refresh("tasks deleted")
         return f"{n} task(s) removed from the pool"
     if action == "START_TRAINING":
         store.r.set(store.key("force_train"), 1)

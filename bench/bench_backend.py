@@ -38,6 +38,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -66,6 +67,7 @@ TARGETS = {  # what this project asks of its own backend on a 2-core machine
     "predict_1_p99_ms": ("<=", 20.0),
     "predict_1000_tasks_per_s": (">=", 12_000.0),
     "webhook_p99_ms": ("<=", 10.0),
+    "webhook_changed_p99_ms": ("<=", 10.0),
     "rss_max_mb": ("<=", 250.0),
 }
 
@@ -79,6 +81,7 @@ class Config:
     from_name: str
     to_name: str
     value_key: str
+    labels: tuple[str, ...]
 
 
 def default_config(labels: list[str]) -> str:
@@ -99,7 +102,8 @@ def parse_config(xml: str) -> Config:
     obj = next((el for el in root.iter() if el.get("name") == to_name and el.get("value")), None)
     if obj is None:
         raise SystemExit(f"no object tag named {to_name!r} with a value in the label config")
-    return Config(xml, choices.get("name", ""), to_name, obj.get("value", "").lstrip("$"))
+    labels = tuple(c.get("value", "") for c in choices.iter("Choice"))
+    return Config(xml, choices.get("name", ""), to_name, obj.get("value", "").lstrip("$"), labels)
 
 
 def iso(t: float) -> str:
@@ -306,7 +310,11 @@ def versions(client: httpx.Client, pid: int) -> list[str]:
     return list(resp.json().get("versions") or []) if resp.status_code == 200 else []
 
 
-def bench_single(client, project, pid, cfg, pool, n, checker) -> dict:
+def bench_single(
+    client: httpx.Client, project: str, pid: int, cfg: Config, pool: list[tuple[int, str]], n: int,
+    checker: PredictChecker,
+) -> dict:
+    """``n`` sequential one-task /predict requests after a warm-up; latency percentiles."""
     bodies = [predict_body(project, pid, cfg, [pool[i % len(pool)]], time.time()) for i in range(n + WARMUP_SINGLE)]
     times = []
     for i, body in enumerate(bodies):
@@ -317,7 +325,11 @@ def bench_single(client, project, pid, cfg, pool, n, checker) -> dict:
     return ms_stats(times)
 
 
-def bench_batch(client, project, pid, cfg, pool, n, checker) -> dict:
+def bench_batch(
+    client: httpx.Client, project: str, pid: int, cfg: Config, pool: list[tuple[int, str]], n: int,
+    checker: PredictChecker,
+) -> dict:
+    """``n`` /predict requests of 1,000 tasks each; tasks/s is the median over requests."""
     rates, times = [], []
     for i in range(n + WARMUP_BATCH):
         start = (i * BATCH_SIZE) % len(pool)
@@ -330,11 +342,23 @@ def bench_batch(client, project, pid, cfg, pool, n, checker) -> dict:
     return {"tasks_per_s": float(np.median(rates)), "tasks_per_s_min": float(min(rates)), **ms_stats(times)}
 
 
-def bench_webhook(client, pid, cfg, labeled, n) -> dict:
+def bench_webhook(
+    client: httpx.Client, pid: int, cfg: Config, labeled: list[tuple[int, str, str]], n: int, change: bool
+) -> dict:
+    """``n`` sequential ANNOTATION_UPDATED webhooks with a newer ``updated_at``.
+
+    ``change=False``: the same label (a re-save).  ``change=True``: the first
+    half moves each task to another label and the second half moves it back,
+    so every event is a real change and the backend's worker retrains while
+    the webhooks are timed (the busy case, with the labels restored after).
+    """
     times, errors = [], []
     created = time.time() - 3600
+    half = max(1, (n + WARMUP_WEBHOOK) // 2)
     for i in range(n + WARMUP_WEBHOOK):
-        tid, text, label = labeled[i % len(labeled)]
+        tid, text, label = labeled[i % min(half, len(labeled))] if change else labeled[i % len(labeled)]
+        if change and i < half:
+            label = next(x for x in cfg.labels if x != label)
         body = json.dumps(annotation_event("ANNOTATION_UPDATED", pid, cfg, tid, text, label, created, time.time()))
         s, resp = post(client, "/webhook", body.encode())
         if resp.status_code != 200 and len(errors) < 5:
@@ -350,7 +374,10 @@ def server_processes(url: str, pids: str | None) -> tuple[list, str]:
     if psutil is None:
         return [], "psutil is not installed"
     if pids:
-        return [psutil.Process(int(p)) for p in pids.split(",") if p.strip()], "--server-pids"
+        try:
+            return [psutil.Process(int(p)) for p in pids.split(",") if p.strip()], "--server-pids"
+        except (ValueError, psutil.Error) as exc:
+            return [], f"--server-pids {pids}: {exc}"
     port = urlsplit(url).port or (443 if url.startswith("https") else 80)
     # Per process, not psutil.net_connections(): that reports a socket shared by
     # a supervisor and its forked workers under one pid only.
@@ -386,6 +413,7 @@ def _serves(p) -> bool:
 
 
 def memory(procs: list) -> list[dict]:
+    """RSS (and USS when readable) of each process, in MB."""
     out = []
     for p in procs:
         try:
@@ -408,6 +436,29 @@ def median_of(rounds: list[dict], key: str) -> float:
     return float(statistics.median(r[key] for r in rounds))
 
 
+def redact(argv: list[str]) -> list[str]:
+    """The command line without the basic-auth password."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--auth" and i + 1 < len(out):
+            out[i + 1] = "***"
+        elif arg.startswith("--auth="):
+            out[i] = "--auth=***"
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout this script runs from (``+dirty`` if it has changes)."""
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", "-C", str(HERE), *cmd], capture_output=True, text=True, timeout=5).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        return (head + ("+dirty" if git("status", "--porcelain", "--", "backend", "worker") else "")) or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def machine() -> dict:
     model = ""
     try:
@@ -420,6 +471,7 @@ def machine() -> dict:
         "cpu_model": model or platform.processor(),
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
+        "python_executable": sys.executable,
         "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 
@@ -432,7 +484,9 @@ def verdict(key: str, value: float | None) -> str:
     return f"{'ok' if ok else 'MISSED'} ({op} {target:g})"
 
 
-def print_table(summary: dict, mem: list[dict], train_info: dict | None, checks: dict) -> None:
+def print_table(
+    summary: dict, mem: list[dict], train_info: dict | None, checks: dict, webhook_errors: list[str]
+) -> None:
     rows = [
         ("/predict 1 task p50 (ms)", summary["predict_1_p50_ms"], "predict_1_p50_ms"),
         ("/predict 1 task p90 (ms)", summary["predict_1_p90_ms"], None),
@@ -442,6 +496,8 @@ def print_table(summary: dict, mem: list[dict], train_info: dict | None, checks:
         ("/predict 1,000 tasks p50 (ms)", summary["predict_1000_p50_ms"], None),
         ("/webhook UPDATED p50 (ms)", summary["webhook_p50_ms"], None),
         ("/webhook UPDATED p99 (ms)", summary["webhook_p99_ms"], "webhook_p99_ms"),
+        ("/webhook label changes p50 (ms)", summary["webhook_changed_p50_ms"], None),
+        ("/webhook label changes p99 (ms)", summary["webhook_changed_p99_ms"], "webhook_changed_p99_ms"),
         ("max RSS per serving process (MB)", summary["rss_max_mb"], "rss_max_mb"),
     ]
     print()
@@ -465,26 +521,29 @@ def print_table(summary: dict, mem: list[dict], train_info: dict | None, checks:
           f"model_version(s): {', '.join(checks['model_versions'][:4])}")
     for p in checks["problems"]:
         print(f"  problem: {p}")
+    for e in webhook_errors:
+        print(f"  /webhook error: {e}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--url", default="http://127.0.0.1:9090")
-    ap.add_argument("--project", type=int, default=9001, help="Label Studio project id to use (default 9001)")
-    ap.add_argument("--dataset", default="rotten-tomatoes")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--url", default="http://127.0.0.1:9090", help="the ML backend")
+    ap.add_argument("--project", type=int, default=9001, help="Label Studio project id to use")
+    ap.add_argument("--dataset", default="rotten-tomatoes", help="a backend.datasets name")
     ap.add_argument("--texts", type=int, default=0, help="use only the first N rows after shuffling (0 = all)")
     ap.add_argument("--label-config-file", help="label config XML (default: Text + Choices over the labels)")
-    ap.add_argument("--no-train", action="store_true", help="skip sending labels and waiting for training")
-    ap.add_argument("--train-labels", type=int, default=1000)
-    ap.add_argument("--train-timeout", type=float, default=300.0)
-    ap.add_argument("--single-requests", type=int, default=1000)
-    ap.add_argument("--batch-requests", type=int, default=20)
-    ap.add_argument("--webhook-requests", type=int, default=1000)
+    ap.add_argument("--no-train", action="store_true", help="skip sending tasks and labels and waiting for training")
+    ap.add_argument("--train-labels", type=int, default=1000, help="labeled tasks sent before measuring")
+    ap.add_argument("--train-timeout", type=float, default=300.0, help="seconds to wait for a trained model")
+    ap.add_argument("--single-requests", type=int, default=1000, help="one-task /predict requests per round")
+    ap.add_argument("--batch-requests", type=int, default=20, help="1,000-task /predict requests per round")
+    ap.add_argument("--webhook-requests", type=int, default=1000, help="ANNOTATION_UPDATED webhooks per round")
     ap.add_argument("--repeat", type=int, default=3, help="measurement rounds; medians are reported")
     ap.add_argument("--server-pids", help="comma-separated pids of the serving processes (default: find them)")
     ap.add_argument("--auth", help="user:password for HTTP basic auth, if the backend requires it")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", help="JSON results (default bench/results/backend-<timestamp>.json)")
+    ap.add_argument("--seed", type=int, default=0, help="shuffles which texts train and which are predicted")
+    ap.add_argument("--out", help="JSON results (default: bench/results/backend-<UTC timestamp>.json)")
     args = ap.parse_args(argv)
 
     started = dt.datetime.now(dt.timezone.utc)
@@ -496,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = rows[: args.texts]
     cfg = parse_config(Path(args.label_config_file).read_text() if args.label_config_file
                        else default_config(sorted(set(ds.labels))))
+    missing = sorted(set(ds.labels) - set(cfg.labels))
+    if missing:
+        raise SystemExit(f"the label config has no <Choice> for the dataset's labels {missing}")
     pid = args.project
     n_train = 0 if args.no_train else args.train_labels
     if len(rows) <= n_train:
@@ -510,6 +572,10 @@ def main(argv: list[str] | None = None) -> int:
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     client = httpx.Client(base_url=args.url, timeout=120.0, auth=auth)
     print(f"{args.url}: project {project}, {len(rows)} texts ({args.dataset}), {n_train} training labels")
+    try:
+        client.get("/health")
+    except httpx.HTTPError as exc:
+        raise SystemExit(f"cannot reach {args.url}: {exc}") from None
     setup_version = setup(client, project, cfg)
     train_info = None
     if not args.no_train:
@@ -523,10 +589,12 @@ def main(argv: list[str] | None = None) -> int:
     for k in range(args.repeat):
         r_single = bench_single(client, project, pid, cfg, pool, args.single_requests, checker)
         r_batch = bench_batch(client, project, pid, cfg, pool, args.batch_requests, checker)
-        r_hook = bench_webhook(client, pid, cfg, webhook_tasks, args.webhook_requests)
-        rounds.append({"predict_1": r_single, "predict_1000": r_batch, "webhook": r_hook})
+        r_hook = bench_webhook(client, pid, cfg, webhook_tasks, args.webhook_requests, change=False)
+        r_change = bench_webhook(client, pid, cfg, webhook_tasks, args.webhook_requests, change=True)
+        rounds.append({"predict_1": r_single, "predict_1000": r_batch, "webhook": r_hook, "webhook_changed": r_change})
         print(f"round {k + 1}/{args.repeat}: /predict 1 p50 {r_single['p50_ms']:.1f} ms p99 {r_single['p99_ms']:.1f} ms"
-              f" | 1,000 tasks {r_batch['tasks_per_s']:,.0f}/s | /webhook p99 {r_hook['p99_ms']:.1f} ms")
+              f" | 1,000 tasks {r_batch['tasks_per_s']:,.0f}/s | /webhook p99 {r_hook['p99_ms']:.1f} ms"
+              f" (label changes: {r_change['p99_ms']:.1f} ms)")
     procs, found_by = server_processes(args.url, args.server_pids)
     mem = memory(procs)
     if not procs:
@@ -534,21 +602,23 @@ def main(argv: list[str] | None = None) -> int:
 
     flat = [{**{f"predict_1_{k}": v for k, v in r["predict_1"].items()},
              **{f"predict_1000_{k}": v for k, v in r["predict_1000"].items()},
-             **{f"webhook_{k}": v for k, v in r["webhook"].items() if k != "errors"}} for r in rounds]
+             **{f"webhook_{k}": v for k, v in r["webhook"].items() if k != "errors"},
+             **{f"webhook_changed_{k}": v for k, v in r["webhook_changed"].items() if k != "errors"}} for r in rounds]
     summary = {key: median_of(flat, key) for key in flat[0]}
-    summary["predict_1000_tasks_per_s"] = summary.pop("predict_1000_tasks_per_s")
     rss = [m["rss_mb"] for m in mem if "rss_mb" in m]
     summary["rss_max_mb"] = max(rss) if rss else None
     checks = checker.summary()
-    print_table(summary, mem, train_info, checks)
+    webhook_errors = [e for r in rounds for w in ("webhook", "webhook_changed") for e in r[w]["errors"]][:5]
+    print_table(summary, mem, train_info, checks, webhook_errors)
 
     out = Path(args.out) if args.out else HERE / "results" / f"backend-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "date": started.isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "args": vars(args),
+        "command": " ".join([Path(sys.executable).name, *redact(sys.argv)]),
+        "args": {**vars(args), "auth": "***" if args.auth else None},
         "machine": machine_info,
+        "git_commit": git_commit(),  # of this checkout: the backend's code if it runs from here
         "url": args.url,
         "project": project,
         "setup_model_version": setup_version,
@@ -561,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out.write_text(json.dumps(result, indent=2, default=str))
     print(f"\nwrote {out}")
-    return 1 if checks["bad_answers"] else 0
+    return 1 if checks["bad_answers"] or webhook_errors else 0
 
 
 if __name__ == "__main__":

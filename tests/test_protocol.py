@@ -101,6 +101,7 @@ def test_every_webhook_replay_is_accepted(client, store):
 def test_annotation_webhook_records_the_label(client, store):
     client.post("/webhook", json=payload("webhook_annotation_created"))
     (ann,) = store.annotations()
+    assert len(ann.pop("content")) == 16
     assert ann == {
         "id": 1,
         "task": 8,

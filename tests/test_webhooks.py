@@ -104,3 +104,14 @@ def test_malformed_events_are_400(client):
         r = client.post("/webhook", content=raw, headers={"content-type": "application/json"})
         assert r.status_code == 400, raw
         assert needle in r.json()["detail"], (raw, r.json())
+
+
+def test_repeated_webhook_with_same_labels_wakes_nobody(client, redis_conn, store):
+    body = annotation_event(8, 80, "t", "pos")
+    assert client.post("/webhook", json=body).json()["detail"] == "annotation 8 recorded"
+    redis_conn.delete("t:p:1:refresh_pending")
+    Queue(QUEUE, connection=redis_conn).empty()
+    later = annotation_event(8, 80, "t", "pos", action="ANNOTATION_UPDATED", updated_at="2026-11-24T05:00:00.000000Z")
+    assert client.post("/webhook", json=later).json()["detail"] == "annotation 8 unchanged"
+    assert queued(redis_conn) == 0
+    assert store.annotations()[0]["updated_at"] == "2026-11-24T05:00:00.000000Z"

@@ -171,3 +171,29 @@ def test_learns_real_text(client, store, worker, n_labels):
     got = [p["result"][0]["value"]["choices"][0] for p in preds]
     accuracy = np.mean([g == ds.labels[i] for g, i in zip(got, test)])
     assert accuracy > 0.63, accuracy
+
+
+def test_new_tasks_rerank_without_retraining(client, store, worker):
+    client.post("/setup", json=setup_body())
+    client.post("/webhook", json=annotation_event(1, 1, POOL[0][1], "pos"))
+    client.post("/webhook", json=annotation_event(2, 4, POOL[3][1], "neg"))
+    worker()
+    trained = store.current_version()
+    client.post("/webhook", json=tasks_created(POOL[4:]))
+    worker()
+    reranked = store.current_version()
+    meta = store.version_meta(reranked)
+    assert reranked != trained and meta["trained_in"] == trained and meta["ranked"] == 3
+    assert meta["controls"] == store.version_meta(trained)["controls"]
+
+
+def test_job_without_changes_skips_before_loading(client, store, settings):
+    from worker.refresh import build_version
+
+    client.post("/setup", json=setup_body())
+    client.post("/webhook", json=tasks_created(POOL))
+    assert build_version(store, settings)["published"] is True
+    # No change since: the epochs match, nothing is loaded or published.
+    store.r.delete(store.key("tasks"))  # would change the pool if it were read
+    assert build_version(store, settings) == {
+        "published": False, "reason": "nothing changed", "version": store.current_version()}

@@ -25,7 +25,7 @@ from backend.label_config import ChoicesControl, LabelConfig
 from backend.model import ChoicesClassifier, NotEnoughLabelsError
 from backend.store import ProjectStore
 from backend.task_data import TaskDataError, control_text
-from backend.versions import pack_version, task_utility
+from backend.versions import load_version, pack_version, task_utility
 from worker.labeled_set import build_labeled_set
 
 log = logging.getLogger(__name__)
@@ -82,35 +82,21 @@ def _cv_accuracy(X: sp.csr_matrix, y: list, C: float) -> float | None:
     return float(cross_val_score(LogisticRegression(C=C, max_iter=1000), X, np.asarray(y, dtype=str), cv=cv).mean())
 
 
-def build_version(store: ProjectStore, settings: Settings, *, force: bool = False, seed: int = 0) -> dict:
-    """Train and rank; publish a version if anything changed (or ``force``).
+def _current_models(store: ProjectStore, current: str, meta: dict) -> tuple[dict[str, ChoicesClassifier], dict]:
+    """The serving version's models, reused when only the pool changed."""
+    version = load_version(store, current)
+    return (version.models if version else {}), meta.get("controls", {})
 
-    Returns a summary (also stored as the version's metadata).
-    """
-    t0 = time.monotonic()
-    cfg_fields = store.config()
-    if "parsed" not in cfg_fields:
-        return {"published": False, "reason": "project not set up (no /setup yet)"}
-    config = LabelConfig.from_dict(cfg_fields["parsed"])
-    spec = FeatureSpec()
-    rng = np.random.default_rng(seed)
-    tasks = store.tasks()
-    labeled = build_labeled_set(store.annotations(), config)
 
-    labels_fp = _fingerprint(sorted((c, t, str(a)) for c, d in labeled.answers.items() for t, a in d.items()))
-    pool_ids = sorted(tid for tid in tasks if tid not in labeled.labeled_tasks)
-    pool_fp = _fingerprint(pool_ids)
-    current = store.current_version()
-    current_meta = store.version_meta(current) if current else None
-    if (
-        not force
-        and current_meta
-        and current_meta.get("labels_fingerprint") == labels_fp
-        and current_meta.get("pool_fingerprint") == pool_fp
-        and current_meta.get("config_hash") == config.config_hash
-    ):
-        return {"published": False, "reason": "nothing changed", "version": current}
-
+def _train(
+    store: ProjectStore,
+    spec: FeatureSpec,
+    config: LabelConfig,
+    labeled,
+    tasks: dict[int, dict],
+    settings: Settings,
+) -> tuple[dict[str, ChoicesClassifier], dict]:
+    """One model per control on its labeled tasks; controls without two answers stay untrained."""
     models: dict[str, ChoicesClassifier] = {}
     per_control: dict[str, dict] = {}
     for control in config.controls:
@@ -130,6 +116,48 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         except NotEnoughLabelsError as exc:
             info["not_trained"] = str(exc)
         per_control[control.name] = info
+    return models, per_control
+
+
+def build_version(store: ProjectStore, settings: Settings, *, force: bool = False, seed: int = 0) -> dict:
+    """Train and rank; publish a version if anything changed (or ``force``).
+
+    Returns a summary (also stored as the version's metadata).
+    """
+    t0 = time.monotonic()
+    epochs = list(store.epochs())  # read before the data: a later change re-runs us
+    current = store.current_version()
+    current_meta = store.version_meta(current) if current else None
+    cfg_fields = store.config()
+    if "parsed" not in cfg_fields:
+        return {"published": False, "reason": "project not set up (no /setup yet)"}
+    config = LabelConfig.from_dict(cfg_fields["parsed"])
+    same_config = bool(current_meta) and current_meta.get("config_hash") == config.config_hash
+    if not force and same_config and current_meta.get("epochs") == epochs:
+        return {"published": False, "reason": "nothing changed", "version": current}
+    spec = FeatureSpec()
+    rng = np.random.default_rng(seed)
+    tasks = store.tasks()
+    labeled = build_labeled_set(store.annotations(), config)
+
+    labels_fp = _fingerprint(sorted((c, t, str(a)) for c, d in labeled.answers.items() for t, a in d.items()))
+    pool_ids = sorted(tid for tid in tasks if tid not in labeled.labeled_tasks)
+    pool_fp = _fingerprint(pool_ids)
+    same_labels = (
+        same_config
+        and current_meta.get("labels_fingerprint") == labels_fp
+        and FeatureSpec.from_dict(current_meta["feature_spec"]) == spec
+    )
+    if not force and same_labels and current_meta.get("pool_fingerprint") == pool_fp:
+        store.update_version_meta(current, epochs=epochs)
+        return {"published": False, "reason": "nothing changed", "version": current}
+
+    reused = same_labels and not force
+    if reused:
+        # Only the pool changed: keep the models, re-rank.
+        models, per_control = _current_models(store, current, current_meta)
+    else:
+        models, per_control = _train(store, spec, config, labeled, tasks, settings)
 
     # Rank the unlabeled pool on the first control's text (the task's geometry).
     geo_control = config.controls[0]
@@ -175,6 +203,9 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         "config_hash": config.config_hash,
         "labels_fingerprint": labels_fp,
         "pool_fingerprint": pool_fp,
+        "epochs": epochs,
+        # The version whose training produced the models (re-ranks reuse them).
+        "trained_in": current_meta.get("trained_in", current) if reused else name,
     }
     quantiles = ranking.utility_quantiles(live_utility)
     meta["duration_s"] = round(time.monotonic() - t0, 3)
