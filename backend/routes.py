@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from backend import metrics, schemas
@@ -13,7 +13,7 @@ from backend.auth import require_basic, require_webhook_auth
 from backend.predictor import Predictor
 from backend.queueing import request_refresh
 from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
-from backend.webhooks import MalformedEventError, handle_event, parse_event
+from backend.webhooks import handle_event, parse_event
 
 MODEL_CLASS = "ActiveLearningTextClassifier"
 
@@ -70,12 +70,8 @@ def predict(body: schemas.PredictRequest, predictor: PredictorDep) -> Response:
 
 
 @router.post("/webhook", dependencies=[Depends(require_webhook_auth)], response_model=schemas.WebhookResponse)
-async def webhook(request: Request, predictor: PredictorDep) -> JSONResponse:
+def webhook(body: Annotated[dict[str, Any], Body()], predictor: PredictorDep) -> JSONResponse:
     """Record the event and enqueue (coalesced) worker jobs; answers in milliseconds."""
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise MalformedEventError(f"the body is not JSON: {exc}") from None
     action, event = parse_event(body)
     if event is None:
         return JSONResponse({"status": "ignored", "action": action, "detail": "event not used by this backend"})
