@@ -42,6 +42,10 @@ return added
 """
 
 
+# Outcomes of ``ProjectStore.upsert_annotation``.
+STALE, NEW, CHANGED, UNCHANGED = 0, 1, 2, 3
+
+
 class UnknownProjectError(LookupError):
     """A request names a project this backend was never set up for."""
 

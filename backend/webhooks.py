@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from backend import schemas
 from backend.label_config import UnsupportedConfigError, parse_label_config
 from backend.metrics import WEBHOOKS
-from backend.store import ProjectStore
+from backend.store import STALE, UNCHANGED, ProjectStore
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,9 @@ def handle_event(
         if event.task is not None and event.task.id is not None:
             store.add_tasks([(event.task.id, event.task.data)])
         outcome = store.upsert_annotation(compact_annotation(event.annotation, task_id))
-        if outcome == 0:
+        if outcome == STALE:
             return f"annotation {event.annotation.id} ignored (stale or deleted)"
-        if outcome == 3:
+        if outcome == UNCHANGED:
             return f"annotation {event.annotation.id} unchanged"
         refresh("annotation")
         return f"annotation {event.annotation.id} recorded"
