@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     queue_name: str = Field("al-default", validation_alias="AL_QUEUE")
     worker_nice: int = Field(10, validation_alias="AL_WORKER_NICE", ge=0, le=19)
     log_level: str = Field("INFO", validation_alias="AL_LOG_LEVEL")
+    # Defaults of the per-project options (extra_params override them).
+    head_size: int = Field(200, validation_alias="AL_HEAD_SIZE", ge=1)
+    set_sampling: bool = Field(True, validation_alias="AL_SET_SAMPLING")
+    train_every: int = Field(1, validation_alias="AL_TRAIN_EVERY", ge=1)
+    keep_versions: int = Field(2, validation_alias="AL_KEEP_VERSIONS", ge=1)
+    reconcile_interval: float = Field(300.0, validation_alias="AL_RECONCILE_INTERVAL", ge=0)
 
     @property
     def auth_enabled(self) -> bool:

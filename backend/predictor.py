@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import redis
 
-from backend import ranking
+from backend import project_options, ranking
 from backend.config import Settings
 from backend.label_config import LabelConfig, config_hash, parse_label_config
 from backend.ls_client import LabelStudioClient, LabelStudioError
@@ -76,6 +76,7 @@ class Predictor:
     ) -> str:
         """Validate and remember a project's config; returns its model version."""
         cfg = self._parse(schema)
+        project_options.resolve(self.settings, extra_params)  # raises InvalidOptionsError
         store = self.store(project_id)
         old = store.config().get("config_hash")
         store.save_config(

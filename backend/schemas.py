@@ -25,7 +25,7 @@ def _extra_params(v: Any) -> dict:
         try:
             v = orjson.loads(v)
         except orjson.JSONDecodeError:
-            raise ValueError("extra_params must be a JSON object, e.g. {\"batch_size\": 200}") from None
+            raise ValueError("extra_params must be a JSON object, e.g. {\"head_size\": 200}") from None
     if not isinstance(v, dict):
         raise ValueError(f"extra_params must be a JSON object, got {type(v).__name__}")
     return v

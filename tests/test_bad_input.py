@@ -104,9 +104,9 @@ def test_setup_without_schema_is_400(client):
 
 def test_extra_params_must_be_an_object(client, store):
     body = setup_body()
-    body["extra_params"] = '{"batch_size": 50}'
+    body["extra_params"] = '{"head_size": 50}'
     assert client.post("/setup", json=body).status_code == 200
-    assert store.config()["extra_params"] == {"batch_size": 50}
+    assert store.config()["extra_params"] == {"head_size": 50}
     body["extra_params"] = "[1, 2]"
     r = client.post("/setup", json=body)
     assert r.status_code == 400 and "extra_params must be a JSON object" in r.json()["detail"]
@@ -129,3 +129,17 @@ def test_tokens_never_reach_the_logs(client, caplog):
     assert "SECRET-TOKEN-123" not in ours
     assert "SECRET-WEBHOOK-456" not in ours
     assert "/webhook -> 200" in ours
+
+
+def test_unknown_or_invalid_extra_params_are_refused_at_setup(client):
+    body = setup_body()
+    body["extra_params"] = {"head_sise": 50}
+    r = client.post("/setup", json=body)
+    assert r.status_code == 400
+    assert "head_sise: Extra inputs are not permitted" in r.json()["detail"]
+    assert "known keys: head_size" in r.json()["detail"]
+    body["extra_params"] = {"head_size": 0}
+    r = client.post("/setup", json=body)
+    assert r.status_code == 400 and "head_size: Input should be greater than or equal to 1" in r.json()["detail"]
+    body["extra_params"] = {"head_size": 50, "set_sampling": False}
+    assert client.post("/setup", json=body).status_code == 200

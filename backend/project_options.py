@@ -1,0 +1,48 @@
+"""Per-project options: environment defaults, overridden by the backend's
+``extra_params`` in Label Studio (*Settings → Model → Extra params*, JSON).
+
+Validated at ``/setup`` so a typo is a clear 4xx shown in Label Studio,
+not a surprise in the worker later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from backend.config import Settings
+
+
+class ProjectOptions(BaseModel):
+    """What a project can tune; unknown keys are refused with the list of known ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    head_size: int = Field(200, ge=1, le=20_000, description="tasks pushed to Label Studio per version")
+    set_sampling: bool = Field(True, description="switch the project to 'Uncertainty sampling' on push")
+    train_every: int = Field(1, ge=1, le=100_000, description="retrain after this many changed labels")
+    keep_versions: int = Field(2, ge=1, le=100, description="pushed versions kept in Label Studio")
+
+
+class InvalidOptionsError(ValueError):
+    """``extra_params`` do not validate; the message names the key."""
+
+
+def defaults(settings: Settings) -> dict[str, Any]:
+    return {
+        "head_size": settings.head_size,
+        "set_sampling": settings.set_sampling,
+        "train_every": settings.train_every,
+        "keep_versions": settings.keep_versions,
+    }
+
+
+def resolve(settings: Settings, extra_params: dict[str, Any] | None) -> ProjectOptions:
+    """Environment defaults overridden by ``extra_params``."""
+    try:
+        return ProjectOptions(**{**defaults(settings), **(extra_params or {})})
+    except ValidationError as exc:
+        known = ", ".join(ProjectOptions.model_fields)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidOptionsError(f"invalid extra_params ({problems}); known keys: {known}") from None
