@@ -197,3 +197,24 @@ def test_job_without_changes_skips_before_loading(client, store, settings):
     store.r.delete(store.key("tasks"))  # would change the pool if it were read
     assert build_version(store, settings) == {
         "published": False, "reason": "nothing changed", "version": store.current_version()}
+
+
+def test_train_every_n_labels(client, store, worker):
+    body = setup_body()
+    body["extra_params"] = {"train_every": 3}
+    client.post("/setup", json=body)
+    client.post("/webhook", json=annotation_event(1, 1, POOL[0][1], "pos"))
+    client.post("/webhook", json=annotation_event(2, 4, POOL[3][1], "neg"))
+    worker()
+    first = store.current_version()
+    assert store.version_meta(first)["trained_in"] == first  # the first model is trained at once
+    client.post("/webhook", json=annotation_event(3, 2, POOL[1][1], "pos"))
+    worker()
+    meta = store.version_meta(store.current_version())
+    assert meta["trained_in"] == first and meta["labeled_tasks"] == 3  # re-ranked, not retrained
+    client.post("/webhook", json=annotation_event(4, 5, POOL[4][1], "neg"))
+    client.post("/webhook", json=annotation_event(5, 3, POOL[2][1], "pos"))
+    worker()
+    latest = store.current_version()
+    assert store.version_meta(latest)["trained_in"] == latest  # 3 changes: retrained
+    assert store.version_meta(latest)["controls"]["sentiment"]["labeled"] == 5

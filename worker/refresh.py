@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.linear_model import LogisticRegression
 
-from backend import ranking, strategies
+from backend import project_options, ranking, strategies
 from backend.config import Settings
 from backend.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
 from backend.label_config import ChoicesControl, LabelConfig
@@ -143,18 +143,21 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     labels_fp = _fingerprint(sorted((c, t, str(a)) for c, d in labeled.answers.items() for t, a in d.items()))
     pool_ids = sorted(tid for tid in tasks if tid not in labeled.labeled_tasks)
     pool_fp = _fingerprint(pool_ids)
-    same_labels = (
-        same_config
-        and current_meta.get("labels_fingerprint") == labels_fp
-        and FeatureSpec.from_dict(current_meta["feature_spec"]) == spec
-    )
+    options = project_options.resolve(settings, cfg_fields.get("extra_params"))
+    same_models_possible = same_config and FeatureSpec.from_dict(current_meta["feature_spec"]) == spec
+    same_labels = same_models_possible and current_meta.get("labels_fingerprint") == labels_fp
     if not force and same_labels and current_meta.get("pool_fingerprint") == pool_fp:
         store.update_version_meta(current, epochs=epochs)
         return {"published": False, "reason": "nothing changed", "version": current}
 
-    reused = same_labels and not force
+    # Retrain when the labels changed enough (``train_every``) or on request;
+    # otherwise keep the models and only re-rank what is still unlabeled.
+    trained_at = current_meta.get("trained_labels_epoch", -10**9) if current_meta else -10**9
+    few_changes = current_meta is not None and current_meta.get("kind") == "model" and (
+        epochs[0] - trained_at < options.train_every
+    )
+    reused = not force and same_models_possible and (same_labels or few_changes)
     if reused:
-        # Only the pool changed: keep the models, re-rank.
         models, per_control = _current_models(store, current, current_meta)
     else:
         models, per_control = _train(store, spec, config, labeled, tasks, settings)
@@ -206,6 +209,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         "epochs": epochs,
         # The version whose training produced the models (re-ranks reuse them).
         "trained_in": current_meta.get("trained_in", current) if reused else name,
+        "trained_labels_epoch": current_meta.get("trained_labels_epoch", 0) if reused else epochs[0],
     }
     quantiles = ranking.utility_quantiles(live_utility)
     meta["duration_s"] = round(time.monotonic() - t0, 3)
