@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from backend import metrics, schemas
 from backend.auth import require_basic, require_webhook_auth
+from backend.job_status import project_jobs
 from backend.predictor import Predictor
 from backend.queueing import request_refresh
 from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
@@ -104,6 +105,7 @@ def status(project: str, predictor: PredictorDep) -> dict:
     if not store.exists():
         raise UnknownProjectError(f"project {project} is not set up on this backend")
     current = store.current_version()
+    s = predictor.settings
     return {
         "project": store.pid,
         "tasks": store.r.hlen(store.key("tasks")),
@@ -111,6 +113,7 @@ def status(project: str, predictor: PredictorDep) -> dict:
         "current_version": current,
         "current": store.version_meta(current) if current else None,
         "status": store.status(),
+        "jobs": project_jobs(store.r, [s.queue_name], store.pid),
     }
 
 

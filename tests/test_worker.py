@@ -218,3 +218,25 @@ def test_train_every_n_labels(client, store, worker):
     latest = store.current_version()
     assert store.version_meta(latest)["trained_in"] == latest  # 3 changes: retrained
     assert store.version_meta(latest)["controls"]["sentiment"]["labeled"] == 5
+
+
+def test_status_lists_jobs_with_timings(client, worker, monkeypatch):
+    client.post("/setup", json=setup_body())
+    client.post("/webhook", json=annotation_event(1, 1, POOL[0][1], "pos"))
+    status = client.get("/status/1").json()
+    (queued,) = status["jobs"]["queued"]
+    assert queued["job"] == "refresh_project" and queued["status"] == "queued"
+    worker()
+    status = client.get("/status/1").json()
+    (done,) = status["jobs"]["finished"]
+    assert done["duration_s"] > 0 and done["started_at"] and done["ended_at"]
+    assert status["jobs"]["queued"] == [] and status["annotations"] == 1
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated")
+
+    monkeypatch.setattr("worker.jobs.build_version", boom)
+    client.post("/webhook", json=annotation_event(2, 4, POOL[3][1], "neg"))
+    worker()
+    (failed,) = client.get("/status/1").json()["jobs"]["failed"]
+    assert failed["error"] == "RuntimeError: simulated"
