@@ -21,6 +21,11 @@ import orjson
 class LabelStudioError(RuntimeError):
     """Label Studio could not be reached or refused a call."""
 
+    def __init__(self, message: str, status: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
 
 def _is_jwt(key: str) -> bool:
     parts = key.split(".")
@@ -90,13 +95,62 @@ class LabelStudioClient:
         except httpx.HTTPError as exc:
             raise LabelStudioError(f"{method} {urlsplit(url).path} failed: {type(exc).__name__}") from None
         if resp.status_code >= 400:
-            raise LabelStudioError(f"{method} {urlsplit(url).path} answered HTTP {resp.status_code}")
+            raise LabelStudioError(
+                f"{method} {urlsplit(url).path} answered HTTP {resp.status_code}", resp.status_code, resp.text[:2000]
+            )
         return resp
 
     def fetch_text(self, url: str, max_bytes: int) -> str:
         """Text of a file referenced by task data (an upload, a storage link, any URL)."""
         resp = self.request("GET", url)
         return resp.content[:max_bytes].decode(resp.encoding or "utf-8", errors="replace")
+
+    # -- the calls the worker makes ------------------------------------------
+    def iter_tasks(self, project_id: int, *, updated_after: str | None = None, page_size: int = 500):
+        """Every task of a project with its annotations (``fields=all``), page by page.
+
+        ``updated_after`` (ISO time) keeps only tasks changed since then: Label
+        Studio bumps a task's ``updated_at`` when its annotations change.
+        """
+        query: dict = {"ordering": ["tasks:id"]}
+        if updated_after:
+            query["filters"] = {
+                "conjunction": "and",
+                "items": [{"filter": "filter:tasks:updated_at", "operator": "greater",
+                           "type": "Datetime", "value": updated_after}],
+            }
+        page = 1
+        while True:
+            params = {"project": project_id, "page": page, "page_size": page_size, "fields": "all",
+                      "query": orjson.dumps(query).decode()}
+            try:
+                body = self.request("GET", "api/tasks", params=params).json()
+            except LabelStudioError as exc:
+                if exc.status == 404 and page > 1:  # past the last page
+                    return
+                raise
+            tasks = body.get("tasks", body) if isinstance(body, dict) else body
+            yield from tasks
+            if len(tasks) < page_size:
+                return
+            page += 1
+
+    def import_predictions(self, project_id: int, predictions: list[dict]) -> int:
+        resp = self.request("POST", f"api/projects/{project_id}/import/predictions", json=predictions)
+        return int(resp.json().get("created", len(predictions)))
+
+    def model_versions(self, project_id: int) -> dict[str, int]:
+        """Prediction counts per model version."""
+        return self.request("GET", f"api/projects/{project_id}/model-versions/").json()
+
+    def delete_model_version(self, project_id: int, version: str) -> None:
+        self.request("DELETE", f"api/projects/{project_id}/model-versions/", json={"model_version": version})
+
+    def project(self, project_id: int) -> dict:
+        return self.request("GET", f"api/projects/{project_id}").json()
+
+    def update_project(self, project_id: int, **fields) -> dict:
+        return self.request("PATCH", f"api/projects/{project_id}", json=fields).json()
 
     def close(self) -> None:
         self._http.close()

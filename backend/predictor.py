@@ -26,7 +26,7 @@ from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
 from backend.queueing import request_refresh
 from backend.store import ProjectStore, UnknownProjectError
 from backend.task_data import TaskDataError, control_text
-from backend.versions import LoadedVersion, load_version, task_utility
+from backend.versions import LoadedVersion, choices_result, load_version, task_utility
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class Predictor:
             probas[control.name][rows] = proba
             allowed = np.isin(model.classes_, control.labels)
             for j, i in enumerate(rows):
-                item = _result_item(control, model.classes_, proba[j], allowed)
+                item = choices_result(control, model.classes_, proba[j], allowed)
                 if item is not None:
                     results[i].append(item)
 
@@ -246,27 +246,3 @@ class Predictor:
                 request_refresh(self.r, self.settings.key_prefix, self.settings.queue_name, project_id, "new tasks")
         except redis.RedisError as exc:
             log.warning("project %s: could not record tasks for the worker: %s", project_id, type(exc).__name__)
-
-
-def _result_item(control, classes: np.ndarray, proba: np.ndarray, allowed: np.ndarray) -> dict | None:
-    """A Label Studio ``choices`` result carrying the model's own probability."""
-    to_name = ",".join(control.to_names)
-    if control.multiple:
-        chosen = [i for i in np.flatnonzero(proba >= 0.5) if allowed[i]]
-        if not chosen:
-            return None
-        labels = [str(classes[i]) for i in chosen]
-        p = float(np.min(proba[chosen]))
-    else:
-        masked = np.where(allowed, proba, -1.0)
-        best = int(np.argmax(masked))
-        if masked[best] < 0:
-            return None
-        labels, p = [str(classes[best])], float(proba[best])
-    return {
-        "from_name": control.name,
-        "to_name": to_name,
-        "type": "choices",
-        "value": {"choices": labels},
-        "score": round(p, 6),
-    }

@@ -17,11 +17,16 @@ from rq import Queue
 from backend.metrics import JOBS_ENQUEUED
 
 REFRESH_JOB = "worker.jobs.refresh_project"
+PRUNE_JOB = "worker.jobs.prune_project"
 PENDING_TTL = 600  # a lost job (worker gone before it started) unblocks after this
 
 
 def pending_key(prefix: str, project_id: int) -> str:
     return f"{prefix}:p:{project_id}:refresh_pending"
+
+
+def prune_pending_key(prefix: str, project_id: int) -> str:
+    return f"{prefix}:p:{project_id}:prune_pending"
 
 
 def request_refresh(r: redis.Redis, prefix: str, queue_name: str, project_id: int, reason: str) -> bool:
@@ -39,4 +44,32 @@ def request_refresh(r: redis.Redis, prefix: str, queue_name: str, project_id: in
         description=f"refresh project {project_id} ({reason})",
     )
     JOBS_ENQUEUED.labels("refresh").inc()
+    return True
+
+
+def low_queue(queue_name: str) -> str:
+    """The low-priority queue next to ``queue_name`` (workers take it last)."""
+    return f"{queue_name}-low"
+
+
+def request_sync(r: redis.Redis, prefix: str, queue_name: str, project_id: int, *, full: bool, reason: str) -> bool:
+    """Ask for a reconcile with Label Studio's API before the next training."""
+    key = f"{prefix}:p:{project_id}:sync_requested"
+    if full:
+        r.set(key, "full")
+    else:
+        r.set(key, "incremental", nx=True)
+    return request_refresh(r, prefix, queue_name, project_id, reason)
+
+
+def request_prune(r: redis.Redis, prefix: str, queue_name: str, project_id: int) -> bool:
+    """Queue the pruning of old versions in Label Studio (coalesced, low priority)."""
+    if not r.set(prune_pending_key(prefix, project_id), 1, nx=True, ex=PENDING_TTL):
+        return False
+    Queue(low_queue(queue_name), connection=r).enqueue(
+        PRUNE_JOB, project_id, prefix, job_id=f"prune-{project_id}-{uuid.uuid4().hex[:12]}",
+        job_timeout=3600, result_ttl=3600, failure_ttl=7 * 24 * 3600,
+        description=f"prune old versions of project {project_id}",
+    )
+    JOBS_ENQUEUED.labels("prune").inc()
     return True

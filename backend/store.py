@@ -137,6 +137,12 @@ class ProjectStore:
     def tasks(self) -> dict[int, dict]:
         return {int(k): orjson.loads(v) for k, v in self.r.hgetall(self.key("tasks")).items()}
 
+    def tasks_by_id(self, task_ids: list[int]) -> dict[int, dict]:
+        if not task_ids:
+            return {}
+        raw = self.r.hmget(self.key("tasks"), task_ids)
+        return {tid: orjson.loads(v) for tid, v in zip(task_ids, raw) if v is not None}
+
     def known_task_ids(self, task_ids: list[int]) -> list[bool]:
         if not task_ids:
             return []
@@ -228,11 +234,43 @@ class ProjectStore:
     def artifacts(self, name: str) -> dict[str, bytes]:
         return {k.decode(): v for k, v in self.r.hgetall(self.key(f"artifacts:{name}")).items()}
 
+    def ranking(self, name: str) -> dict[int, float]:
+        return {int(k): float(v) for k, v in self.r.hgetall(self.key(f"ranking:{name}")).items()}
+
     def ranking_scores(self, name: str, task_ids: list[int]) -> list[float | None]:
         if not task_ids:
             return []
         raw = self.r.hmget(self.key(f"ranking:{name}"), task_ids)
         return [None if v is None else float(v) for v in raw]
+
+    # -- what Label Studio holds ---------------------------------------------
+    def push_state(self, name: str) -> dict:
+        raw = self.r.hget(self.key("pushes"), name)
+        return orjson.loads(raw) if raw else {}
+
+    def set_push_state(self, name: str, state: dict) -> None:
+        pipe = self.r.pipeline()
+        pipe.hset(self.key("pushes"), name, orjson.dumps(state))
+        pipe.zadd(self.key("push_order"), {name: time.time()}, nx=True)
+        pipe.execute()
+
+    def pushed_versions(self) -> list[str]:
+        """Versions this backend sent to Label Studio, oldest first."""
+        return [n.decode() for n in self.r.zrange(self.key("push_order"), 0, -1)]
+
+    def forget_push(self, name: str) -> None:
+        pipe = self.r.pipeline()
+        pipe.hdel(self.key("pushes"), name)
+        pipe.zrem(self.key("push_order"), name)
+        pipe.execute()
+
+    def ls_version(self) -> str | None:
+        """The version Label Studio's project points at (as last set by this backend)."""
+        raw = self.r.get(self.key("ls_version"))
+        return raw.decode() if raw else None
+
+    def set_ls_version(self, name: str) -> None:
+        self.r.set(self.key("ls_version"), name)
 
     # -- feature cache -----------------------------------------------------
     def cached_features(self, spec_key: str, task_ids: list[int]) -> list[bytes | None]:

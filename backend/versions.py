@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from backend import strategies
 from backend.features import FeatureSpec, TextFeaturizer
+from backend.label_config import ChoicesControl
 from backend.model import ChoicesClassifier
 from backend.store import ProjectStore
 
@@ -99,3 +100,29 @@ def load_version(store: ProjectStore, name: str) -> LoadedVersion | None:
                 centroid = np.zeros(spec.n_features, dtype=np.float32)
                 centroid[z["centroid_idx"]] = z["centroid_val"]
     return LoadedVersion(name=name, meta=meta, spec=spec, models=models, quantiles=quantiles, centroid=centroid)
+
+
+def choices_result(
+    control: ChoicesControl, classes: np.ndarray, proba: np.ndarray, allowed: np.ndarray
+) -> dict | None:
+    """A Label Studio ``choices`` result carrying the model's own probability."""
+    to_name = ",".join(control.to_names)
+    if control.multiple:
+        chosen = [i for i in np.flatnonzero(proba >= 0.5) if allowed[i]]
+        if not chosen:
+            return None
+        labels = [str(classes[i]) for i in chosen]
+        p = float(np.min(proba[chosen]))
+    else:
+        masked = np.where(allowed, proba, -1.0)
+        best = int(np.argmax(masked))
+        if masked[best] < 0:
+            return None
+        labels, p = [str(classes[best])], float(proba[best])
+    return {
+        "from_name": control.name,
+        "to_name": to_name,
+        "type": "choices",
+        "value": {"choices": labels},
+        "score": round(p, 6),
+    }

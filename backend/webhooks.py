@@ -108,7 +108,9 @@ def handle_event(
             refresh("tasks deleted")
         return f"{n} task(s) removed from the pool"
     if action == "START_TRAINING":
+        # Retrain now, after a full reconcile with Label Studio (lost webhooks).
         store.r.set(store.key("force_train"), 1)
+        store.r.set(store.key("sync_requested"), "full")
         refresh("start training")
         return "training requested"
     if action == "PROJECT_UPDATED":

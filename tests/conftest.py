@@ -84,8 +84,10 @@ LABEL_CONFIG = payload("setup")["schema"]
 
 
 def setup_body(pid: int = 1, schema: str | None = None) -> dict:
+    """The captured /setup body, without a reachable Label Studio (the worker then neither syncs nor pushes)."""
     body = payload("setup")
     body["project"] = f"{pid}.1795483663"
+    body["hostname"] = ""
     if schema is not None:
         body["schema"] = schema
     return body

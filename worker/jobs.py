@@ -1,7 +1,9 @@
 """RQ job functions.  Plain module-level functions taking ids, never arrays.
 
 The backend enqueues them by dotted name (``worker.jobs.refresh_project``)
-without importing this package.
+without importing this package.  One ``refresh_project`` run is the whole
+loop for a project: sync with Label Studio when asked, train and rank, push
+the head of the ranking.  At most one runs per project at a time.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ import time
 
 from redis.exceptions import LockError
 
+from backend import project_options
 from backend.config import get_settings
-from backend.queueing import pending_key, request_refresh
+from backend.ls_client import LabelStudioError
+from backend.queueing import pending_key, prune_pending_key, request_prune, request_refresh
 from backend.store import ProjectStore, connect
+from worker.push import IncompletePushError, prune, push_current
 from worker.refresh import build_version
+from worker.sync import client_for, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +29,7 @@ LOCK_WAIT = 5  # seconds to wait for a concurrent refresh before handing over
 
 
 def refresh_project(project_id: int, prefix: str | None = None) -> dict:
-    """Sync, retrain and re-rank one project; at most one runs per project at a time."""
+    """Sync (if requested), retrain and re-rank, then push; one run per project at a time."""
     settings = get_settings()
     prefix = prefix or settings.key_prefix
     r = connect(settings.redis_url)
@@ -32,15 +38,10 @@ def refresh_project(project_id: int, prefix: str | None = None) -> dict:
     r.delete(pending_key(prefix, project_id))
     lock = r.lock(store.key("lock"), timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT)
     if not lock.acquire():
-        # Another worker is on it; make sure a run follows it.
         request_refresh(r, prefix, settings.queue_name, project_id, "after concurrent refresh")
         return {"published": False, "reason": "another refresh is running; one more is queued"}
     try:
-        force = bool(r.getdel(store.key("force_train")))
-        store.set_status(last_refresh_started=time.time())
-        summary = build_version(store, settings, force=force)
-        store.set_status(last_refresh_finished=time.time(), last_error=None, last_summary=summary)
-        return summary
+        return _refresh(store, settings)
     except Exception as exc:
         store.set_status(last_error=f"{type(exc).__name__}: {exc}", last_error_at=time.time())
         log.exception("project %s: refresh failed; the previous version keeps serving", project_id)
@@ -50,3 +51,55 @@ def refresh_project(project_id: int, prefix: str | None = None) -> dict:
             lock.release()
         except LockError:  # expired while we worked: nothing to release
             pass
+
+
+def _refresh(store: ProjectStore, settings) -> dict:
+    r = store.r
+    sync = r.getdel(store.key("sync_requested"))
+    force = bool(r.getdel(store.key("force_train")))
+    client = client_for(store, settings)
+    summary: dict = {}
+    errors: list[str] = []
+    store.set_status(last_refresh_started=time.time(), stage="sync" if sync else "train")
+    if sync and client is not None:
+        try:
+            summary["sync"] = reconcile(store, client, full=sync == b"full")
+        except LabelStudioError as exc:
+            # Train on what the webhooks brought; the next run syncs again.
+            r.set(store.key("sync_requested"), sync)
+            errors.append(f"sync: {exc}")
+            summary["sync"] = {"error": str(exc)}
+    store.set_status(stage="train")
+    summary["version"] = build_version(store, settings, force=force)
+    if client is not None and store.exists():
+        store.set_status(stage="push")
+        options = project_options.resolve(settings, store.config().get("extra_params"))
+        try:
+            summary["push"] = push_current(store, client, options, settings.max_text_chars)
+            if summary["push"].get("pushed"):
+                request_prune(r, store.prefix, settings.queue_name, store.pid)
+        except (LabelStudioError, IncompletePushError) as exc:
+            errors.append(f"push: {exc}")
+            summary["push"] = {"error": str(exc)}
+    store.set_status(
+        stage="idle",
+        last_refresh_finished=time.time(),
+        last_summary=summary,
+        last_error="; ".join(errors) or None,
+        **({"last_error_at": time.time()} if errors else {}),
+    )
+    return summary
+
+
+def prune_project(project_id: int, prefix: str | None = None) -> list[str]:
+    """Low priority: delete this backend's old versions from Label Studio."""
+    settings = get_settings()
+    prefix = prefix or settings.key_prefix
+    r = connect(settings.redis_url)
+    r.delete(prune_pending_key(prefix, project_id))
+    store = ProjectStore(r, prefix, project_id)
+    client = client_for(store, settings)
+    if client is None:
+        return []
+    options = project_options.resolve(settings, store.config().get("extra_params"))
+    return prune(store, client, options.keep_versions)

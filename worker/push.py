@@ -1,0 +1,136 @@
+"""Make Label Studio's queue follow the current ranking.
+
+Label Studio's uncertainty sampling serves, among unsolved tasks that have a
+prediction of ``project.model_version``, the lowest ``score`` first.  So the
+head of the ranking (``head_size`` tasks) is imported as predictions of the
+current version, and only once they are all there does the project's
+``model_version`` move to it.  A push that died half-way is cleaned up
+(its partial predictions deleted) before it is retried, so nothing is
+duplicated and the project never points at an incomplete head.  Older
+versions are pruned later by a low-priority job.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import numpy as np
+
+from backend.label_config import LabelConfig
+from backend.ls_client import LabelStudioClient, LabelStudioError
+from backend.project_options import ProjectOptions
+from backend.store import ProjectStore
+from backend.versions import choices_result, load_version
+from worker.refresh import control_features
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1000
+UNCERTAINTY_SAMPLING = "Uncertainty sampling"
+_MISSING_TASK = re.compile(r"task ID (\d+)")
+
+
+class IncompletePushError(RuntimeError):
+    """Label Studio holds a different number of predictions than were sent."""
+
+
+def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int) -> list[dict]:
+    """The ``size`` best-ranked tasks that are still unlabeled, as Label Studio predictions."""
+    version = load_version(store, name)
+    if version is None:
+        return []
+    ranking = store.ranking(name)
+    labeled = {a["task"] for a in store.annotations() if not a.get("was_cancelled")}
+    head = [tid for tid, _ in sorted(ranking.items(), key=lambda kv: kv[1]) if tid not in labeled][:size]
+    results: dict[int, list[dict]] = {tid: [] for tid in head}
+    config = LabelConfig.from_dict(store.config()["parsed"])
+    tasks = store.tasks_by_id(head)
+    for control in config.controls:
+        model = version.models.get(control.name)
+        if model is None:
+            continue
+        ids, X, _ = control_features(store, version.spec, control, tasks, head, max_chars)
+        if not ids:
+            continue
+        proba = model.predict_proba(X)
+        allowed = np.isin(model.classes_, control.labels)
+        for tid, row in zip(ids, proba):
+            item = choices_result(control, model.classes_, row, allowed)
+            if item is not None:
+                results[tid].append(item)
+    return [{"task": tid, "result": results[tid], "score": ranking[tid], "model_version": name} for tid in head]
+
+
+def _import(store: ProjectStore, client: LabelStudioClient, predictions: list[dict]) -> int:
+    """Import in chunks; tasks Label Studio no longer has leave the pool and the chunk is resent."""
+    sent = 0
+    for start in range(0, len(predictions), CHUNK):
+        chunk = predictions[start:start + CHUNK]
+        for _ in range(5):
+            try:
+                client.import_predictions(store.pid, chunk)
+                sent += len(chunk)
+                break
+            except LabelStudioError as exc:
+                missing = {int(m) for m in _MISSING_TASK.findall(exc.body)} if exc.status == 400 else set()
+                if not missing:
+                    raise
+                store.delete_tasks(missing)
+                log.info("project %s: %d task(s) gone from Label Studio; dropped from the pool", store.pid, len(missing))
+                chunk = [p for p in chunk if p["task"] not in missing]
+    return sent
+
+
+def push_current(store: ProjectStore, client: LabelStudioClient, options: ProjectOptions, max_chars: int) -> dict:
+    """Push the current version's head and point the project at it (idempotent)."""
+    name = store.current_version()
+    if name is None:
+        return {"pushed": False, "reason": "no version yet"}
+    state = store.push_state(name)
+    if state.get("state") == "complete" and store.ls_version() == name:
+        return {"pushed": False, "reason": "already pushed", "version": name}
+    t0 = time.monotonic()
+    if state.get("state") == "started":
+        client.delete_model_version(store.pid, name)  # the partial result of an attempt that died
+    store.set_push_state(name, {"state": "started", "started_at": time.time()})
+    predictions = head_predictions(store, name, options.head_size, max_chars)
+    sent = _import(store, client, predictions)
+    held = client.model_versions(store.pid).get(name, 0)
+    if held != sent:
+        client.delete_model_version(store.pid, name)
+        store.set_push_state(name, {"state": "failed", "sent": sent, "held": held})
+        raise IncompletePushError(f"Label Studio holds {held} predictions of {name}, {sent} were sent; retrying later")
+    fields: dict = {"model_version": name}
+    if options.set_sampling:
+        fields["sampling"] = UNCERTAINTY_SAMPLING
+    client.update_project(store.pid, **fields)
+    duration = round(time.monotonic() - t0, 3)
+    store.set_push_state(name, {"state": "complete", "count": sent, "duration_s": duration, "at": time.time()})
+    store.set_ls_version(name)
+    log.info("project %s: pushed %s (%d predictions) in %.2fs", store.pid, name, sent, duration)
+    return {"pushed": True, "version": name, "count": sent, "duration_s": duration}
+
+
+def prune(store: ProjectStore, client: LabelStudioClient, keep: int) -> list[str]:
+    """Delete this backend's older versions from Label Studio, keeping the newest ``keep``.
+
+    Only versions this backend pushed are touched; the one the project points
+    at is always kept.
+    """
+    pushed = store.pushed_versions()  # oldest first
+    pointer = store.ls_version()
+    keep_set = set(pushed[-keep:]) | ({pointer} if pointer else set())
+    deleted = []
+    for name in pushed:
+        if name in keep_set:
+            continue
+        client.delete_model_version(store.pid, name)
+        store.forget_push(name)
+        deleted.append(name)
+    if deleted:
+        log.info("project %s: pruned %d old version(s) from Label Studio", store.pid, len(deleted))
+    return deleted
+
+
