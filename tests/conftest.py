@@ -68,10 +68,13 @@ def store(redis_conn) -> ProjectStore:
 
 
 def run_worker(redis_conn) -> int:
-    """Run every queued job in this process; returns how many ran."""
-    q = Queue(QUEUE, connection=redis_conn)
+    """Run every queued job (main queue first, then the low-priority one) in this process.
+
+    Returns how many jobs of the main queue ran.
+    """
+    q, low = Queue(QUEUE, connection=redis_conn), Queue(QUEUE + "-low", connection=redis_conn)
     before = q.finished_job_registry.count + q.failed_job_registry.count
-    SimpleWorker([q], connection=redis_conn).work(burst=True)
+    SimpleWorker([q, low], connection=redis_conn).work(burst=True)
     return q.finished_job_registry.count + q.failed_job_registry.count - before
 
 

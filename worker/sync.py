@@ -78,7 +78,7 @@ def reconcile(store: ProjectStore, client: LabelStudioClient, *, full: bool) -> 
             counts["tasks_removed"] = store.delete_tasks(stale)
             orphans = [a for t in stale for a in by_task.get(t, ())]
             store.delete_annotations(orphans)
-    store.set_status(synced_until=started, last_sync=started, last_sync_full=full,
+    store.set_status(synced_until=started, last_sync=started, last_sync_at=now.timestamp(), last_sync_full=full,
                      last_sync_counts=counts, last_sync_s=round(time.monotonic() - t0, 3))
     log.info("project %s: %s sync: %s", store.pid, "full" if full else "incremental", counts)
     return counts

@@ -1,0 +1,81 @@
+"""Periodic work, run by every worker process but carried out by one per tick.
+
+Lost webhooks are found by a reconcile every ``AL_RECONCILE_INTERVAL``
+seconds, and a push that failed (Label Studio down or answering 500) is
+retried, both through the normal coalesced ``refresh_project`` job.  A Redis
+key with a TTL makes one worker do each tick, however many run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+
+from backend.config import Settings
+from backend.queueing import request_refresh, request_sync
+from backend.store import ProjectStore, project_ids
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 5.0
+
+
+def has_label_studio(store: ProjectStore, settings: Settings) -> bool:
+    if settings.label_studio_url and settings.label_studio_api_key.get_secret_value():
+        return True
+    cfg = store.config()
+    return bool((settings.label_studio_url or cfg.get("hostname")) and cfg.get("access_token"))
+
+
+def tick(r: redis.Redis, settings: Settings, now: float | None = None) -> list[tuple[int, str]]:
+    """Enqueue what is due; returns ``(project, reason)`` pairs (empty if another worker had this tick)."""
+    now = time.time() if now is None else now
+    prefix = settings.key_prefix
+    if not r.set(f"{prefix}:scheduler_tick", 1, nx=True, px=int(TICK_SECONDS * 1000 * 0.9)):
+        return []
+    due = []
+    for pid in project_ids(r, prefix):
+        store = ProjectStore(r, prefix, pid)
+        if not has_label_studio(store, settings):
+            continue
+        status = store.status()
+        interval = settings.reconcile_interval
+        if interval and now - (status.get("last_sync_at") or 0) >= interval:
+            request_sync(r, prefix, settings.queue_name, pid, full=False, reason="scheduled sync")
+            due.append((pid, "sync"))
+            continue
+        current = store.current_version()
+        if current and store.ls_version() != current and now >= (status.get("push_retry_at") or 0):
+            if request_refresh(r, prefix, settings.queue_name, pid, "push retry"):
+                due.append((pid, "push"))
+    return due
+
+
+def start_full_sync(r: redis.Redis, settings: Settings) -> list[int]:
+    """On worker start: reconcile every project fully (webhooks may have been lost while down)."""
+    started = []
+    for pid in project_ids(r, settings.key_prefix):
+        store = ProjectStore(r, settings.key_prefix, pid)
+        if has_label_studio(store, settings):
+            request_sync(r, settings.key_prefix, settings.queue_name, pid, full=True, reason="worker start")
+            started.append(pid)
+    return started
+
+
+def run_in_background(r: redis.Redis, settings: Settings, stop: threading.Event) -> threading.Thread:
+    """A daemon thread that ticks until ``stop`` is set."""
+
+    def loop() -> None:
+        while not stop.wait(TICK_SECONDS):
+            try:
+                for pid, reason in tick(r, settings):
+                    log.info("project %s: scheduled %s", pid, reason)
+            except redis.RedisError as exc:  # Redis restarting: try again next tick
+                log.warning("scheduler: Redis error %s", type(exc).__name__)
+
+    thread = threading.Thread(target=loop, name="al-scheduler", daemon=True)
+    thread.start()
+    return thread
