@@ -1,0 +1,215 @@
+"""The end-to-end harness itself, against a real Label Studio 1.23.
+
+If these fail, every other e2e test is meaningless: they prove that the
+server starts from the template on a free port, that both kinds of token
+work, that the API helpers speak the real field names, that a loopback ML
+backend (with basic auth) and its webhook are accepted, and that stop()
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.label_studio import LabelStudio, LabelStudioError
+
+pytestmark = pytest.mark.e2e
+
+TEXT_CHOICES = """
+<View>
+  <Text name="text" value="$text"/>
+  <Choices name="sentiment" toName="text" choice="single">
+    <Choice value="pos"/>
+    <Choice value="neg"/>
+  </Choices>
+</View>
+"""
+
+
+def choice(label: str) -> list[dict]:
+    return [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
+
+
+@pytest.fixture(scope="module")
+def ls() -> Iterator[LabelStudio]:
+    with LabelStudio() as server:
+        yield server
+
+
+class StubBackend:
+    """A minimal ML backend on 127.0.0.1 that records what Label Studio sends it."""
+
+    def __init__(self, basic_auth: tuple[str, str] | None = None) -> None:
+        self.requests: list[dict] = []
+        expected = None
+        if basic_auth:
+            expected = "Basic " + base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, body: dict, code: int = 200) -> None:
+                raw = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                stub.requests.append({"method": self.command, "path": self.path,
+                                      "auth": self.headers.get("Authorization"), "body": body})
+                if self.path == "/webhook":
+                    return self._answer({"ok": True})
+                if expected and self.headers.get("Authorization") != expected:
+                    return self._answer({"detail": "unauthorized"}, 401)
+                if self.path == "/health":
+                    return self._answer({"status": "UP", "model_class": "Stub"})
+                if self.path == "/setup":
+                    return self._answer({"model_version": "stub-1"})
+                if self.path == "/versions":
+                    return self._answer({"versions": ["stub-1"]})
+                if self.path == "/predict":
+                    tasks = (body or {}).get("tasks", [])
+                    return self._answer({"results": [
+                        {"result": choice("pos"), "score": 0.5, "model_version": "stub-1"} for _ in tasks]})
+                return self._answer({"detail": "not found"}, 404)
+
+            do_GET = do_POST = _handle
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def paths(self) -> list[str]:
+        return [r["path"] for r in self.requests]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_version_is_1_23(ls: LabelStudio) -> None:
+    r = httpx.get(f"{ls.url}/api/version", timeout=10)
+    assert r.status_code == 200
+    assert r.json()["release"].startswith("1.23.")
+    assert ls.version.startswith("1.23.")
+    assert ls.url.startswith("http://127.0.0.1:")
+    assert ls.log_path is not None and ls.log_path.exists()
+
+
+def test_legacy_token_works(ls: LabelStudio) -> None:
+    with ls.client() as c:
+        assert c.get("/api/projects/").status_code == 200
+        assert c.get("/api/current-user/whoami").json()["email"] == ls.username
+    assert httpx.get(f"{ls.url}/api/projects/", timeout=10).status_code == 401
+    bad = httpx.get(f"{ls.url}/api/projects/", headers={"Authorization": "Token nope-nope"}, timeout=10)
+    assert bad.status_code == 401
+
+
+def test_personal_access_token_refreshes_into_bearer(ls: LabelStudio) -> None:
+    pat = ls.pat
+    assert pat == ls.pat  # created once, then cached
+    r = httpx.post(f"{ls.url}/api/token/refresh/", json={"refresh": pat}, timeout=10)
+    assert r.status_code == 200, r.text
+    access = r.json()["access"]
+    bearer = {"Authorization": f"Bearer {access}"}
+    assert httpx.get(f"{ls.url}/api/projects/", headers=bearer, timeout=10).status_code == 200
+    # the refresh token itself is no Bearer token
+    assert httpx.get(f"{ls.url}/api/projects/", headers={"Authorization": f"Bearer {pat}"},
+                     timeout=10).status_code == 401
+    assert httpx.get(f"{ls.url}/api/projects/", headers={"Authorization": f"Bearer {ls.access_token()}"},
+                     timeout=10).status_code == 200
+
+
+def test_second_pat_revokes_the_first(ls: LabelStudio) -> None:
+    """LS allows one live PAT per user (409); the harness revokes and re-creates."""
+    old = ls.pat
+    ls._pat = None  # as if another session had made the live one
+    new = ls.pat
+    assert new != old
+    assert httpx.post(f"{ls.url}/api/token/refresh/", json={"refresh": old}, timeout=10).status_code == 401
+    assert httpx.post(f"{ls.url}/api/token/refresh/", json={"refresh": new}, timeout=10).status_code == 200
+
+
+def test_project_import_next_annotate(ls: LabelStudio) -> None:
+    project = ls.create_project("harness", TEXT_CHOICES)
+    assert project["id"] and project["title"] == "harness"
+    ids = ls.import_tasks(project["id"], [{"data": {"text": t}} for t in ("good", "bad", "meh")])
+    assert len(ids) == 3 and len(set(ids)) == 3
+    task = ls.next_task(project["id"])
+    assert task is not None and task["id"] in ids
+    assert task["data"]["text"] in ("good", "bad", "meh")
+    ann = ls.annotate(task["id"], choice("pos"))
+    listed = ls.annotations(task["id"])
+    assert [a["id"] for a in listed] == [ann["id"]]
+    assert listed[0]["result"][0]["value"]["choices"] == ["pos"]
+    assert ls.project(project["id"])["num_tasks_with_annotations"] == 1
+    assert ls.predictions(task["id"]) == []
+    with pytest.raises(LabelStudioError, match="404"):
+        ls.project(10**6)
+
+
+def test_loopback_ml_backend_with_basic_auth_and_webhook(ls: LabelStudio) -> None:
+    stub = StubBackend(basic_auth=("al", "s3cret"))
+    try:
+        project = ls.create_project("with-backend", TEXT_CHOICES)
+        ml = ls.connect_ml_backend(project["id"], stub.url, title="al", basic_auth=("al", "s3cret"))
+        assert ml["auth_method"] == "BASIC_AUTH" and ml["basic_auth_user"] == "al"
+        assert ml["basic_auth_pass_is_set"] is True and "basic_auth_pass" not in ml
+        assert "/health" in stub.paths() and "/setup" in stub.paths()
+        setup = next(r for r in stub.requests if r["path"] == "/setup")
+        assert setup["auth"].startswith("Basic ")
+        assert setup["body"]["project"].startswith(f"{project['id']}.")
+        assert "<Choices" in setup["body"]["schema"]
+
+        [tid] = ls.import_tasks(project["id"], [{"data": {"text": "hello"}}])
+        ls.annotate(tid, choice("neg"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+            r["path"] == "/webhook" and (r["body"] or {}).get("action") == "ANNOTATION_CREATED" for r in stub.requests
+        ):
+            time.sleep(0.1)
+        hooks = [r for r in stub.requests if r["path"] == "/webhook"]
+        assert any(h["body"]["action"] == "ANNOTATION_CREATED" for h in hooks), stub.paths()
+        assert all(h["auth"] is None for h in hooks)  # LS sends webhooks without auth
+    finally:
+        stub.close()
+
+
+def test_busy_port_is_detected_and_stop_leaves_nothing() -> None:
+    """LS silently moves to port+1 when its port is busy; the harness must find the real one."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        server = LabelStudio(port=taken)
+        server.start()
+        try:
+            pid, port, data_dir = server.pid, server.port, server.data_dir
+            assert port != taken and server.url.endswith(f":{port}")
+            assert httpx.get(f"{server.url}/api/version", timeout=10).status_code == 200
+        finally:
+            server.stop()
+    assert pid is not None and data_dir is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert not Path(data_dir).exists()
+    server.stop()  # idempotent
