@@ -124,7 +124,7 @@ class LabelStudioClient:
             params = {"project": project_id, "page": page, "page_size": page_size, "fields": "all",
                       "query": orjson.dumps(query).decode()}
             try:
-                body = self.request("GET", "api/tasks", params=params).json()
+                body = self.request("GET", "api/tasks/", params=params).json()
             except LabelStudioError as exc:
                 if exc.status == 404 and page > 1:  # past the last page
                     return
@@ -147,10 +147,10 @@ class LabelStudioClient:
         self.request("DELETE", f"api/projects/{project_id}/model-versions/", json={"model_version": version})
 
     def project(self, project_id: int) -> dict:
-        return self.request("GET", f"api/projects/{project_id}").json()
+        return self.request("GET", f"api/projects/{project_id}/").json()
 
     def update_project(self, project_id: int, **fields) -> dict:
-        return self.request("PATCH", f"api/projects/{project_id}", json=fields).json()
+        return self.request("PATCH", f"api/projects/{project_id}/", json=fields).json()
 
     def close(self) -> None:
         self._http.close()

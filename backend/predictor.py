@@ -23,7 +23,7 @@ from backend.config import Settings
 from backend.label_config import LabelConfig, config_hash, parse_label_config
 from backend.ls_client import LabelStudioClient, LabelStudioError
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
-from backend.queueing import request_refresh
+from backend.queueing import request_refresh, request_sync
 from backend.store import ProjectStore, UnknownProjectError
 from backend.task_data import TaskDataError, control_text
 from backend.versions import LoadedVersion, choices_result, load_version, task_utility
@@ -92,7 +92,9 @@ class Predictor:
         )
         if old != cfg.config_hash:
             log.info("project %s: label config set up (%d control(s))", project_id, len(cfg.controls))
-            request_refresh(self.r, self.settings.key_prefix, self.settings.queue_name, project_id, "setup")
+            # A newly connected project: read its existing tasks and annotations first.
+            request_sync(self.r, self.settings.key_prefix, self.settings.queue_name, project_id,
+                         full=True, reason="setup")
         return store.current_version() or COLD_START
 
     def config_for(self, project_id: int, label_config: str | None) -> LabelConfig:

@@ -2,20 +2,15 @@
 
 If these fail, every other e2e test is meaningless: they prove that the
 server starts from the template on a free port, that both kinds of token
-work, that the API helpers speak the real field names, that a loopback ML
-backend (with basic auth) and its webhook are accepted, and that stop()
-leaves nothing behind.
+work, that the API helpers speak the real field names, and that stop()
+leaves nothing behind.  The real backend's own end-to-end tests are in
+``test_loop.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -45,63 +40,6 @@ def choice(label: str) -> list[dict]:
 def ls() -> Iterator[LabelStudio]:
     with LabelStudio() as server:
         yield server
-
-
-class StubBackend:
-    """A minimal ML backend on 127.0.0.1 that records what Label Studio sends it."""
-
-    def __init__(self, basic_auth: tuple[str, str] | None = None) -> None:
-        self.requests: list[dict] = []
-        expected = None
-        if basic_auth:
-            expected = "Basic " + base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, body: dict, code: int = 200) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"null")
-                stub.requests.append({"method": self.command, "path": self.path,
-                                      "auth": self.headers.get("Authorization"), "body": body})
-                if self.path == "/webhook":
-                    return self._answer({"ok": True})
-                if expected and self.headers.get("Authorization") != expected:
-                    return self._answer({"detail": "unauthorized"}, 401)
-                if self.path == "/health":
-                    return self._answer({"status": "UP", "model_class": "Stub"})
-                if self.path == "/setup":
-                    return self._answer({"model_version": "stub-1"})
-                if self.path == "/versions":
-                    return self._answer({"versions": ["stub-1"]})
-                if self.path == "/predict":
-                    tasks = (body or {}).get("tasks", [])
-                    return self._answer({"results": [
-                        {"result": choice("pos"), "score": 0.5, "model_version": "stub-1"} for _ in tasks]})
-                return self._answer({"detail": "not found"}, 404)
-
-            do_GET = do_POST = _handle
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def paths(self) -> list[str]:
-        return [r["path"] for r in self.requests]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_version_is_1_23(ls: LabelStudio) -> None:
@@ -163,33 +101,6 @@ def test_project_import_next_annotate(ls: LabelStudio) -> None:
     assert ls.predictions(task["id"]) == []
     with pytest.raises(LabelStudioError, match="404"):
         ls.project(10**6)
-
-
-def test_loopback_ml_backend_with_basic_auth_and_webhook(ls: LabelStudio) -> None:
-    stub = StubBackend(basic_auth=("al", "s3cret"))
-    try:
-        project = ls.create_project("with-backend", TEXT_CHOICES)
-        ml = ls.connect_ml_backend(project["id"], stub.url, title="al", basic_auth=("al", "s3cret"))
-        assert ml["auth_method"] == "BASIC_AUTH" and ml["basic_auth_user"] == "al"
-        assert ml["basic_auth_pass_is_set"] is True and "basic_auth_pass" not in ml
-        assert "/health" in stub.paths() and "/setup" in stub.paths()
-        setup = next(r for r in stub.requests if r["path"] == "/setup")
-        assert setup["auth"].startswith("Basic ")
-        assert setup["body"]["project"].startswith(f"{project['id']}.")
-        assert "<Choices" in setup["body"]["schema"]
-
-        [tid] = ls.import_tasks(project["id"], [{"data": {"text": "hello"}}])
-        ls.annotate(tid, choice("neg"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any(
-            r["path"] == "/webhook" and (r["body"] or {}).get("action") == "ANNOTATION_CREATED" for r in stub.requests
-        ):
-            time.sleep(0.1)
-        hooks = [r for r in stub.requests if r["path"] == "/webhook"]
-        assert any(h["body"]["action"] == "ANNOTATION_CREATED" for h in hooks), stub.paths()
-        assert all(h["auth"] is None for h in hooks)  # LS sends webhooks without auth
-    finally:
-        stub.close()
 
 
 def test_busy_port_is_detected_and_stop_leaves_nothing() -> None:

@@ -1,0 +1,111 @@
+"""A real Label Studio, the real backend and a real worker, on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.store import connect
+from tests.e2e.label_studio import LabelStudio, free_port
+
+E2E_REDIS_URL = os.environ.get("AL_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.5, what: str = "condition"):
+    """Poll until ``predicate()`` is truthy; returns its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Stack:
+    """``al-backend serve`` and ``al-backend worker`` as real processes, restartable."""
+
+    def __init__(self, ls: LabelStudio, tmp: Path, *, api_key: str | None = None, extra_env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp = tmp
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AL_", "BASIC_AUTH", "LABEL_STUDIO"))}
+        self.env.update(
+            REDIS_URL=E2E_REDIS_URL,
+            AL_KEY_PREFIX=f"e2e-{uuid.uuid4().hex[:8]}",
+            AL_QUEUE=f"e2e-{uuid.uuid4().hex[:8]}",
+            LABEL_STUDIO_URL=ls.url,
+            LABEL_STUDIO_API_KEY=api_key or ls.token,
+            AL_HEAD_SIZE="60",
+            AL_RECONCILE_INTERVAL="20",
+            AL_WORKER_NICE="0",
+            PROMETHEUS_MULTIPROC_DIR=str(tmp / "metrics"),
+            **(extra_env or {}),
+        )
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log = open(self.tmp / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        )
+
+    def start(self) -> "Stack":
+        self._spawn("backend", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1")
+        self._spawn("worker", "worker")
+
+        def up() -> bool:
+            try:
+                return httpx.get(self.url + "/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 30, 0.2, "the backend to answer /health")
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+
+    def log(self, name: str) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def status(self, pid: int, auth=None) -> dict:
+        return httpx.get(f"{self.url}/status/{pid}", timeout=10, auth=auth).json()
+
+    def cleanup_redis(self) -> None:
+        r = connect(E2E_REDIS_URL)
+        for pattern in (f"{self.env['AL_KEY_PREFIX']}:*", f"*{self.env['AL_QUEUE']}*"):
+            keys = list(r.scan_iter(pattern))
+            if keys:
+                r.delete(*keys)
+
+
+@pytest.fixture(scope="module")
+def ls():
+    with LabelStudio() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(ls, tmp_path_factory):
+    s = Stack(ls, tmp_path_factory.mktemp("stack")).start()
+    yield s
+    s.stop()
+    s.cleanup_redis()
