@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     train_every: int = Field(1, validation_alias="AL_TRAIN_EVERY", ge=1)
     keep_versions: int = Field(2, validation_alias="AL_KEEP_VERSIONS", ge=1)
     reconcile_interval: float = Field(300.0, validation_alias="AL_RECONCILE_INTERVAL", ge=0)
+    push_retry_delay: float = Field(30.0, validation_alias="AL_PUSH_RETRY_DELAY", ge=0)
+    lock_ttl: float = Field(60.0, validation_alias="AL_LOCK_TTL", ge=1)
 
     @property
     def auth_enabled(self) -> bool:

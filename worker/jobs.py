@@ -9,9 +9,12 @@ the head of the ranking.  At most one runs per project at a time.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from backend import project_options
 from backend.config import get_settings
@@ -24,8 +27,39 @@ from worker.sync import client_for, reconcile
 
 log = logging.getLogger(__name__)
 
-LOCK_TIMEOUT = 1800  # seconds a crashed worker can hold a project's lock
 LOCK_WAIT = 5  # seconds to wait for a concurrent refresh before handing over
+
+
+@contextmanager
+def project_lock(store: ProjectStore, ttl: float) -> Iterator[bool]:
+    """The project's lock, kept alive while the job runs.
+
+    A short TTL renewed every ``ttl / 3`` seconds: a worker killed with
+    SIGKILL holds the lock for at most ``ttl`` seconds, not for the length of
+    the longest job.
+    """
+    lock = store.r.lock(store.key("lock"), timeout=ttl, blocking_timeout=LOCK_WAIT)
+    if not lock.acquire():
+        yield False
+        return
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(ttl / 3):
+            try:
+                lock.extend(ttl, replace_ttl=True)
+            except (LockError, RedisError):
+                return
+
+    threading.Thread(target=renew, name="al-lock", daemon=True).start()
+    try:
+        yield True
+    finally:
+        done.set()
+        try:
+            lock.release()
+        except (LockError, RedisError):  # expired or Redis gone: nothing to release
+            pass
 
 
 def refresh_project(project_id: int, prefix: str | None = None) -> dict:
@@ -36,21 +70,16 @@ def refresh_project(project_id: int, prefix: str | None = None) -> dict:
     store = ProjectStore(r, prefix, project_id)
     # Events from now on schedule another run: none is lost while this one works.
     r.delete(pending_key(prefix, project_id))
-    lock = r.lock(store.key("lock"), timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT)
-    if not lock.acquire():
-        request_refresh(r, prefix, settings.queue_name, project_id, "after concurrent refresh")
-        return {"published": False, "reason": "another refresh is running; one more is queued"}
-    try:
-        return _refresh(store, settings)
-    except Exception as exc:
-        store.set_status(last_error=f"{type(exc).__name__}: {exc}", last_error_at=time.time())
-        log.exception("project %s: refresh failed; the previous version keeps serving", project_id)
-        raise
-    finally:
+    with project_lock(store, settings.lock_ttl) as locked:
+        if not locked:
+            request_refresh(r, prefix, settings.queue_name, project_id, "after concurrent refresh")
+            return {"published": False, "reason": "another refresh is running; one more is queued"}
         try:
-            lock.release()
-        except LockError:  # expired while we worked: nothing to release
-            pass
+            return _refresh(store, settings)
+        except Exception as exc:
+            store.set_status(last_error=f"{type(exc).__name__}: {exc}", last_error_at=time.time())
+            log.exception("project %s: refresh failed; the previous version keeps serving", project_id)
+            raise
 
 
 def _refresh(store: ProjectStore, settings) -> dict:
@@ -81,6 +110,7 @@ def _refresh(store: ProjectStore, settings) -> dict:
         except (LabelStudioError, IncompletePushError) as exc:
             errors.append(f"push: {exc}")
             summary["push"] = {"error": str(exc)}
+            store.set_status(push_retry_at=time.time() + settings.push_retry_delay)
     store.set_status(
         stage="idle",
         last_refresh_finished=time.time(),

@@ -34,7 +34,8 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.5, what: str 
 class Stack:
     """``al-backend serve`` and ``al-backend worker`` as real processes, restartable."""
 
-    def __init__(self, ls: LabelStudio, tmp: Path, *, api_key: str | None = None, extra_env: dict | None = None):
+    def __init__(self, ls: LabelStudio, tmp: Path, *, api_key: str | None = None, extra_env: dict | None = None,
+                 ls_url: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tmp = tmp
@@ -43,11 +44,13 @@ class Stack:
             REDIS_URL=E2E_REDIS_URL,
             AL_KEY_PREFIX=f"e2e-{uuid.uuid4().hex[:8]}",
             AL_QUEUE=f"e2e-{uuid.uuid4().hex[:8]}",
-            LABEL_STUDIO_URL=ls.url,
+            LABEL_STUDIO_URL=ls_url or ls.url,
             LABEL_STUDIO_API_KEY=api_key or ls.token,
             AL_HEAD_SIZE="60",
             AL_RECONCILE_INTERVAL="20",
             AL_WORKER_NICE="0",
+            AL_PUSH_RETRY_DELAY="1",
+            AL_LOCK_TTL="6",
             PROMETHEUS_MULTIPROC_DIR=str(tmp / "metrics"),
             **(extra_env or {}),
         )
@@ -71,6 +74,19 @@ class Stack:
 
         wait_for(up, 30, 0.2, "the backend to answer /health")
         return self
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process and everything it forked (an RQ worker forks a work horse per job)."""
+        import psutil
+
+        proc = psutil.Process(self.procs.pop(name).pid)
+        for p in proc.children(recursive=True) + [proc]:
+            p.kill()
+        psutil.wait_procs([proc], timeout=10)
+
+    def restart(self, name: str) -> None:
+        if name == "worker":
+            self._spawn("worker", "worker")
 
     def stop(self) -> None:
         for proc in self.procs.values():
