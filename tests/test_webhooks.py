@@ -13,14 +13,15 @@ def queued(redis_conn) -> int:
 
 def test_burst_of_annotations_is_one_job(client, redis_conn, store, worker):
     client.post("/setup", json=setup_body())
-    for i in range(100):
+    for i in range(500):
         r = client.post("/webhook", json=annotation_event(i + 1, 1000 + i, f"text {i}", "pos" if i % 2 else "neg"))
         assert r.status_code == 200
     assert queued(redis_conn) == 1
-    assert len(store.annotations()) == 100
+    assert len(store.annotations()) == 500
     assert worker() == 1
     meta = store.version_meta(store.current_version())
-    assert meta["labeled_tasks"] == 100 and meta["kind"] == "model"
+    assert meta["labeled_tasks"] == 500 and meta["kind"] == "model"
+    assert meta["controls"]["sentiment"]["label_counts"] == {"neg": 250, "pos": 250}
 
 
 def test_event_during_a_run_schedules_exactly_one_more(client, redis_conn, store, worker):
