@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+
+import redis
 
 from rq import Queue, Worker
 
@@ -36,6 +39,31 @@ def run(settings: Settings | None = None, *, burst: bool = False) -> bool:
         log.info("worker on queues %s; full sync requested for %d project(s)", [q.name for q in queues], len(synced))
         run_in_background(r, settings, stop)
     try:
-        return Worker(queues, connection=r).work(burst=burst, with_scheduler=False)
+        while True:
+            try:
+                worked = Worker(queues, connection=r).work(burst=burst, with_scheduler=False)
+            except redis.RedisError as exc:
+                if burst:
+                    raise
+                log.warning("worker stopped on a Redis error (%s)", type(exc).__name__)
+            if burst or _redis_answers(r):
+                return worked if burst else True  # a requested stop (SIGTERM/SIGINT), not Redis
+            # RQ gives up when Redis goes away mid-job; wait for it and start over.
+            _wait_for_redis(r)
+            log.info("Redis is back; restarting the worker")
     finally:
         stop.set()
+
+
+def _redis_answers(r: redis.Redis) -> bool:
+    try:
+        return bool(r.ping())
+    except redis.RedisError:
+        return False
+
+
+def _wait_for_redis(r: redis.Redis, max_sleep: float = 5.0) -> None:
+    delay = 0.5
+    while not _redis_answers(r):
+        time.sleep(delay)
+        delay = min(delay * 2, max_sleep)

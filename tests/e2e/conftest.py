@@ -35,13 +35,13 @@ class Stack:
     """``al-backend serve`` and ``al-backend worker`` as real processes, restartable."""
 
     def __init__(self, ls: LabelStudio, tmp: Path, *, api_key: str | None = None, extra_env: dict | None = None,
-                 ls_url: str | None = None):
+                 ls_url: str | None = None, redis_url: str = E2E_REDIS_URL):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tmp = tmp
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AL_", "BASIC_AUTH", "LABEL_STUDIO"))}
         self.env.update(
-            REDIS_URL=E2E_REDIS_URL,
+            REDIS_URL=redis_url,
             AL_KEY_PREFIX=f"e2e-{uuid.uuid4().hex[:8]}",
             AL_QUEUE=f"e2e-{uuid.uuid4().hex[:8]}",
             LABEL_STUDIO_URL=ls_url or ls.url,
@@ -106,7 +106,7 @@ class Stack:
         return httpx.get(f"{self.url}/status/{pid}", timeout=10, auth=auth).json()
 
     def cleanup_redis(self) -> None:
-        r = connect(E2E_REDIS_URL)
+        r = connect(self.env["REDIS_URL"])
         for pattern in (f"{self.env['AL_KEY_PREFIX']}:*", f"*{self.env['AL_QUEUE']}*"):
             keys = list(r.scan_iter(pattern))
             if keys:
