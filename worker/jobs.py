@@ -38,7 +38,8 @@ def project_lock(store: ProjectStore, ttl: float) -> Iterator[bool]:
     SIGKILL holds the lock for at most ``ttl`` seconds, not for the length of
     the longest job.
     """
-    lock = store.r.lock(store.key("lock"), timeout=ttl, blocking_timeout=LOCK_WAIT)
+    # thread_local=False: the renewing thread must see the token of the job that took the lock.
+    lock = store.r.lock(store.key("lock"), timeout=ttl, blocking_timeout=LOCK_WAIT, thread_local=False)
     if not lock.acquire():
         yield False
         return

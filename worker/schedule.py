@@ -15,12 +15,13 @@ import time
 import redis
 
 from backend.config import Settings
-from backend.queueing import request_refresh, request_sync
+from backend.queueing import pending_key, request_refresh, request_sync
 from backend.store import ProjectStore, project_ids
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 5.0
+ERROR_BACKOFF = 60.0  # seconds before a project whose refresh failed is caught up again
 
 
 def has_label_studio(store: ProjectStore, settings: Settings) -> bool:
@@ -28,6 +29,15 @@ def has_label_studio(store: ProjectStore, settings: Settings) -> bool:
         return True
     cfg = store.config()
     return bool((settings.label_studio_url or cfg.get("hostname")) and cfg.get("access_token"))
+
+
+def behind(store: ProjectStore) -> bool:
+    """Labels or pool changed since the current version, and nothing is queued or running for it."""
+    if not store.exists() or store.r.exists(pending_key(store.prefix, store.pid), store.key("lock")):
+        return False
+    current = store.current_version()
+    meta = store.version_meta(current) if current else None
+    return meta is None or meta.get("epochs") != list(store.epochs())
 
 
 def tick(r: redis.Redis, settings: Settings, now: float | None = None) -> list[tuple[int, str]]:
@@ -39,6 +49,13 @@ def tick(r: redis.Redis, settings: Settings, now: float | None = None) -> list[t
     due = []
     for pid in project_ids(r, prefix):
         store = ProjectStore(r, prefix, pid)
+        recent_error = now - (store.status().get("last_error_at") or 0) < ERROR_BACKOFF
+        if behind(store) and not recent_error:
+            # Changes no published version has seen, and no job on it: a job
+            # was lost (worker killed, Redis restarted). Catch up.
+            if request_refresh(r, prefix, settings.queue_name, pid, "catch up"):
+                due.append((pid, "catch up"))
+            continue
         if not has_label_studio(store, settings):
             continue
         status = store.status()
@@ -62,6 +79,8 @@ def start_full_sync(r: redis.Redis, settings: Settings) -> list[int]:
         if has_label_studio(store, settings):
             request_sync(r, settings.key_prefix, settings.queue_name, pid, full=True, reason="worker start")
             started.append(pid)
+        elif behind(store):
+            request_refresh(r, settings.key_prefix, settings.queue_name, pid, "worker start: catch up")
     return started
 
 
