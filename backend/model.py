@@ -19,6 +19,20 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 
+def compact_columns(X: sp.spmatrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Keep only the hashed columns the rows use; returns the matrix and their indices.
+
+    An L2-regularised logistic regression gives zero weight to a feature no
+    training row has, so fitting on the used columns (tens of thousands
+    instead of 2^18) is the same model, found several times faster: L-BFGS's
+    own work grows with the number of weights.
+    """
+    X = sp.csr_matrix(X)
+    cols, remapped = np.unique(X.indices, return_inverse=True)
+    Xc = sp.csr_matrix((X.data, remapped.astype(np.int32), X.indptr), shape=(X.shape[0], len(cols)))
+    return Xc, cols
+
+
 class NotEnoughLabelsError(ValueError):
     """Training needs at least two different answers for a control."""
 
@@ -65,9 +79,11 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
             raise NotEnoughLabelsError(
                 f"all {len(labels)} labeled tasks have the same answer ({classes[0]!r}); need two different ones"
             )
-        lr = LogisticRegression(C=self.C, max_iter=1000).fit(X, labels)
+        Xc, cols = compact_columns(X)
+        lr = LogisticRegression(C=self.C, max_iter=1000).fit(Xc, labels)
         self.classes_ = lr.classes_.astype(str)
-        self.coef_ = lr.coef_.astype(np.float32)
+        self.coef_ = np.zeros((lr.coef_.shape[0], X.shape[1]), dtype=np.float32)
+        self.coef_[:, cols] = lr.coef_
         self.intercept_ = lr.intercept_.astype(np.float32)
         return self
 
@@ -77,6 +93,7 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
             raise NotEnoughLabelsError("no label was ever chosen; need at least one")
         coef = np.zeros((len(classes), X.shape[1]), dtype=np.float32)
         intercept = np.zeros(len(classes), dtype=np.float32)
+        Xc, cols = compact_columns(X)
         for k, label in enumerate(classes):
             target = np.fromiter((label in labels for labels in y), dtype=bool, count=len(y))
             rate = (target.sum() + 0.5) / (len(y) + 1.0)
@@ -84,8 +101,8 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
                 # One-sided evidence: a constant, smoothed rate (no weights).
                 intercept[k] = np.log(rate / (1 - rate))
                 continue
-            lr = LogisticRegression(C=self.C, max_iter=1000).fit(X, target)
-            coef[k], intercept[k] = lr.coef_[0], lr.intercept_[0]
+            lr = LogisticRegression(C=self.C, max_iter=1000).fit(Xc, target)
+            coef[k, cols], intercept[k] = lr.coef_[0], lr.intercept_[0]
         self.classes_ = np.asarray(classes, dtype=str)
         self.coef_, self.intercept_ = coef, intercept
         return self

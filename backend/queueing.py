@@ -17,16 +17,13 @@ from rq import Queue
 from backend.metrics import JOBS_ENQUEUED
 
 REFRESH_JOB = "worker.jobs.refresh_project"
-PRUNE_JOB = "worker.jobs.prune_project"
+# Low priority: pruning old versions from Label Studio, cross-validating a new model.
+LOW_JOBS = {"prune": "worker.jobs.prune_project", "evaluate": "worker.jobs.evaluate_project"}
 PENDING_TTL = 600  # a lost job (worker gone before it started) unblocks after this
 
 
 def pending_key(prefix: str, project_id: int) -> str:
     return f"{prefix}:p:{project_id}:refresh_pending"
-
-
-def prune_pending_key(prefix: str, project_id: int) -> str:
-    return f"{prefix}:p:{project_id}:prune_pending"
 
 
 def request_refresh(r: redis.Redis, prefix: str, queue_name: str, project_id: int, reason: str) -> bool:
@@ -62,14 +59,18 @@ def request_sync(r: redis.Redis, prefix: str, queue_name: str, project_id: int, 
     return request_refresh(r, prefix, queue_name, project_id, reason)
 
 
-def request_prune(r: redis.Redis, prefix: str, queue_name: str, project_id: int) -> bool:
-    """Queue the pruning of old versions in Label Studio (coalesced, low priority)."""
-    if not r.set(prune_pending_key(prefix, project_id), 1, nx=True, ex=PENDING_TTL):
+def low_pending_key(prefix: str, project_id: int, job: str) -> str:
+    return f"{prefix}:p:{project_id}:{job}_pending"
+
+
+def request_low(r: redis.Redis, prefix: str, queue_name: str, project_id: int, job: str) -> bool:
+    """Queue a low-priority job (``prune`` or ``evaluate``) for a project, coalesced like refreshes."""
+    if not r.set(low_pending_key(prefix, project_id, job), 1, nx=True, ex=PENDING_TTL):
         return False
     Queue(low_queue(queue_name), connection=r).enqueue(
-        PRUNE_JOB, project_id, prefix, job_id=f"prune-{project_id}-{uuid.uuid4().hex[:12]}",
+        LOW_JOBS[job], project_id, prefix, job_id=f"{job}-{project_id}-{uuid.uuid4().hex[:12]}",
         job_timeout=3600, result_ttl=3600, failure_ttl=7 * 24 * 3600,
-        description=f"prune old versions of project {project_id}",
+        description=f"{job} project {project_id}",
     )
-    JOBS_ENQUEUED.labels("prune").inc()
+    JOBS_ENQUEUED.labels(job).inc()
     return True

@@ -171,6 +171,9 @@ def test_learns_real_text(client, store, worker, n_labels):
     got = [p["result"][0]["value"]["choices"][0] for p in preds]
     accuracy = np.mean([g == ds.labels[i] for g, i in zip(got, test)])
     assert accuracy > 0.63, accuracy
+    # The low-priority evaluation job added a cross-validated estimate close to it.
+    control = store.version_meta(store.current_version())["controls"]["sentiment"]
+    assert control["cv_labels"] == n_labels and abs(control["cv_accuracy"] - accuracy) < 0.08
 
 
 def test_new_tasks_rerank_without_retraining(client, store, worker):

@@ -19,10 +19,10 @@ from redis.exceptions import LockError, RedisError
 from backend import project_options
 from backend.config import get_settings
 from backend.ls_client import LabelStudioError
-from backend.queueing import pending_key, prune_pending_key, request_prune, request_refresh
+from backend.queueing import low_pending_key, pending_key, request_low, request_refresh
 from backend.store import ProjectStore, connect
 from worker.push import IncompletePushError, prune, push_current
-from worker.refresh import build_version
+from worker.refresh import build_version, evaluate
 from worker.sync import client_for, reconcile
 
 log = logging.getLogger(__name__)
@@ -101,13 +101,15 @@ def _refresh(store: ProjectStore, settings) -> dict:
             summary["sync"] = {"error": str(exc)}
     store.set_status(stage="train")
     summary["version"] = build_version(store, settings, force=force)
+    if summary["version"].get("published") and summary["version"].get("trained_in") == summary["version"].get("version"):
+        request_low(r, store.prefix, settings.queue_name, store.pid, "evaluate")
     if client is not None and store.exists():
         store.set_status(stage="push")
         options = project_options.resolve(settings, store.config().get("extra_params"))
         try:
             summary["push"] = push_current(store, client, options, settings.max_text_chars)
             if summary["push"].get("pushed"):
-                request_prune(r, store.prefix, settings.queue_name, store.pid)
+                request_low(r, store.prefix, settings.queue_name, store.pid, "prune")
         except (LabelStudioError, IncompletePushError) as exc:
             errors.append(f"push: {exc}")
             summary["push"] = {"error": str(exc)}
@@ -127,10 +129,23 @@ def prune_project(project_id: int, prefix: str | None = None) -> list[str]:
     settings = get_settings()
     prefix = prefix or settings.key_prefix
     r = connect(settings.redis_url)
-    r.delete(prune_pending_key(prefix, project_id))
+    r.delete(low_pending_key(prefix, project_id, "prune"))
     store = ProjectStore(r, prefix, project_id)
     client = client_for(store, settings)
     if client is None:
         return []
     options = project_options.resolve(settings, store.config().get("extra_params"))
     return prune(store, client, options.keep_versions)
+
+
+def evaluate_project(project_id: int, prefix: str | None = None) -> dict:
+    """Low priority: cross-validated accuracy of the current models, added to the version's metadata.
+
+    Kept off the refresh job so a new queue order reaches Label Studio
+    without waiting for five extra fits.
+    """
+    settings = get_settings()
+    prefix = prefix or settings.key_prefix
+    r = connect(settings.redis_url)
+    r.delete(low_pending_key(prefix, project_id, "evaluate"))
+    return evaluate(ProjectStore(r, prefix, project_id), settings)

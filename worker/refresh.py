@@ -22,7 +22,7 @@ from backend import project_options, ranking, strategies
 from backend.config import Settings
 from backend.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
 from backend.label_config import ChoicesControl, LabelConfig
-from backend.model import ChoicesClassifier, NotEnoughLabelsError
+from backend.model import ChoicesClassifier, NotEnoughLabelsError, compact_columns
 from backend.store import ProjectStore
 from backend.task_data import TaskDataError, control_text
 from backend.versions import load_version, pack_version, task_utility
@@ -79,7 +79,8 @@ def _cv_accuracy(X: sp.csr_matrix, y: list, C: float) -> float | None:
     if len(counts) < 2 or folds < 2:
         return None
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-    return float(cross_val_score(LogisticRegression(C=C, max_iter=1000), X, np.asarray(y, dtype=str), cv=cv).mean())
+    Xc, _ = compact_columns(X)
+    return float(cross_val_score(LogisticRegression(C=C, max_iter=1000), Xc, np.asarray(y, dtype=str), cv=cv).mean())
 
 
 def _current_models(store: ProjectStore, current: str, meta: dict) -> tuple[dict[str, ChoicesClassifier], dict]:
@@ -111,8 +112,6 @@ def _train(
             info["label_counts"] = {
                 str(k): int(v) for k, v in zip(*np.unique([str(v) for v in y], return_counts=True))
             }
-            if not control.multiple:
-                info["cv_accuracy"] = _cv_accuracy(X, y, model.C)
         except NotEnoughLabelsError as exc:
             info["not_trained"] = str(exc)
         per_control[control.name] = info
@@ -217,3 +216,28 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     log.info("project %s: published %s (%s, %d labeled, %d ranked) in %.2fs",
              store.pid, name, meta["kind"], meta["labeled_tasks"], len(scores), meta["duration_s"])
     return {"published": True, **meta}
+
+
+def evaluate(store: ProjectStore, settings: Settings) -> dict:
+    """Cross-validate the current version's single-choice models on the labels they were trained on."""
+    name = store.current_version()
+    meta = store.version_meta(name) if name else None
+    if not meta or meta.get("kind") != "model":
+        return {}
+    config = LabelConfig.from_dict(store.config()["parsed"])
+    labeled = build_labeled_set(store.annotations(), config)
+    tasks = store.tasks_by_id(sorted(labeled.labeled_tasks))
+    spec = FeatureSpec.from_dict(meta["feature_spec"])
+    controls = dict(meta.get("controls", {}))
+    for control in config.controls:
+        if control.multiple or control.name not in controls:
+            continue
+        answers = labeled.answers[control.name]
+        ids, X, _ = control_features(store, spec, control, tasks, sorted(answers), settings.max_text_chars)
+        controls[control.name] = {
+            **controls[control.name],
+            "cv_accuracy": _cv_accuracy(X, [answers[t] for t in ids], ChoicesClassifier().C),
+            "cv_labels": len(ids),
+        }
+    store.update_version_meta(name, controls=controls)
+    return controls
