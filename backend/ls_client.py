@@ -106,19 +106,9 @@ class LabelStudioClient:
         return resp.content[:max_bytes].decode(resp.encoding or "utf-8", errors="replace")
 
     # -- the calls the worker makes ------------------------------------------
-    def iter_tasks(self, project_id: int, *, updated_after: str | None = None, page_size: int = 500):
-        """Every task of a project with its annotations (``fields=all``), page by page.
-
-        ``updated_after`` (ISO time) keeps only tasks changed since then: Label
-        Studio bumps a task's ``updated_at`` when its annotations change.
-        """
+    def iter_tasks(self, project_id: int, *, page_size: int = 500):
+        """Every task of a project with its annotations (``fields=all``), page by page."""
         query: dict = {"ordering": ["tasks:id"]}
-        if updated_after:
-            query["filters"] = {
-                "conjunction": "and",
-                "items": [{"filter": "filter:tasks:updated_at", "operator": "greater",
-                           "type": "Datetime", "value": updated_after}],
-            }
         page = 1
         while True:
             params = {"project": project_id, "page": page, "page_size": page_size, "fields": "all",
@@ -134,6 +124,15 @@ class LabelStudioClient:
             if len(tasks) < page_size:
                 return
             page += 1
+
+    def labeled_tasks(self, project_id: int) -> list[dict]:
+        """Every task that has an annotation (cancelled ones too), with its annotations.
+
+        The export API costs in proportion to the labeled tasks, not the pool,
+        which is what a periodic reconcile of the labeled set needs.
+        """
+        params = {"exportType": "JSON", "download_all_tasks": "false"}
+        return self.request("GET", f"api/projects/{project_id}/export", params=params, timeout=300).json()
 
     def import_predictions(self, project_id: int, predictions: list[dict]) -> int:
         resp = self.request("POST", f"api/projects/{project_id}/import/predictions", json=predictions)

@@ -1,9 +1,8 @@
 """Bring the labeled set and the pool in Redis up to what Label Studio holds.
 
 Webhooks can be lost (Label Studio only logs failed deliveries), so the
-worker reconciles from Label Studio's API: fully on worker start and on
-*Start Training*, incrementally (tasks updated since the last sync) on a
-schedule.  Label Studio is the truth for every task it lists: annotations it
+worker reconciles from Label Studio's API: fully on worker start, on
+connection and on *Start Training*, and the labeled set alone on a schedule.  Label Studio is the truth for every task it lists: annotations it
 no longer has are deleted here, and a full sync drops tasks it no longer has.
 """
 
@@ -21,7 +20,7 @@ from backend.webhooks import compact_annotation
 
 log = logging.getLogger(__name__)
 
-CLOCK_MARGIN = timedelta(minutes=2)  # re-read a little before the last sync: clocks and commits drift
+CLOCK_MARGIN = timedelta(minutes=2)  # annotations changed this recently may be newer here than in the read
 
 
 def client_for(store: ProjectStore, settings: Settings) -> LabelStudioClient | None:
@@ -41,44 +40,43 @@ def _iso(t: datetime) -> str:
 
 
 def reconcile(store: ProjectStore, client: LabelStudioClient, *, full: bool) -> dict:
-    """Apply Label Studio's tasks and annotations to the store; returns counts."""
+    """Apply Label Studio's annotations (and, when ``full``, its task list) to the store.
+
+    Incremental: every labeled task through the export API, which costs in
+    proportion to the labels, not the pool.  Full: every task, page by page,
+    which also finds tasks added or deleted while webhooks were lost.
+    Annotations Label Studio no longer has are deleted here, except those
+    changed in the last ``CLOCK_MARGIN`` (a webhook may be ahead of the read).
+    """
     t0 = time.monotonic()
-    status = store.status()
-    since = None
-    if not full and status.get("synced_until"):
-        since = _iso(datetime.fromisoformat(status["synced_until"]) - CLOCK_MARGIN)
     now = datetime.now(timezone.utc)
     started, settled = _iso(now), _iso(now - CLOCK_MARGIN)
     # Snapshots taken before reading Label Studio: only what existed then can be
     # "missing" from its answer; anything a webhook adds meanwhile is kept.
     known_tasks = set(store.tasks()) if full else set()
-    by_task: dict[int, set[int]] = {}
-    for ann in store.annotations():
-        if isinstance(ann.get("task"), int) and (ann.get("updated_at") or "") < settled:
-            by_task.setdefault(ann["task"], set()).add(ann["id"])
+    held_here = {a["id"] for a in store.annotations() if (a.get("updated_at") or "") < settled}
     seen_tasks: set[int] = set()
+    in_ls: set[int] = set()
     counts = {"tasks": 0, "annotations_written": 0, "annotations_removed": 0, "tasks_removed": 0}
-    for task in client.iter_tasks(store.pid, updated_after=since):
+    tasks = client.iter_tasks(store.pid) if full else client.labeled_tasks(store.pid)
+    for task in tasks:
         tid = task["id"]
         seen_tasks.add(tid)
         store.add_tasks([(tid, task.get("data") or {})])
         counts["tasks"] += 1
-        held = set()
         for raw in task.get("annotations") or []:
             ann = AnnotationIn.model_validate(raw)
-            held.add(ann.id)
+            in_ls.add(ann.id)
             if store.upsert_annotation(compact_annotation(ann, tid)) in (NEW, CHANGED):
                 counts["annotations_written"] += 1
-        gone = by_task.get(tid, set()) - held
-        if gone:
-            counts["annotations_removed"] += store.delete_annotations(gone)
+    gone = held_here - in_ls
+    if gone:
+        counts["annotations_removed"] = store.delete_annotations(gone)
     if full:
         stale = known_tasks - seen_tasks
         if stale:
             counts["tasks_removed"] = store.delete_tasks(stale)
-            orphans = [a for t in stale for a in by_task.get(t, ())]
-            store.delete_annotations(orphans)
-    store.set_status(synced_until=started, last_sync=started, last_sync_at=now.timestamp(), last_sync_full=full,
+    store.set_status(last_sync=started, last_sync_at=now.timestamp(), last_sync_full=full,
                      last_sync_counts=counts, last_sync_s=round(time.monotonic() - t0, 3))
     log.info("project %s: %s sync: %s", store.pid, "full" if full else "incremental", counts)
     return counts

@@ -52,8 +52,8 @@ class Stack:
             AL_PUSH_RETRY_DELAY="1",
             AL_LOCK_TTL="6",
             PROMETHEUS_MULTIPROC_DIR=str(tmp / "metrics"),
-            **(extra_env or {}),
         )
+        self.env.update(extra_env or {})
         self.procs: dict[str, subprocess.Popen] = {}
 
     def _spawn(self, name: str, *args: str) -> None:
