@@ -10,8 +10,10 @@ import uuid
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from backend.datasets import load_dataset
 from backend.store import connect
 from tests.e2e.label_studio import LabelStudio, free_port
 
@@ -111,6 +113,33 @@ class Stack:
             keys = list(r.scan_iter(pattern))
             if keys:
                 r.delete(*keys)
+
+
+CONFIG = ('<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text">'
+          '<Choice value="fresh"/><Choice value="rotten"/></Choices></View>')
+
+
+def choice(label: str) -> list[dict]:
+    """An annotation result for ``CONFIG``."""
+    return [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
+
+
+def make_project(ls: LabelStudio, title: str, n_tasks: int, seed: int) -> tuple[int, dict[int, tuple[str, str]]]:
+    """A Label Studio project with ``n_tasks`` real movie-review snippets; returns its id and the truth."""
+    ds = load_dataset("rotten-tomatoes")
+    idx = np.random.default_rng(seed).permutation(len(ds.texts))[:n_tasks]
+    pid = ls.create_project(title, CONFIG)["id"]
+    ids = ls.import_tasks(pid, [{"text": ds.texts[i]} for i in idx])
+    return pid, {tid: (ds.texts[i], ds.labels[i]) for tid, i in zip(ids, idx)}
+
+
+def synced(ls: LabelStudio, stack: "Stack", pid: int, n_labeled: int, auth=None):
+    """The backend has trained on ``n_labeled`` labels and Label Studio points at that version."""
+    status = stack.status(pid, auth=auth)
+    current = status.get("current") or {}
+    if current.get("labeled_tasks") != n_labeled:
+        return False
+    return ls.project(pid)["model_version"] == status["current_version"] and status
 
 
 @pytest.fixture(scope="module")

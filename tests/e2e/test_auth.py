@@ -4,30 +4,15 @@ and a worker that talks to Label Studio with a personal access token (JWT)."""
 from __future__ import annotations
 
 import httpx
-import numpy as np
 import pytest
 
-from backend.datasets import load_dataset
-from tests.e2e.conftest import Stack, wait_for
-from tests.e2e.test_loop import CONFIG, choice
+from tests.e2e.conftest import Stack, choice, make_project, synced, wait_for
 
 pytestmark = pytest.mark.e2e
 
 AUTH = ("labelstudio", "s3cret-pass")
 
 
-def synced(ls, stack, pid, n, auth=None):
-    status = stack.status(pid, auth=auth)
-    current = status.get("current") or {}
-    return current.get("labeled_tasks") == n and ls.project(pid)["model_version"] == status["current_version"] and status
-
-
-def make_project(ls, title: str, seed: int) -> tuple[int, dict[int, str]]:
-    ds = load_dataset("rotten-tomatoes")
-    idx = np.random.default_rng(seed).permutation(len(ds.texts))[:60]
-    pid = ls.create_project(title, CONFIG)["id"]
-    ids = ls.import_tasks(pid, [{"text": ds.texts[i]} for i in idx])
-    return pid, {tid: ds.labels[i] for tid, i in zip(ids, idx)}
 
 
 def test_basic_auth_backend_with_webhooks(ls, tmp_path):
@@ -36,20 +21,20 @@ def test_basic_auth_backend_with_webhooks(ls, tmp_path):
                                            "AL_RECONCILE_INTERVAL": "0"}).start()  # webhooks only
     try:
         assert httpx.post(stack.url + "/setup", json={}, timeout=5).status_code == 401
-        pid, truth = make_project(ls, "basic auth e2e", 5)
+        pid, truth = make_project(ls, "basic auth e2e", 60, seed=5)
         ls.connect_ml_backend(pid, stack.url, title="active learning", basic_auth=AUTH)
-        wait_for(lambda: synced(ls, stack, pid, 0, AUTH), 90, what="the cold-start version")
+        wait_for(lambda: synced(ls, stack, pid, 0, auth=AUTH), 90, what="the cold-start version")
         # The auto-created webhook has no auth header: add the token to its URL, as the README says.
         with ls.client() as c:
             (hook,) = [h for h in c.get("/api/webhooks/", params={"project": pid}).json() if h["url"].endswith("/webhook")]
             c.patch(f"/api/webhooks/{hook['id']}/", json={"url": hook["url"] + "?token=hook-t0ken"}).raise_for_status()
         task = ls.next_task(pid)
-        ls.annotate(task["id"], choice(truth[task["id"]]))
+        ls.annotate(task["id"], choice(truth[task["id"]][1]))
         # Recorded through the webhook: the periodic reconcile is off here.
         status = wait_for(lambda: (s := stack.status(pid, AUTH))["annotations"] == 1 and s, 15,
                           what="the webhook to be accepted")
         assert status["annotations"] == 1
-        wait_for(lambda: synced(ls, stack, pid, 1, AUTH), 60, what="a version trained on it")
+        wait_for(lambda: synced(ls, stack, pid, 1, auth=AUTH), 60, what="a version trained on it")
     finally:
         stack.stop()
         stack.cleanup_redis()
@@ -58,11 +43,11 @@ def test_basic_auth_backend_with_webhooks(ls, tmp_path):
 def test_worker_with_a_personal_access_token(ls, tmp_path):
     stack = Stack(ls, tmp_path, api_key=ls.pat).start()
     try:
-        pid, truth = make_project(ls, "pat e2e", 6)
+        pid, truth = make_project(ls, "pat e2e", 60, seed=6)
         ls.connect_ml_backend(pid, stack.url, title="active learning")
         wait_for(lambda: synced(ls, stack, pid, 0), 90, what="the cold-start version pushed with a PAT")
         task = ls.next_task(pid)
-        ls.annotate(task["id"], choice(truth[task["id"]]))
+        ls.annotate(task["id"], choice(truth[task["id"]][1]))
         wait_for(lambda: synced(ls, stack, pid, 1), 60, what="a version trained and pushed with a PAT")
         assert "Bearer" not in stack.log("worker") and ls.pat not in stack.log("worker")
     finally:

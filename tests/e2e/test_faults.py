@@ -4,13 +4,10 @@ After each: the project points at a complete version and nothing is duplicated."
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from backend.datasets import load_dataset
-from tests.e2e.conftest import Stack, wait_for
+from tests.e2e.conftest import Stack, choice, make_project, synced, wait_for
 from tests.e2e.faults import FaultProxy
-from tests.e2e.test_loop import CONFIG, choice, synced
 
 pytestmark = pytest.mark.e2e
 
@@ -34,13 +31,10 @@ def faulty_stack(ls, proxy, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def project(ls, faulty_stack):
-    ds = load_dataset("rotten-tomatoes")
-    idx = np.random.default_rng(11).permutation(len(ds.texts))[:N_TASKS]
-    p = ls.create_project("faults e2e", CONFIG)
-    ids = ls.import_tasks(p["id"], [{"text": ds.texts[i]} for i in idx])
-    ls.connect_ml_backend(p["id"], faulty_stack.url, title="active learning")
-    wait_for(lambda: synced(ls, faulty_stack, p["id"], 0), 90, what="the cold-start version")
-    return p["id"], {tid: ds.labels[i] for tid, i in zip(ids, idx)}, []
+    pid, truth = make_project(ls, "faults e2e", N_TASKS, seed=11)
+    ls.connect_ml_backend(pid, faulty_stack.url, title="active learning")
+    wait_for(lambda: synced(ls, faulty_stack, pid, 0), 90, what="the cold-start version")
+    return pid, {tid: label for tid, (_, label) in truth.items()}, []
 
 
 def annotate_next(ls, pid, truth, labeled) -> None:

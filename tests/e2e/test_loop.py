@@ -7,19 +7,12 @@ import httpx
 import numpy as np
 import pytest
 
-from backend.datasets import load_dataset
-from tests.e2e.conftest import wait_for
+from tests.e2e.conftest import CONFIG, choice, make_project, synced, wait_for
 
 pytestmark = pytest.mark.e2e
 
-CONFIG = ('<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text">'
-          '<Choice value="fresh"/><Choice value="rotten"/></Choices></View>')
 N_TASKS = 400
 ROUNDS, PER_ROUND = 4, 25
-
-
-def choice(label: str) -> list[dict]:
-    return [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
 
 
 def queue(ls, pid: int) -> tuple[str, dict[int, float], set[int]]:
@@ -37,15 +30,6 @@ def queue(ls, pid: int) -> tuple[str, dict[int, float], set[int]]:
     return version, scores, labeled
 
 
-def synced(ls, stack, pid: int, n_labeled: int):
-    """The backend has trained on ``n_labeled`` labels and Label Studio points at that version."""
-    status = stack.status(pid)
-    current = status.get("current") or {}
-    if current.get("labeled_tasks") != n_labeled:
-        return False
-    return ls.project(pid)["model_version"] == status["current_version"] and status
-
-
 def accuracy(stack, pid: int, tasks: list[tuple[int, str, str]]) -> float:
     body = {"tasks": [{"id": tid, "data": {"text": text}} for tid, text, _ in tasks],
             "project": f"{pid}.0", "label_config": CONFIG}
@@ -56,13 +40,9 @@ def accuracy(stack, pid: int, tasks: list[tuple[int, str, str]]) -> float:
 
 @pytest.fixture(scope="module")
 def project(ls, stack):
-    ds = load_dataset("rotten-tomatoes")
-    idx = np.random.default_rng(7).permutation(len(ds.texts))[:N_TASKS]
-    p = ls.create_project("active learning e2e", CONFIG)
-    ids = ls.import_tasks(p["id"], [{"text": ds.texts[i]} for i in idx])
-    truth = {tid: (ds.texts[i], ds.labels[i]) for tid, i in zip(ids, idx)}
-    ls.connect_ml_backend(p["id"], stack.url, title="active learning")
-    return p["id"], truth
+    pid, truth = make_project(ls, "active learning e2e", N_TASKS, seed=7)
+    ls.connect_ml_backend(pid, stack.url, title="active learning")
+    return pid, truth
 
 
 def test_connect_gives_every_task_a_cold_start_ranking(ls, stack, project):

@@ -11,14 +11,11 @@ import shutil
 import subprocess
 import time
 
-import numpy as np
 import pytest
 import redis
 
-from backend.datasets import load_dataset
-from tests.e2e.conftest import Stack, wait_for
+from tests.e2e.conftest import Stack, choice, make_project, synced, wait_for
 from tests.e2e.label_studio import free_port
-from tests.e2e.test_loop import CONFIG, choice, synced
 
 pytestmark = pytest.mark.e2e
 
@@ -54,23 +51,18 @@ def test_backend_and_worker_survive_a_redis_restart(ls, tmp_path):
     private.start()
     stack = Stack(ls, tmp_path, redis_url=private.url).start()
     try:
-        ds = load_dataset("rotten-tomatoes")
-        idx = np.random.default_rng(3).permutation(len(ds.texts))[:80]
-        p = ls.create_project("redis restart e2e", CONFIG)
-        pid = p["id"]
-        ids = ls.import_tasks(pid, [{"text": ds.texts[i]} for i in idx])
-        truth = {tid: ds.labels[i] for tid, i in zip(ids, idx)}
+        pid, truth = make_project(ls, "redis restart e2e", 80, seed=3)
         ls.connect_ml_backend(pid, stack.url, title="active learning")
         wait_for(lambda: synced(ls, stack, pid, 0), 90, what="the cold-start version")
 
         private.stop()
         task = ls.next_task(pid)
-        ls.annotate(task["id"], choice(truth[task["id"]]))  # its webhook meets a backend without Redis
+        ls.annotate(task["id"], choice(truth[task["id"]][1]))  # its webhook meets a backend without Redis
         time.sleep(2)
         private.start()
 
         task = ls.next_task(pid)
-        ls.annotate(task["id"], choice(truth[task["id"]]))
+        ls.annotate(task["id"], choice(truth[task["id"]][1]))
         status = wait_for(lambda: synced(ls, stack, pid, 2), 120, what="both annotations in a pushed version")
         assert status["current"]["ranked"] == 78
         assert all(proc.poll() is None for proc in stack.procs.values()), "a process died"
