@@ -1,0 +1,12 @@
+# The backend and the worker: one image, two commands (see docker-compose.yml).
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY backend ./backend
+COPY worker ./worker
+RUN pip install .
+RUN useradd --create-home app
+USER app
+EXPOSE 9090
+CMD ["al-backend", "serve", "--host", "0.0.0.0", "--port", "9090"]
