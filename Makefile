@@ -20,7 +20,7 @@ test: install redis
 	$(BIN)/python -m pytest
 
 demo: install redis
-	@bash scripts/demo.sh
+	@$(BIN)/python scripts/demo.py
 
 bench: install redis
 	@bash scripts/bench.sh $(ARGS)

@@ -382,8 +382,10 @@ class LabelStudio:
     """
 
     def __init__(self, *, port: int | None = None, env: dict[str, str] | None = None,
-                 log_level: str = "WARNING", startup_timeout: float = 120.0) -> None:
+                 log_level: str = "WARNING", startup_timeout: float = 120.0,
+                 data_dir: Path | None = None) -> None:
         self._port = port
+        self._keep = data_dir  # a persistent data dir (the demo): made from the template once, never removed
         self._env = env
         self._log_level = log_level
         self._startup_timeout = startup_timeout
@@ -410,8 +412,9 @@ class LabelStudio:
         venv = ensure_label_studio()
         t0 = time.monotonic()
         self._tmp = Path(tempfile.mkdtemp(prefix="al-ls-"))
-        self.data_dir = self._tmp / "data"
-        shutil.copytree(tdir, self.data_dir, symlinks=True)
+        self.data_dir = self._keep or self._tmp / "data"
+        if not self.data_dir.exists():
+            shutil.copytree(tdir, self.data_dir, symlinks=True)
         self.log_path = _logs_dir() / f"ls-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self._tmp.name}.log"
         self.token, self.username, self.password = meta["token"], meta["username"], meta["password"]
         atexit.register(self.stop)
