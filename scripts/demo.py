@@ -67,7 +67,7 @@ def main() -> None:
     ls = LabelStudio(port=LS_PORT, data_dir=RUN / "label-studio" / "data", log_level="WARNING").start()
     backend_url = f"http://127.0.0.1:{BACKEND_PORT}"
     env = {**os.environ, "LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token,
-           "AL_KEY_PREFIX": os.environ.get("AL_KEY_PREFIX", "demo"), "AL_HEAD_SIZE": "100"}
+           "AL_KEY_PREFIX": os.environ.get("AL_KEY_PREFIX", "demo"), "AL_HEAD_SIZE": "100", "AL_KEEP_VERSIONS": "1"}
     procs = [spawn("backend", ["serve", "--host", "127.0.0.1", "--port", str(BACKEND_PORT)], env),
              spawn("worker", ["worker"], env)]
 
