@@ -54,10 +54,11 @@ def test_connect_gives_every_task_a_cold_start_ranking(ls, stack, project):
     assert len(scores) == 60  # the head, AL_HEAD_SIZE
     assert ls.project(pid)["sampling"] == "Uncertainty sampling"
     # Every task still gets a prediction from /predict, with a place in the queue.
-    body = {"tasks": [{"id": t, "data": {"text": truth[t][0]}} for t in list(truth)[:50]],
+    body = {"tasks": [{"id": t, "data": {"text": text}} for t, (text, _) in truth.items()],
             "project": f"{pid}.0", "label_config": CONFIG}
     preds = httpx.post(stack.url + "/predict", json=body, timeout=30).json()["results"]
-    assert len(preds) == 50 and all(p["result"] == [] and 0 <= p["score"] < 1 for p in preds)
+    assert len(preds) == N_TASKS and all(p["result"] == [] and 0 <= p["score"] < 1 for p in preds)
+    assert len({p["score"] for p in preds}) == N_TASKS  # a strict order over the whole pool
 
 
 def test_annotating_through_next_follows_the_ranking_and_the_model_improves(ls, stack, project):
