@@ -143,14 +143,6 @@ class ProjectStore:
         raw = self.r.hmget(self.key("tasks"), task_ids)
         return {tid: orjson.loads(v) for tid, v in zip(task_ids, raw) if v is not None}
 
-    def known_task_ids(self, task_ids: list[int]) -> list[bool]:
-        if not task_ids:
-            return []
-        pipe = self.r.pipeline(transaction=False)
-        for tid in task_ids:
-            pipe.hexists(self.key("tasks"), tid)
-        return pipe.execute()
-
     # -- annotations -------------------------------------------------------
     def upsert_annotation(self, ann: dict) -> int:
         """Keep the newest state of an annotation; see ``_UPSERT_ANNOTATION`` for the result.
