@@ -336,11 +336,12 @@ def ensure_template() -> Path:
         meta_path.unlink(missing_ok=True)
         partial.mkdir(parents=True)
         meta = {"version": ls_version(), "username": ADMIN_EMAIL,
-                "password": secrets.token_urlsafe(16), "token": secrets.token_hex(20)}
+                "password": secrets.token_hex(12), "token": secrets.token_hex(20)}
         log = _logs_dir() / f"template-{time.strftime('%Y%m%d-%H%M%S')}.log"
         cmd = [str(venv / "bin" / "label-studio"), "init", "--no-browser", "-q", "--data-dir", str(partial),
-               "--username", meta["username"], "--password", meta["password"],
-               "--user-token", meta["token"], "--enable-legacy-api-token"]
+               # "--flag=value": a value starting with "-" must not read as another flag.
+               f"--username={meta['username']}", f"--password={meta['password']}",
+               f"--user-token={meta['token']}", "--enable-legacy-api-token"]
         with open(log, "wb") as out:
             rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=_ls_env(partial, scratch), cwd=str(scratch), timeout=900).returncode
