@@ -173,10 +173,10 @@ class Predictor:
         results: list[list[dict]] = [[] for _ in range(n)]
         readable = np.zeros(n, dtype=bool)
         fetch = self._fetcher(project_id)
-        geometry = None
         probas: dict[str, np.ndarray] = {}
         featurizer = version.featurizer if version else None
-
+        # The first control's rows, texts and features place unranked tasks.
+        geometry: tuple[list[int], list[str], Any] | None = None
         for control in cfg.controls:
             texts, rows = [], []
             for i, task in enumerate(tasks):
@@ -188,16 +188,15 @@ class Predictor:
                 except TaskDataError as exc:
                     TASKS_SKIPPED.labels("task_data").inc()
                     log.info("project %s task %s: no prediction for %s: %s", project_id, task.get("id"), control.name, exc)
-            if not rows or version is None:
-                readable[rows] = True
-                continue
             readable[rows] = True
-            X = featurizer.transform(texts)
             if geometry is None:
-                geometry = (rows, X)
-            model = version.models.get(control.name)
-            if model is None:
+                geometry = (rows, texts, None)  # featurised below, or later only if needed
+            model = version.models.get(control.name) if version else None
+            if model is None or not rows:
                 continue
+            X = featurizer.transform(texts)
+            if geometry[0] is rows:
+                geometry = (rows, texts, X)
             proba = model.predict_proba(X)
             probas[control.name] = np.full((n, proba.shape[1]), np.nan)
             probas[control.name][rows] = proba
@@ -232,11 +231,13 @@ class Predictor:
             if ranked[i] is not None:
                 scores[i] = ranked[i]
         if missing and geometry is not None:
-            rows, X = geometry
+            rows, texts, X = geometry
             pos = {i: j for j, i in enumerate(rows)}
             idx = [pos[i] for i in missing if i in pos]
+            # Before the first model, ranked tasks need no features: featurise only the rest.
+            X_missing = X[idx] if X is not None else version.featurizer.transform([texts[j] for j in idx])
             sub_probas = {c: p[[rows[j] for j in idx]] for c, p in probas.items()}
-            utility = task_utility(version.models, sub_probas, X[idx], version.centroid)
+            utility = task_utility(version.models, sub_probas, X_missing, version.centroid)
             scores[[rows[j] for j in idx]] = ranking.live_score(utility, version.quantiles)
         return scores, [i for i in range(n) if ranked[i] is None]
 

@@ -20,7 +20,7 @@ RP_DIM = 256
 
 
 @lru_cache(maxsize=4)
-def _random_projection(n_features: int, dim: int = RP_DIM) -> SparseRandomProjection:
+def random_projection(n_features: int, dim: int = RP_DIM) -> SparseRandomProjection:
     """A fixed (seeded) sparse random projection of the hashed space; built once per process."""
     return SparseRandomProjection(dim, dense_output=True, random_state=0).fit(
         sp.csr_matrix((1, n_features), dtype=np.float32)
@@ -50,7 +50,7 @@ def project(X: sp.spmatrix, n_components: int, rng: np.random.Generator, *, fit_
     if X.shape[1] <= RP_DIM:
         Y = X.toarray()
     else:
-        Y = np.asarray(_random_projection(X.shape[1]).transform(X), dtype=np.float32)
+        Y = np.asarray(random_projection(X.shape[1]).transform(X), dtype=np.float32)
     sample = Y if n <= fit_rows else Y[rng.choice(n, fit_rows, replace=False)]
     pca = PCA(n_components=k, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1))).fit(sample)
     return normalize(pca.transform(Y))

@@ -77,7 +77,7 @@ def webhook(body: Annotated[dict[str, Any], Body()], predictor: PredictorDep) ->
     if event is None:
         return JSONResponse({"status": "ignored", "action": action, "detail": "event not used by this backend"})
     pid = event.project.id
-    store = ProjectStore(predictor.r, predictor.settings.key_prefix, pid)
+    store = predictor.store(pid)
     s = predictor.settings
 
     def refresh(reason: str) -> bool:

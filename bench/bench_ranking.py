@@ -43,7 +43,7 @@ def main() -> None:
     print(f"pool {args.pool:,} texts featurised once in {time.perf_counter() - t:.1f}s (cached by the worker)")
     idx = np.random.default_rng(0).permutation(n)[: args.labels]
     model = ChoicesClassifier().fit(X[idx], [ds.labels[i] for i in idx])
-    ranking._random_projection(X.shape[1])  # built once per worker process
+    ranking.random_projection(X.shape[1])  # built once per worker process
     steps: dict[str, list[float]] = {}
     for r in range(args.repeat):
         rng = np.random.default_rng(r)

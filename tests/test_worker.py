@@ -243,3 +243,16 @@ def test_status_lists_jobs_with_timings(client, worker, monkeypatch):
     worker()
     (failed,) = client.get("/status/1").json()["jobs"]["failed"]
     assert failed["error"] == "RuntimeError: simulated"
+
+
+def test_cold_start_places_unranked_tasks_live(client, store, worker):
+    client.post("/setup", json=setup_body())
+    client.post("/webhook", json=tasks_created(POOL))
+    worker()
+    ranked = POOL[:2]
+    new = [(100, "a wonderful moving story with great acting"), (101, "zzzz qqqq xxxx yyyy")]
+    preds = client.post("/predict", json=predict_body(ranked + new)).json()["results"]
+    scores = [p["score"] for p in preds]
+    assert scores[:2] == [round(v, 6) for v in store.ranking_scores(store.current_version(), [1, 2])]
+    assert all(p["result"] == [] for p in preds)
+    assert 0.0 <= scores[2] < scores[3] <= 1.0  # the typical new task ahead of the gibberish one

@@ -16,7 +16,7 @@ import worker.jobs  # noqa: F401
 from backend.config import Settings, get_settings
 from backend.features import FeatureSpec
 from backend.queueing import low_queue
-from backend.ranking import _random_projection
+from backend.ranking import random_projection
 from backend.store import connect
 from worker.schedule import run_in_background, start_full_sync
 
@@ -31,7 +31,7 @@ def run(settings: Settings | None = None, *, burst: bool = False) -> bool:
         # processes (webhooks answered while an annotator saves) come first.
         os.nice(settings.worker_nice)
     r = connect(settings.redis_url)
-    _random_projection(FeatureSpec().n_features)  # built once here, inherited by every job's fork
+    random_projection(FeatureSpec().n_features)  # built once here, inherited by every job's fork
     queues = [Queue(settings.queue_name, connection=r), Queue(low_queue(settings.queue_name), connection=r)]
     stop = threading.Event()
     if not burst:
