@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from backend import selection
 from backend.config import Settings
 
 
@@ -23,6 +24,29 @@ class ProjectOptions(BaseModel):
     set_sampling: bool = Field(True, description="switch the project to 'Uncertainty sampling' on push")
     train_every: int = Field(1, ge=1, le=100_000, description="retrain after this many changed labels")
     keep_versions: int = Field(2, ge=1, le=100, description="pushed versions kept in Label Studio")
+    train_interval: float = Field(
+        0, ge=0, description="also retrain this many seconds after the last training if any label changed (0: off)"
+    )
+    strategy: str = Field(selection.DEFAULT_STRATEGY, description="selection strategy (see the README's table)")
+    weights: dict[str, float] = Field(default_factory=dict, description="hybrid strategy: score name -> weight")
+    batch_size: int = Field(100, ge=1, le=100_000, description="tasks chosen together as one diverse batch")
+    control_share: float = Field(
+        selection.DEFAULT_CONTROL_SHARE, ge=0, le=1, description="fraction of the queue given to random tasks"
+    )
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        if value not in selection.STRATEGIES:
+            raise ValueError(f"unknown strategy {value!r}; known: {', '.join(sorted(selection.STRATEGIES))}")
+        return value
+
+    def selection_params(self) -> selection.SelectionParams:
+        """The part of the options the selection strategies read."""
+        return selection.SelectionParams(
+            strategy=self.strategy, weights=dict(self.weights), batch_size=self.batch_size,
+            control_share=self.control_share,
+        )
 
 
 class InvalidOptionsError(ValueError):
@@ -35,6 +59,9 @@ def defaults(settings: Settings) -> dict[str, Any]:
         "set_sampling": settings.set_sampling,
         "train_every": settings.train_every,
         "keep_versions": settings.keep_versions,
+        "train_interval": settings.train_interval,
+        "strategy": settings.strategy,
+        "control_share": settings.control_share,
     }
 
 

@@ -188,7 +188,13 @@ class ProjectStore:
         return f"v{n}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
 
     def publish_version(
-        self, name: str, meta: dict, artifacts: dict[str, bytes], ranking: dict[int, float]
+        self,
+        name: str,
+        meta: dict,
+        artifacts: dict[str, bytes],
+        ranking: dict[int, float],
+        *,
+        control: Iterable[int] = (),
     ) -> None:
         """Write a complete version, then flip ``current`` to it in one transaction.
 
@@ -201,6 +207,9 @@ class ProjectStore:
             pipe.hset(art_key, mapping=artifacts)
         if ranking:
             pipe.hset(rank_key, mapping={tid: repr(float(s)) for tid, s in ranking.items()})
+        control = list(control)
+        if control:
+            pipe.sadd(self.key(f"control:{name}"), *control)
         pipe.hset(self.key("versions"), name, orjson.dumps(meta))
         pipe.rpush(self.key("version_order"), name)
         pipe.set(self.key("current"), name)
@@ -228,6 +237,14 @@ class ProjectStore:
 
     def ranking(self, name: str) -> dict[int, float]:
         return {int(k): float(v) for k, v in self.r.hgetall(self.key(f"ranking:{name}")).items()}
+
+    def control_tasks(self, name: str) -> set[int]:
+        """Tasks the version's random control share placed in the queue."""
+        return {int(t) for t in self.r.smembers(self.key(f"control:{name}"))}
+
+    def drop_version_data(self, name: str) -> None:
+        """Free an old version's model, ranking and control set; its metadata stays (history)."""
+        self.r.delete(*(self.key(f"{what}:{name}") for what in ("artifacts", "ranking", "control")))
 
     def ranking_scores(self, name: str, task_ids: list[int]) -> list[float | None]:
         if not task_ids:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from backend import strategies
+from backend import selection, strategies
 from backend.features import FeatureSpec, TextFeaturizer
 from backend.label_config import ChoicesControl
 from backend.model import ChoicesClassifier
@@ -53,15 +53,8 @@ def task_utility(
     centroid, so typical tasks come before outliers.
     """
     n = geometry_X.shape[0]
-    scored = [name for name in probas if name in models]
-    if scored:
-        parts = [
-            strategies.multilabel_margin_uncertainty(probas[c])
-            if models[c].multiple
-            else strategies.margin_uncertainty(probas[c])
-            for c in scored
-        ]
-        return np.mean(parts, axis=0)
+    if any(name in models for name in probas):
+        return selection.mean_uncertainty(models, probas, n)
     if centroid is None:
         return np.zeros(n)
     return strategies.centroid_similarity(geometry_X, centroid)

@@ -101,15 +101,15 @@ def _refresh(store: ProjectStore, settings) -> dict:
             summary["sync"] = {"error": str(exc)}
     store.set_status(stage="train")
     summary["version"] = build_version(store, settings, force=force)
-    if summary["version"].get("published") and summary["version"].get("trained_in") == summary["version"].get("version"):
-        request_low(r, store.prefix, settings.queue_name, store.pid, "evaluate")
+    if summary["version"].get("published"):
+        request_low(r, store.prefix, settings.queue_name, store.pid, "prune")
+        if summary["version"].get("trained_in") == summary["version"].get("version"):
+            request_low(r, store.prefix, settings.queue_name, store.pid, "evaluate")
     if client is not None and store.exists():
         store.set_status(stage="push")
         options = project_options.resolve(settings, store.config().get("extra_params"))
         try:
             summary["push"] = push_current(store, client, options, settings.max_text_chars)
-            if summary["push"].get("pushed"):
-                request_low(r, store.prefix, settings.queue_name, store.pid, "prune")
         except (LabelStudioError, IncompletePushError) as exc:
             errors.append(f"push: {exc}")
             summary["push"] = {"error": str(exc)}
@@ -125,17 +125,26 @@ def _refresh(store: ProjectStore, settings) -> dict:
 
 
 def prune_project(project_id: int, prefix: str | None = None) -> list[str]:
-    """Low priority: delete this backend's old versions from Label Studio."""
+    """Low priority: delete old versions' predictions from Label Studio and their data from Redis.
+
+    A version's metadata is kept (it is the project's history); its model,
+    ranking and control set are freed once neither the backend nor Label
+    Studio can still use them, so Redis stays bounded however long a
+    project runs.
+    """
     settings = get_settings()
     prefix = prefix or settings.key_prefix
     r = connect(settings.redis_url)
     r.delete(low_pending_key(prefix, project_id, "prune"))
     store = ProjectStore(r, prefix, project_id)
     client = client_for(store, settings)
-    if client is None:
-        return []
     options = project_options.resolve(settings, store.config().get("extra_params"))
-    return prune(store, client, options.keep_versions)
+    deleted = prune(store, client, options.keep_versions) if client is not None else []
+    in_use = set(store.pushed_versions()) | {store.current_version(), store.ls_version()}
+    for info in store.versions():
+        if info.name not in in_use:
+            store.drop_version_data(info.name)
+    return deleted
 
 
 def evaluate_project(project_id: int, prefix: str | None = None) -> dict:

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.linear_model import LogisticRegression
 
-from backend import project_options, ranking, strategies
+from backend import project_options, ranking, selection
 from backend.config import Settings
 from backend.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
 from backend.label_config import ChoicesControl, LabelConfig
@@ -118,6 +118,25 @@ def _train(
     return models, per_control
 
 
+def _labeled_geometry(store, spec, control, labeled, tasks, settings, models) -> dict:
+    """The labeled tasks of the geometry control, for strategies that look at what is covered."""
+    answers = labeled.answers[control.name]
+    if control.name not in models or not answers:
+        return {}
+    ids, X, _ = control_features(store, spec, control, tasks, sorted(answers), settings.max_text_chars)
+    return {"labeled_X": X, "labeled_y": [answers[t] for t in ids]}
+
+
+def training_overdue(meta: dict | None, interval: float, now: float | None = None) -> bool:
+    """Labels changed since the last training, and ``interval`` seconds passed since it (0: never)."""
+    if not meta or not interval or meta.get("kind") != "model":
+        return False
+    if meta.get("epochs", [0])[0] <= meta.get("trained_labels_epoch", 0):
+        return False
+    now = time.time() if now is None else now
+    return now - meta.get("trained_at_ts", now) >= interval
+
+
 def build_version(store: ProjectStore, settings: Settings, *, force: bool = False, seed: int = 0) -> dict:
     """Train and rank; publish a version if anything changed (or ``force``).
 
@@ -154,7 +173,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     trained_at = current_meta.get("trained_labels_epoch", -10**9) if current_meta else -10**9
     few_changes = current_meta is not None and current_meta.get("kind") == "model" and (
         epochs[0] - trained_at < options.train_every
-    )
+    ) and not training_overdue(current_meta, options.train_interval)
     reused = not force and same_models_possible and (same_labels or few_changes)
     if reused:
         models, per_control = _current_models(store, current, current_meta)
@@ -178,15 +197,11 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
             probas[control.name] = proba
     centroid = np.asarray(X_geo.mean(axis=0)).ravel().astype(np.float32) if ids else None
     live_utility = task_utility(models, probas, X_geo, centroid)
-    scores: dict[int, float] = {}
-    n_clusters = 0
-    if ids:
-        Z = ranking.project(X_geo, 32, rng)
-        n_clusters = int(np.clip(round(np.sqrt(len(ids))), 1, 100))
-        labels, centers = ranking.cluster(Z, n_clusters, rng)
-        rank_utility = live_utility if models else strategies.centroid_typicality(Z, labels, centers)
-        order = ranking.cluster_coverage_order(rank_utility, labels)
-        scores = dict(zip(ids, ranking.queue_scores(order).tolist()))
+    pool = selection.Pool(X=X_geo, probas=probas, models=models, **_labeled_geometry(
+        store, spec, geo_control, labeled, tasks, settings, models))
+    ranked = selection.rank_pool(pool, options.selection_params(), rng)
+    scores = dict(zip(ids, ranked.scores().tolist()))
+    control_ids = [ids[i] for i in np.flatnonzero(ranked.source == selection.CONTROL)]
 
     name = store.next_version_name()
     meta = {
@@ -200,7 +215,10 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         "pool": len(pool_ids),
         "ranked": len(scores),
         "unreadable_tasks": len(unreadable),
-        "clusters": n_clusters,
+        "clusters": ranked.n_clusters,
+        "strategy": options.strategy,
+        "control_share": options.control_share,
+        "control_tasks": len(control_ids),
         "feature_spec": spec.to_dict(),
         "config_hash": config.config_hash,
         "labels_fingerprint": labels_fp,
@@ -209,10 +227,11 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         # The version whose training produced the models (re-ranks reuse them).
         "trained_in": current_meta.get("trained_in", current) if reused else name,
         "trained_labels_epoch": current_meta.get("trained_labels_epoch", 0) if reused else epochs[0],
+        "trained_at_ts": current_meta.get("trained_at_ts", time.time()) if reused else time.time(),
     }
     quantiles = ranking.utility_quantiles(live_utility)
     meta["duration_s"] = round(time.monotonic() - t0, 3)
-    store.publish_version(name, meta, pack_version(models, quantiles, centroid), scores)
+    store.publish_version(name, meta, pack_version(models, quantiles, centroid), scores, control=control_ids)
     log.info("project %s: published %s (%s, %d labeled, %d ranked) in %.2fs",
              store.pid, name, meta["kind"], meta["labeled_tasks"], len(scores), meta["duration_s"])
     return {"published": True, **meta}

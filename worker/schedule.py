@@ -14,9 +14,11 @@ import time
 
 import redis
 
+from backend import project_options
 from backend.config import Settings
 from backend.queueing import pending_key, request_refresh, request_sync
 from backend.store import ProjectStore, project_ids
+from worker.refresh import training_overdue
 
 log = logging.getLogger(__name__)
 
@@ -48,27 +50,39 @@ def tick(r: redis.Redis, settings: Settings, now: float | None = None) -> list[t
         return []
     due = []
     for pid in project_ids(r, prefix):
-        store = ProjectStore(r, prefix, pid)
-        recent_error = now - (store.status().get("last_error_at") or 0) < ERROR_BACKOFF
-        if behind(store) and not recent_error:
-            # Changes no published version has seen, and no job on it: a job
-            # was lost (worker killed, Redis restarted). Catch up.
-            if request_refresh(r, prefix, settings.queue_name, pid, "catch up"):
-                due.append((pid, "catch up"))
+        try:
+            reason = _due(ProjectStore(r, prefix, pid), settings, now)
+        except redis.RedisError:
+            raise
+        except Exception:  # noqa: BLE001 - one broken project must not stop the others' schedule
+            log.exception("scheduler: project %s skipped this tick", pid)
             continue
-        if not has_label_studio(store, settings):
-            continue
-        status = store.status()
-        interval = settings.reconcile_interval
-        if interval and now - (status.get("last_sync_at") or 0) >= interval:
-            request_sync(r, prefix, settings.queue_name, pid, full=False, reason="scheduled sync")
-            due.append((pid, "sync"))
-            continue
-        current = store.current_version()
-        if current and store.ls_version() != current and now >= (status.get("push_retry_at") or 0):
-            if request_refresh(r, prefix, settings.queue_name, pid, "push retry"):
-                due.append((pid, "push"))
+        if reason:
+            due.append((pid, reason))
     return due
+
+
+def _due(store: ProjectStore, settings: Settings, now: float) -> str | None:
+    """Enqueue the one thing due for a project, if any; returns what it was."""
+    r, prefix, queue, pid = store.r, store.prefix, settings.queue_name, store.pid
+    status = store.status()
+    if behind(store) and now - (status.get("last_error_at") or 0) >= ERROR_BACKOFF:
+        # Changes no published version has seen, and no job on it: a job
+        # was lost (worker killed, Redis restarted). Catch up.
+        return "catch up" if request_refresh(r, prefix, queue, pid, "catch up") else None
+    current = store.current_version()
+    options = project_options.resolve(settings, store.config().get("extra_params"))
+    if current and training_overdue(store.version_meta(current), options.train_interval, now):
+        return "train interval" if request_refresh(r, prefix, queue, pid, "train interval") else None
+    if not has_label_studio(store, settings):
+        return None
+    interval = settings.reconcile_interval
+    if interval and now - (status.get("last_sync_at") or 0) >= interval:
+        request_sync(r, prefix, queue, pid, full=False, reason="scheduled sync")
+        return "sync"
+    if current and store.ls_version() != current and now >= (status.get("push_retry_at") or 0):
+        return "push" if request_refresh(r, prefix, queue, pid, "push retry") else None
+    return None
 
 
 def start_full_sync(r: redis.Redis, settings: Settings) -> list[int]:
