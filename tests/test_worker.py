@@ -256,3 +256,76 @@ def test_cold_start_places_unranked_tasks_live(client, store, worker):
     assert scores[:2] == [round(v, 6) for v in store.ranking_scores(store.current_version(), [1, 2])]
     assert all(p["result"] == [] for p in preds)
     assert 0.0 <= scores[2] < scores[3] <= 1.0  # the typical new task ahead of the gibberish one
+
+
+def _many_tasks(n: int, start: int = 1000) -> list[tuple[int, str]]:
+    texts = load_dataset("rotten-tomatoes").texts
+    return [(start + i, texts[i]) for i in range(n)]
+
+
+@pytest.mark.parametrize("share", [0.0, 0.2])
+def test_control_share_is_recorded_with_the_version(client, store, worker, share):
+    body = setup_body()
+    body["extra_params"] = {"control_share": share}
+    client.post("/setup", json=body)
+    pool = _many_tasks(60)
+    client.post("/webhook", json=tasks_created(pool))
+    worker()
+    name = store.current_version()
+    control = store.control_tasks(name)
+    assert len(control) == int(60 * share) and store.version_meta(name)["control_tasks"] == len(control)
+    assert control <= {tid for tid, _ in pool}
+    if control:  # spread through the queue: one in every five places is a random task
+        ranking = store.ranking(name)
+        head = sorted(ranking, key=ranking.get)[:30]
+        assert sum(t in control for t in head) == 6
+
+
+def test_train_interval_retrains_after_a_quiet_period(client, store, worker, settings, redis_conn):
+    import time
+
+    from worker.refresh import training_overdue
+    from worker.schedule import tick
+
+    body = setup_body()
+    body["extra_params"] = {"train_every": 100, "train_interval": 60}
+    client.post("/setup", json=body)
+    client.post("/webhook", json=annotation_event(1, 1, POOL[0][1], "pos"))
+    client.post("/webhook", json=annotation_event(2, 4, POOL[3][1], "neg"))
+    worker()
+    first = store.current_version()
+    client.post("/webhook", json=annotation_event(3, 2, POOL[1][1], "pos"))
+    worker()
+    meta = store.version_meta(store.current_version())
+    assert meta["trained_in"] == first  # one new label of 100: re-ranked only
+    assert not training_overdue(meta, 60, now=time.time())
+    later = meta["trained_at_ts"] + 61
+    assert training_overdue(meta, 60, now=later)
+    redis_conn.delete(f"{settings.key_prefix}:scheduler_tick")
+    assert tick(redis_conn, settings, now=later) == [(1, "train interval")]
+    # The job runs "now", so let the model look older than the interval.
+    store.update_version_meta(store.current_version(), trained_at_ts=meta["trained_at_ts"] - 61)
+    worker()
+    latest = store.current_version()
+    assert store.version_meta(latest)["trained_in"] == latest
+    assert store.version_meta(latest)["controls"]["sentiment"]["labeled"] == 3
+    assert not training_overdue(store.version_meta(latest), 60, now=later)
+
+
+def test_prune_frees_old_versions_but_keeps_their_history(client, store, worker):
+    client.post("/setup", json=setup_body())
+    client.post("/webhook", json=tasks_created(POOL))
+    worker()
+    names = [store.current_version()]
+    for ann, (tid, text) in enumerate(POOL[:3], start=1):
+        client.post("/webhook", json=annotation_event(ann, tid, text, "pos" if tid < 4 else "neg"))
+        client.post("/webhook", json=annotation_event(10 + ann, tid + 3, POOL[tid + 2][1], "neg"))
+        worker()  # the prune job runs after each publish
+        names.append(store.current_version())
+    assert len(set(names)) == 4
+    current = names[-1]
+    for old in names[:-1]:
+        assert store.version_meta(old) is not None  # history stays
+        assert store.artifacts(old) == {} and store.ranking(old) == {}
+    assert store.artifacts(current) and store.ranking(current)
+    assert len(client.get("/versions").json()["versions"]) == 4

@@ -151,6 +151,8 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         return {"published": False, "reason": "project not set up (no /setup yet)"}
     config = LabelConfig.from_dict(cfg_fields["parsed"])
     same_config = bool(current_meta) and current_meta.get("config_hash") == config.config_hash
+    options = project_options.resolve(settings, cfg_fields.get("extra_params"))
+    force = force or training_overdue(current_meta, options.train_interval)
     if not force and same_config and current_meta.get("epochs") == epochs:
         return {"published": False, "reason": "nothing changed", "version": current}
     spec = FeatureSpec()
@@ -161,7 +163,6 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     labels_fp = _fingerprint(sorted((c, t, str(a)) for c, d in labeled.answers.items() for t, a in d.items()))
     pool_ids = sorted(tid for tid in tasks if tid not in labeled.labeled_tasks)
     pool_fp = _fingerprint(pool_ids)
-    options = project_options.resolve(settings, cfg_fields.get("extra_params"))
     same_models_possible = same_config and FeatureSpec.from_dict(current_meta["feature_spec"]) == spec
     same_labels = same_models_possible and current_meta.get("labels_fingerprint") == labels_fp
     if not force and same_labels and current_meta.get("pool_fingerprint") == pool_fp:
@@ -173,7 +174,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     trained_at = current_meta.get("trained_labels_epoch", -10**9) if current_meta else -10**9
     few_changes = current_meta is not None and current_meta.get("kind") == "model" and (
         epochs[0] - trained_at < options.train_every
-    ) and not training_overdue(current_meta, options.train_interval)
+    )
     reused = not force and same_models_possible and (same_labels or few_changes)
     if reused:
         models, per_control = _current_models(store, current, current_meta)
