@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from backend import selection
+from backend import progress, selection
 from backend.config import Settings
 
 
@@ -33,6 +33,13 @@ class ProjectOptions(BaseModel):
     control_share: float = Field(
         selection.DEFAULT_CONTROL_SHARE, ge=0, le=1, description="fraction of the queue given to random tasks"
     )
+    # When to stop (backend/progress.py; 0 turns a rule off).
+    label_budget: int = Field(0, ge=0, description="stop once this many tasks are labeled (0: no budget)")
+    target_accuracy: float = Field(0, ge=0, le=1, description="stop once the estimated accuracy reaches this")
+    target_macro_f1: float = Field(0, ge=0, le=1, description="stop once the estimated macro-F1 reaches this")
+    plateau_versions: int = Field(5, ge=2, le=1000, description="plateau: versions looked back over")
+    plateau_min_gain: float = Field(0.005, ge=0, le=1, description="plateau: smallest accuracy gain that counts")
+    stop_kappa: float = Field(0.99, ge=-1, le=1, description="stable predictions: mean kappa of successive models")
 
     @field_validator("strategy")
     @classmethod
@@ -46,6 +53,14 @@ class ProjectOptions(BaseModel):
         return selection.SelectionParams(
             strategy=self.strategy, weights=dict(self.weights), batch_size=self.batch_size,
             control_share=self.control_share,
+        )
+
+    def stop_rules(self) -> "progress.StopRules":
+        """The part of the options the stopping rules read."""
+        return progress.StopRules(
+            label_budget=self.label_budget, target_accuracy=self.target_accuracy,
+            target_macro_f1=self.target_macro_f1, plateau_versions=self.plateau_versions,
+            plateau_min_gain=self.plateau_min_gain, stop_kappa=self.stop_kappa,
         )
 
 

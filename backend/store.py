@@ -137,6 +137,10 @@ class ProjectStore:
     def tasks(self) -> dict[int, dict]:
         return {int(k): orjson.loads(v) for k, v in self.r.hgetall(self.key("tasks")).items()}
 
+    def task_ids(self) -> list[int]:
+        """Every task of the pool, without reading its data."""
+        return [int(k) for k in self.r.hkeys(self.key("tasks"))]
+
     def tasks_by_id(self, task_ids: list[int]) -> dict[int, dict]:
         if not task_ids:
             return {}

@@ -46,12 +46,11 @@ def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int) 
     head = [tid for tid, _ in sorted(ranking.items(), key=lambda kv: kv[1]) if tid not in labeled][:size]
     results: dict[int, list[dict]] = {tid: [] for tid in head}
     config = LabelConfig.from_dict(store.config()["parsed"])
-    tasks = store.tasks_by_id(head)
     for control in config.controls:
         model = version.models.get(control.name)
         if model is None:
             continue
-        ids, X, _ = control_features(store, version.spec, control, tasks, head, max_chars)
+        ids, X, _ = control_features(store, version.spec, control, head, max_chars)
         if not ids:
             continue
         proba = model.predict_proba(X)

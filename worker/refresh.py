@@ -38,38 +38,58 @@ def _fingerprint(items) -> str:
     return h.hexdigest()[:16]
 
 
+FEATURE_CHUNK = 50_000  # tasks read from the feature cache per Redis round trip
+
+
 def control_features(
     store: ProjectStore,
     spec: FeatureSpec,
     control: ChoicesControl,
-    tasks: dict[int, dict],
     task_ids: list[int],
     max_chars: int,
 ) -> tuple[list[int], sp.csr_matrix, dict[int, str]]:
     """Features of ``task_ids`` for one control, from the cache where possible.
 
     Returns the ids that have features, their rows, and a skip reason for the
-    others.  Rows computed here are written back to the cache.
+    others.  Only the tasks missing from the cache are read and featurised
+    (and written back).  Work goes in chunks so a million-task pool never
+    holds more than one chunk of raw bytes beside the matrix.
     """
     cache_key = f"{spec.key}:{control.name}"
-    cached = store.cached_features(cache_key, task_ids)
-    todo, skipped = [], {}
-    texts: list[str] = []
-    for tid, raw in zip(task_ids, cached):
-        if raw is None:
-            try:
-                texts.append(control_text(tasks.get(tid), control, max_chars=max_chars))
-                todo.append(tid)
-            except TaskDataError as exc:
-                skipped[tid] = str(exc)
-    rows = {tid: raw for tid, raw in zip(task_ids, cached) if raw is not None}
-    if todo:
-        X_new = TextFeaturizer(spec).transform(texts)
-        fresh = {tid: encode_row(X_new, i) for i, tid in enumerate(todo)}
-        store.cache_features(cache_key, fresh)
-        rows.update(fresh)
-    ids = [tid for tid in task_ids if tid in rows]
-    return ids, decode_rows([rows[t] for t in ids], spec.n_features), skipped
+    featurizer = None
+    ids: list[int] = []
+    parts: list[sp.csr_matrix] = []
+    skipped: dict[int, str] = {}
+    for start in range(0, len(task_ids), FEATURE_CHUNK):
+        chunk = task_ids[start:start + FEATURE_CHUNK]
+        cached = store.cached_features(cache_key, chunk)
+        missing = [tid for tid, raw in zip(chunk, cached) if raw is None]
+        fresh: dict[int, bytes] = {}
+        if missing:
+            tasks = store.tasks_by_id(missing)
+            todo, texts = [], []
+            for tid in missing:
+                try:
+                    texts.append(control_text(tasks.get(tid), control, max_chars=max_chars))
+                    todo.append(tid)
+                except TaskDataError as exc:
+                    skipped[tid] = str(exc)
+            if todo:
+                featurizer = featurizer or TextFeaturizer(spec)
+                X_new = featurizer.transform(texts)
+                fresh = {tid: encode_row(X_new, i) for i, tid in enumerate(todo)}
+                store.cache_features(cache_key, fresh)
+        rows, kept = [], []
+        for tid, raw in zip(chunk, cached):
+            raw = raw if raw is not None else fresh.get(tid)
+            if raw is not None:
+                rows.append(raw)
+                kept.append(tid)
+        ids.extend(kept)
+        parts.append(decode_rows(rows, spec.n_features))
+        del cached, rows, fresh
+    X = sp.vstack(parts, format="csr") if len(parts) > 1 else (parts[0] if parts else decode_rows([], spec.n_features))
+    return ids, X, skipped
 
 
 def _cv_accuracy(X: sp.csr_matrix, y: list, C: float) -> float | None:
@@ -94,7 +114,6 @@ def _train(
     spec: FeatureSpec,
     config: LabelConfig,
     labeled,
-    tasks: dict[int, dict],
     settings: Settings,
 ) -> tuple[dict[str, ChoicesClassifier], dict]:
     """One model per control on its labeled tasks; controls without two answers stay untrained."""
@@ -103,7 +122,7 @@ def _train(
     for control in config.controls:
         answers = labeled.answers[control.name]
         info: dict = {"labeled": len(answers)}
-        ids, X, skipped = control_features(store, spec, control, tasks, sorted(answers), settings.max_text_chars)
+        ids, X, skipped = control_features(store, spec, control, sorted(answers), settings.max_text_chars)
         y = [sorted(answers[t]) if control.multiple else answers[t] for t in ids]
         info["unreadable"] = len(skipped)
         try:
@@ -118,12 +137,12 @@ def _train(
     return models, per_control
 
 
-def _labeled_geometry(store, spec, control, labeled, tasks, settings, models) -> dict:
+def _labeled_geometry(store, spec, control, labeled, settings, models) -> dict:
     """The labeled tasks of the geometry control, for strategies that look at what is covered."""
     answers = labeled.answers[control.name]
     if control.name not in models or not answers:
         return {}
-    ids, X, _ = control_features(store, spec, control, tasks, sorted(answers), settings.max_text_chars)
+    ids, X, _ = control_features(store, spec, control, sorted(answers), settings.max_text_chars)
     return {"labeled_X": X, "labeled_y": [answers[t] for t in ids]}
 
 
@@ -157,12 +176,12 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         return {"published": False, "reason": "nothing changed", "version": current}
     spec = FeatureSpec()
     rng = np.random.default_rng(seed)
-    tasks = store.tasks()
+    task_ids = store.task_ids()
     labeled = build_labeled_set(store.annotations(), config)
 
     labels_fp = _fingerprint(sorted((c, t, str(a)) for c, d in labeled.answers.items() for t, a in d.items()))
-    pool_ids = sorted(tid for tid in tasks if tid not in labeled.labeled_tasks)
-    pool_fp = _fingerprint(pool_ids)
+    pool_ids = sorted(set(task_ids) - labeled.labeled_tasks)
+    pool_fp = hashlib.sha1(np.asarray(pool_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
     same_models_possible = same_config and FeatureSpec.from_dict(current_meta["feature_spec"]) == spec
     same_labels = same_models_possible and current_meta.get("labels_fingerprint") == labels_fp
     if not force and same_labels and current_meta.get("pool_fingerprint") == pool_fp:
@@ -179,11 +198,11 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     if reused:
         models, per_control = _current_models(store, current, current_meta)
     else:
-        models, per_control = _train(store, spec, config, labeled, tasks, settings)
+        models, per_control = _train(store, spec, config, labeled, settings)
 
     # Rank the unlabeled pool on the first control's text (the task's geometry).
     geo_control = config.controls[0]
-    ids, X_geo, unreadable = control_features(store, spec, geo_control, tasks, pool_ids, settings.max_text_chars)
+    ids, X_geo, unreadable = control_features(store, spec, geo_control, pool_ids, settings.max_text_chars)
     probas = {}
     for control in config.controls:
         if control.name not in models:
@@ -191,7 +210,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         if control is geo_control:
             probas[control.name] = models[control.name].predict_proba(X_geo)
         else:
-            c_ids, X_c, _ = control_features(store, spec, control, tasks, ids, settings.max_text_chars)
+            c_ids, X_c, _ = control_features(store, spec, control, ids, settings.max_text_chars)
             proba = np.full((len(ids), len(models[control.name].classes_)), 0.5)
             pos = {t: i for i, t in enumerate(ids)}
             proba[[pos[t] for t in c_ids]] = models[control.name].predict_proba(X_c)
@@ -199,7 +218,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     centroid = np.asarray(X_geo.mean(axis=0)).ravel().astype(np.float32) if ids else None
     live_utility = task_utility(models, probas, X_geo, centroid)
     pool = selection.Pool(X=X_geo, probas=probas, models=models, **_labeled_geometry(
-        store, spec, geo_control, labeled, tasks, settings, models))
+        store, spec, geo_control, labeled, settings, models))
     ranked = selection.rank_pool(pool, options.selection_params(), rng)
     scores = dict(zip(ids, ranked.scores().tolist()))
     control_ids = [ids[i] for i in np.flatnonzero(ranked.source == selection.CONTROL)]
@@ -246,14 +265,13 @@ def evaluate(store: ProjectStore, settings: Settings) -> dict:
         return {}
     config = LabelConfig.from_dict(store.config()["parsed"])
     labeled = build_labeled_set(store.annotations(), config)
-    tasks = store.tasks_by_id(sorted(labeled.labeled_tasks))
     spec = FeatureSpec.from_dict(meta["feature_spec"])
     controls = dict(meta.get("controls", {}))
     for control in config.controls:
         if control.multiple or control.name not in controls:
             continue
         answers = labeled.answers[control.name]
-        ids, X, _ = control_features(store, spec, control, tasks, sorted(answers), settings.max_text_chars)
+        ids, X, _ = control_features(store, spec, control, sorted(answers), settings.max_text_chars)
         controls[control.name] = {
             **controls[control.name],
             "cv_accuracy": _cv_accuracy(X, [answers[t] for t in ids], ChoicesClassifier().C),
