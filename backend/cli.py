@@ -6,6 +6,7 @@ import argparse
 import atexit
 import logging
 import os
+import pathlib
 import shutil
 import sys
 import tempfile
@@ -54,6 +55,98 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``--quick``: small enough for CI (well under a minute), large enough to exercise every step.
+QUICK = {"seeds": 3, "budget": 300, "batch_size": 50, "initial": 50, "max_rows": 3000}
+#: Defaults of the full protocol (each flag overrides its own).
+FULL = {"seeds": 10, "budget": 1000, "batch_size": 100, "initial": 100, "max_rows": 0}
+
+
+def simulate(args: argparse.Namespace) -> int:
+    """Replay the annotation loop on a labeled dataset and compare strategies with random."""
+    import time
+
+    from backend import selection
+    from backend.simulation import Protocol, SimulationError, load_source, simulate as run
+    from backend.simulation_report import format_table, plot_curves, summarise, write_results
+
+    preset = QUICK if args.quick else FULL
+    opts = {k: preset[k] if getattr(args, k) is None else getattr(args, k) for k in preset}
+    if args.strategies is None:
+        names = ["random", selection.DEFAULT_STRATEGY]
+    elif args.strategies.strip() == "all":
+        names = sorted(selection.STRATEGIES, key=lambda n: (n != "random", n))
+    else:
+        names = [n.strip() for n in args.strategies.split(",") if n.strip()]
+        if "random" not in names:
+            names.insert(0, "random")  # the baseline is always measured
+    try:
+        protocol = Protocol(
+            strategies=tuple(names), seed=args.seed, test_size=args.test_size,
+            control_share=selection.DEFAULT_CONTROL_SHARE if args.control_share is None else args.control_share,
+            **opts,
+        )
+        dataset = load_source(args.source, text_column=args.text_column, label_column=args.label_column,
+                              label_config=args.label_config)
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        result = run(dataset, protocol, jobs=args.jobs, time_limit=args.time_limit,
+                     progress=False if args.no_progress else None)
+    except (SimulationError, RuntimeError) as exc:
+        print(f"al-backend simulate: error: {exc}", file=sys.stderr)
+        return 2
+    summary = summarise(result)
+    out = args.out or f"simulation-{pathlib.Path(dataset.name).stem}"
+    timing = {
+        "started": started,
+        "seconds": round(result.seconds, 2),
+        "feature_seconds": round(result.feature_seconds, 2),
+        "jobs": args.jobs,
+        "seconds_per_run": {
+            name: round(float(sum(r.curves[name].seconds for r in result.repetitions) / len(result.repetitions)), 3)
+            for name in protocol.strategies
+        },
+    }
+    path = write_results(summary, timing, out)
+    png = plot_curves(summary, pathlib.Path(out) / "learning-curves.png")
+    print(format_table(summary))
+    print(f"\n{result.seconds:.1f} s; wrote {path} and {png}")
+    return 0
+
+
+def _simulate_parser(sub) -> None:
+    from backend.datasets import BUILTIN
+
+    s = sub.add_parser(
+        "simulate",
+        help="measure label efficiency offline: replay the annotation loop on labeled data, against random",
+        description="Replay the worker's loop (features, model, strategy, batch, retraining) on a labeled "
+                    "dataset and compare strategies with random, paired over seeds. Writes results.json and "
+                    "learning-curves.png to --out and prints the table.",
+    )
+    s.add_argument("source", help=f"a built-in dataset ({', '.join(BUILTIN)}), a CSV/JSONL file, "
+                                  "or a Label Studio JSON export (.json)")
+    s.add_argument("--text-column", help="CSV/JSONL: the text column; export: the task data field (guessed if one)")
+    s.add_argument("--label-column", help="CSV/JSONL: the label column; export: the <Choices> name (guessed if one)")
+    s.add_argument("--label-config", help="export only: the project's label config XML, to read texts as the worker does")
+    s.add_argument("--strategies", help="comma-separated names ('random' is always added), or 'all'; "
+                                        "default: random and the production default")
+    s.add_argument("--seeds", type=int, help=f"repetitions (default {FULL['seeds']}; --quick {QUICK['seeds']})")
+    s.add_argument("--seed", type=int, default=0, help="the one seed every random choice derives from (default 0)")
+    s.add_argument("--budget", type=int, help=f"labels per run, initial set included (default {FULL['budget']})")
+    s.add_argument("--batch-size", type=int, help=f"labels per round, one retraining each (default {FULL['batch_size']})")
+    s.add_argument("--initial", type=int, help=f"random initial labels (default {FULL['initial']})")
+    s.add_argument("--test-size", type=float, default=0.2, help="held-out share, never queried (default 0.2)")
+    s.add_argument("--control-share", type=float, default=None,
+                   help="random share of each batch, as in production (default: the production default)")
+    s.add_argument("--max-rows", type=int, help="use a stratified subsample of this many rows (default: all)")
+    s.add_argument("--jobs", type=int, default=1, help="processes, one repetition each (results do not depend on it)")
+    s.add_argument("--time-limit", type=float, help="seconds; unfinished repetitions are dropped")
+    s.add_argument("--out", help="folder for results.json and learning-curves.png (default: simulation-<dataset>)")
+    s.add_argument("--quick", action="store_true",
+                   help="small preset for CI: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=simulate)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="al-backend", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     w = sub.add_parser("worker", help="run an RQ worker that trains and ranks")
     w.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     w.set_defaults(func=worker)
+    _simulate_parser(sub)
     args = parser.parse_args(argv)
     _logging(get_settings().log_level)
     return args.func(args)
