@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(300.0, validation_alias="AL_RECONCILE_INTERVAL", ge=0)
     push_retry_delay: float = Field(30.0, validation_alias="AL_PUSH_RETRY_DELAY", ge=0)
     lock_ttl: float = Field(60.0, validation_alias="AL_LOCK_TTL", ge=1)
+    shard_threshold: int = Field(200_000, validation_alias="AL_SHARD_THRESHOLD", ge=1)
 
     @property
     def auth_enabled(self) -> bool:

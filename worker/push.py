@@ -23,7 +23,7 @@ from backend.ls_client import LabelStudioClient, LabelStudioError
 from backend.project_options import ProjectOptions
 from backend.store import ProjectStore
 from backend.versions import choices_result, load_version
-from worker.refresh import control_features
+from worker.pool_features import control_features
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,14 @@ from sklearn.linear_model import LogisticRegression
 
 from backend import project_options, ranking, selection
 from backend.config import Settings
-from backend.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
+from backend.features import FeatureSpec
 from backend.label_config import ChoicesControl, LabelConfig
 from backend.model import ChoicesClassifier, NotEnoughLabelsError, compact_columns
 from backend.store import ProjectStore
-from backend.task_data import TaskDataError, control_text
 from backend.versions import load_version, pack_version, task_utility
+from worker import shards
 from worker.labeled_set import build_labeled_set
+from worker.pool_features import control_features
 
 log = logging.getLogger(__name__)
 
@@ -36,60 +37,6 @@ def _fingerprint(items) -> str:
     for item in items:
         h.update(repr(item).encode())
     return h.hexdigest()[:16]
-
-
-FEATURE_CHUNK = 50_000  # tasks read from the feature cache per Redis round trip
-
-
-def control_features(
-    store: ProjectStore,
-    spec: FeatureSpec,
-    control: ChoicesControl,
-    task_ids: list[int],
-    max_chars: int,
-) -> tuple[list[int], sp.csr_matrix, dict[int, str]]:
-    """Features of ``task_ids`` for one control, from the cache where possible.
-
-    Returns the ids that have features, their rows, and a skip reason for the
-    others.  Only the tasks missing from the cache are read and featurised
-    (and written back).  Work goes in chunks so a million-task pool never
-    holds more than one chunk of raw bytes beside the matrix.
-    """
-    cache_key = f"{spec.key}:{control.name}"
-    featurizer = None
-    ids: list[int] = []
-    parts: list[sp.csr_matrix] = []
-    skipped: dict[int, str] = {}
-    for start in range(0, len(task_ids), FEATURE_CHUNK):
-        chunk = task_ids[start:start + FEATURE_CHUNK]
-        cached = store.cached_features(cache_key, chunk)
-        missing = [tid for tid, raw in zip(chunk, cached) if raw is None]
-        fresh: dict[int, bytes] = {}
-        if missing:
-            tasks = store.tasks_by_id(missing)
-            todo, texts = [], []
-            for tid in missing:
-                try:
-                    texts.append(control_text(tasks.get(tid), control, max_chars=max_chars))
-                    todo.append(tid)
-                except TaskDataError as exc:
-                    skipped[tid] = str(exc)
-            if todo:
-                featurizer = featurizer or TextFeaturizer(spec)
-                X_new = featurizer.transform(texts)
-                fresh = {tid: encode_row(X_new, i) for i, tid in enumerate(todo)}
-                store.cache_features(cache_key, fresh)
-        rows, kept = [], []
-        for tid, raw in zip(chunk, cached):
-            raw = raw if raw is not None else fresh.get(tid)
-            if raw is not None:
-                rows.append(raw)
-                kept.append(tid)
-        ids.extend(kept)
-        parts.append(decode_rows(rows, spec.n_features))
-        del cached, rows, fresh
-    X = sp.vstack(parts, format="csr") if len(parts) > 1 else (parts[0] if parts else decode_rows([], spec.n_features))
-    return ids, X, skipped
 
 
 def _cv_accuracy(X: sp.csr_matrix, y: list, C: float) -> float | None:
@@ -156,6 +103,25 @@ def training_overdue(meta: dict | None, interval: float, now: float | None = Non
     return now - meta.get("trained_at_ts", now) >= interval
 
 
+def _score_in_process(store, spec, config, models, pool_ids, settings):
+    """Features and probabilities of the whole pool in this process (pools below the shard threshold)."""
+    geo_control = config.controls[0]
+    ids, X_geo, skipped = control_features(store, spec, geo_control, pool_ids, settings.max_text_chars)
+    probas = {}
+    for control in config.controls:
+        if control.name not in models:
+            continue
+        if control is geo_control:
+            probas[control.name] = models[control.name].predict_proba(X_geo)
+        else:
+            c_ids, X_c, _ = control_features(store, spec, control, ids, settings.max_text_chars)
+            proba = np.full((len(ids), len(models[control.name].classes_)), 0.5)
+            pos = {t: i for i, t in enumerate(ids)}
+            proba[[pos[t] for t in c_ids]] = models[control.name].predict_proba(X_c)
+            probas[control.name] = proba
+    return ids, X_geo, probas, skipped
+
+
 def build_version(store: ProjectStore, settings: Settings, *, force: bool = False, seed: int = 0) -> dict:
     """Train and rank; publish a version if anything changed (or ``force``).
 
@@ -201,27 +167,27 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         models, per_control = _train(store, spec, config, labeled, settings)
 
     # Rank the unlabeled pool on the first control's text (the task's geometry).
-    geo_control = config.controls[0]
-    ids, X_geo, unreadable = control_features(store, spec, geo_control, pool_ids, settings.max_text_chars)
-    probas = {}
-    for control in config.controls:
-        if control.name not in models:
-            continue
-        if control is geo_control:
-            probas[control.name] = models[control.name].predict_proba(X_geo)
-        else:
-            c_ids, X_c, _ = control_features(store, spec, control, ids, settings.max_text_chars)
-            proba = np.full((len(ids), len(models[control.name].classes_)), 0.5)
-            pos = {t: i for i, t in enumerate(ids)}
-            proba[[pos[t] for t in c_ids]] = models[control.name].predict_proba(X_c)
-            probas[control.name] = proba
-    centroid = np.asarray(X_geo.mean(axis=0)).ravel().astype(np.float32) if ids else None
-    live_utility = task_utility(models, probas, X_geo, centroid)
-    pool = selection.Pool(X=X_geo, probas=probas, models=models, **_labeled_geometry(
-        store, spec, geo_control, labeled, settings, models))
+    t_rank = time.monotonic()
+    extra = _labeled_geometry(store, spec, config.controls[0], labeled, settings, models)
+    if len(pool_ids) >= settings.shard_threshold:
+        scored = shards.score_pool(store, spec, config, models, pool_ids, max_chars=settings.max_text_chars,
+                                   queue_name=settings.queue_name, rng=rng)
+        ids, probas, centroid = scored.ids, scored.probas, scored.centroid
+        live_utility = selection.mean_uncertainty(models, probas, len(ids)) if models else scored.typicality
+        pool = selection.Pool(X=None, Z=scored.Z, probas=probas, models=models, **extra)
+        sharding = {"shards": scored.shards, "shards_by_helpers": scored.by_helpers}
+        unreadable = scored.unreadable
+    else:
+        ids, X_geo, probas, skipped = _score_in_process(store, spec, config, models, pool_ids, settings)
+        centroid = np.asarray(X_geo.mean(axis=0)).ravel().astype(np.float32) if ids else None
+        live_utility = task_utility(models, probas, X_geo, centroid)
+        pool = selection.Pool(X=X_geo, probas=probas, models=models, **extra)
+        sharding, unreadable = {}, len(skipped)
+    t_order = time.monotonic()
     ranked = selection.rank_pool(pool, options.selection_params(), rng)
     scores = dict(zip(ids, ranked.scores().tolist()))
     control_ids = [ids[i] for i in np.flatnonzero(ranked.source == selection.CONTROL)]
+    timings = {"score_pool_s": round(t_order - t_rank, 3), "order_s": round(time.monotonic() - t_order, 3)}
 
     name = store.next_version_name()
     meta = {
@@ -234,7 +200,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         "ties": labeled.ties,
         "pool": len(pool_ids),
         "ranked": len(scores),
-        "unreadable_tasks": len(unreadable),
+        "unreadable_tasks": unreadable,
         "clusters": ranked.n_clusters,
         "strategy": options.strategy,
         "control_share": options.control_share,
@@ -244,14 +210,19 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         "labels_fingerprint": labels_fp,
         "pool_fingerprint": pool_fp,
         "epochs": epochs,
+        "timings": timings,
+        **sharding,
         # The version whose training produced the models (re-ranks reuse them).
         "trained_in": current_meta.get("trained_in", current) if reused else name,
         "trained_labels_epoch": current_meta.get("trained_labels_epoch", 0) if reused else epochs[0],
         "trained_at_ts": current_meta.get("trained_at_ts", time.time()) if reused else time.time(),
     }
     quantiles = ranking.utility_quantiles(live_utility)
+    t_publish = time.monotonic()
     meta["duration_s"] = round(time.monotonic() - t0, 3)
     store.publish_version(name, meta, pack_version(models, quantiles, centroid), scores, control=control_ids)
+    meta["timings"]["publish_s"] = round(time.monotonic() - t_publish, 3)
+    store.update_version_meta(name, timings=meta["timings"])
     log.info("project %s: published %s (%s, %d labeled, %d ranked) in %.2fs",
              store.pid, name, meta["kind"], meta["labeled_tasks"], len(scores), meta["duration_s"])
     return {"published": True, **meta}

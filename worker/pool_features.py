@@ -1,0 +1,68 @@
+"""A project's task features, from the worker's Redis cache where possible.
+
+Hashed features of a task never change for a given feature spec, so each
+task is featurised once and its row kept in Redis; a refresh reads rows in
+chunks and featurises only the cache misses.
+"""
+
+from __future__ import annotations
+
+import scipy.sparse as sp
+
+from backend.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
+from backend.label_config import ChoicesControl
+from backend.store import ProjectStore
+from backend.task_data import TaskDataError, control_text
+
+FEATURE_CHUNK = 50_000  # tasks read from the feature cache per Redis round trip
+
+
+def control_features(
+    store: ProjectStore,
+    spec: FeatureSpec,
+    control: ChoicesControl,
+    task_ids: list[int],
+    max_chars: int,
+) -> tuple[list[int], sp.csr_matrix, dict[int, str]]:
+    """Features of ``task_ids`` for one control, from the cache where possible.
+
+    Returns the ids that have features, their rows, and a skip reason for the
+    others.  Only the tasks missing from the cache are read and featurised
+    (and written back).  Work goes in chunks so a million-task pool never
+    holds more than one chunk of raw bytes beside the matrix.
+    """
+    cache_key = f"{spec.key}:{control.name}"
+    featurizer = None
+    ids: list[int] = []
+    parts: list[sp.csr_matrix] = []
+    skipped: dict[int, str] = {}
+    for start in range(0, len(task_ids), FEATURE_CHUNK):
+        chunk = task_ids[start:start + FEATURE_CHUNK]
+        cached = store.cached_features(cache_key, chunk)
+        missing = [tid for tid, raw in zip(chunk, cached) if raw is None]
+        fresh: dict[int, bytes] = {}
+        if missing:
+            tasks = store.tasks_by_id(missing)
+            todo, texts = [], []
+            for tid in missing:
+                try:
+                    texts.append(control_text(tasks.get(tid), control, max_chars=max_chars))
+                    todo.append(tid)
+                except TaskDataError as exc:
+                    skipped[tid] = str(exc)
+            if todo:
+                featurizer = featurizer or TextFeaturizer(spec)
+                X_new = featurizer.transform(texts)
+                fresh = {tid: encode_row(X_new, i) for i, tid in enumerate(todo)}
+                store.cache_features(cache_key, fresh)
+        rows, kept = [], []
+        for tid, raw in zip(chunk, cached):
+            raw = raw if raw is not None else fresh.get(tid)
+            if raw is not None:
+                rows.append(raw)
+                kept.append(tid)
+        ids.extend(kept)
+        parts.append(decode_rows(rows, spec.n_features))
+        del cached, rows, fresh
+    X = sp.vstack(parts, format="csr") if len(parts) > 1 else (parts[0] if parts else decode_rows([], spec.n_features))
+    return ids, X, skipped

@@ -1,0 +1,251 @@
+"""Score a large pool in shards that every idle worker helps with.
+
+For a pool of a million tasks, a refresh's per-task work (reading cached
+features from Redis, predicting, projecting) dominates, so it is split into
+shards of ``SHARD_SIZE`` tasks.  The refresh job, which holds the project's
+lock, fits the shared pieces on a sample (the projection, the pool's mean
+direction), writes a work list to Redis and enqueues helper jobs; then it
+and every idle worker pop shards until none are left, each writing its
+shard's small arrays (probabilities, projection, typicality) back.  The
+refresh merges them and ranks.  Nothing depends on a helper: a shard that
+no one finished within ``SHARD_TIMEOUT`` is redone by the refresh itself.
+
+Only arrays cross Redis (``.npz`` read with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+import scipy.sparse as sp
+from rq import Queue
+
+from backend import ranking
+from backend.features import FeatureSpec
+from backend.label_config import LabelConfig
+from backend.model import ChoicesClassifier
+from backend.store import ProjectStore
+from worker.pool_features import control_features
+
+log = logging.getLogger(__name__)
+
+SHARD_SIZE = 100_000
+SHARD_TIMEOUT = 120.0  # seconds without progress before the refresh redoes missing shards itself
+FIT_ROWS = 20_000
+N_COMPONENTS = 32
+KEY_TTL = 3600
+
+
+@dataclass
+class ScoredPool:
+    """The merged result: rows aligned with ``ids`` (the pool tasks that have features)."""
+
+    ids: list[int]
+    probas: dict[str, np.ndarray]
+    Z: np.ndarray
+    typicality: np.ndarray  # cosine to the pool's (sampled) mean direction: the cold-start utility
+    centroid: np.ndarray | None
+    unreadable: int
+    shards: int
+    by_helpers: int
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _unnpz(raw: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _keys(store: ProjectStore, token: str) -> tuple[str, str, str]:
+    base = store.key(f"shards:{token}")
+    return base, base + ":todo", base + ":done"
+
+
+def fit_geometry(X_sample: sp.csr_matrix, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The pieces every shard shares, fitted on a sample of the pool.
+
+    The PCA of :func:`backend.ranking.project` (its mean and components) and
+    the pool's mean direction, estimated from the sample: the mean of a
+    uniform sample is an unbiased estimate of the pool's.
+    """
+    Y = _reduce(X_sample)
+    k = int(min(N_COMPONENTS, Y.shape[0] - 1, Y.shape[1]))
+    centroid = np.asarray(X_sample.mean(axis=0)).ravel().astype(np.float32)
+    if k < 1:
+        return {"mean": np.zeros(Y.shape[1], np.float32), "components": np.zeros((0, Y.shape[1]), np.float32),
+                "centroid": centroid}
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1))).fit(Y)
+    return {"mean": pca.mean_.astype(np.float32), "components": pca.components_.astype(np.float32),
+            "centroid": centroid}
+
+
+def _reduce(X: sp.csr_matrix) -> np.ndarray:
+    X = sp.csr_matrix(X, dtype=np.float32)
+    if X.shape[1] <= ranking.RP_DIM:
+        return X.toarray()
+    return np.asarray(ranking.random_projection(X.shape[1]).transform(X), dtype=np.float32)
+
+
+def project_rows(X: sp.csr_matrix, geometry: dict[str, np.ndarray]) -> np.ndarray:
+    """L2-normalised coordinates of rows in the shared PCA space."""
+    comps = geometry["components"]
+    if comps.shape[0] == 0:
+        return np.zeros((X.shape[0], 1), np.float32)
+    Z = (_reduce(X) - geometry["mean"]) @ comps.T
+    norms = np.linalg.norm(Z, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (Z / norms).astype(np.float32)
+
+
+def score_shard(store: ProjectStore, plan: dict, models: dict[str, ChoicesClassifier], ids: list[int]) -> bytes:
+    """One shard's arrays: kept ids, probabilities per control, projection, typicality."""
+    spec = FeatureSpec.from_dict(plan["spec"])
+    config = LabelConfig.from_dict(plan["config"])
+    geometry = plan["geometry"]
+    geo = config.controls[0]
+    kept, X, skipped = control_features(store, spec, geo, ids, plan["max_chars"])
+    out: dict[str, np.ndarray] = {
+        "ids": np.asarray(kept, dtype=np.int64),
+        "Z": project_rows(X, geometry),
+        "typicality": np.asarray(X @ _unit(geometry["centroid"])).ravel().astype(np.float32),
+        "unreadable": np.asarray([len(skipped)]),
+    }
+    for i, control in enumerate(config.controls):
+        model = models.get(control.name)
+        if model is None:
+            continue
+        if control is geo:
+            proba = model.predict_proba(X)
+        else:
+            c_ids, X_c, _ = control_features(store, spec, control, kept, plan["max_chars"])
+            proba = np.full((len(kept), len(model.classes_)), 0.5)
+            pos = {t: j for j, t in enumerate(kept)}
+            proba[[pos[t] for t in c_ids]] = model.predict_proba(X_c)
+        out[f"proba{i}"] = proba.astype(np.float32)
+    return _npz(**out)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def _load_plan(store: ProjectStore, token: str) -> tuple[dict, dict[str, ChoicesClassifier], np.ndarray] | None:
+    base, _, _ = _keys(store, token)
+    raw = store.r.hgetall(base)
+    if not raw:
+        return None
+    plan = orjson.loads(raw[b"plan"])
+    plan["geometry"] = _unnpz(raw[b"geometry"])
+    models = {k.decode()[len("model:"):]: ChoicesClassifier.from_bytes(v)
+              for k, v in raw.items() if k.startswith(b"model:")}
+    ids = np.frombuffer(raw[b"ids"], dtype=np.int64)
+    return plan, models, ids
+
+
+def work(store: ProjectStore, token: str) -> int:
+    """Pop and score shards until the work list is empty; returns how many this process did."""
+    loaded = _load_plan(store, token)
+    if loaded is None:
+        return 0
+    plan, models, ids = loaded
+    _, todo, done = _keys(store, token)
+    count = 0
+    while (raw := store.r.lpop(todo)) is not None:
+        i = int(raw)
+        part = ids[i * plan["shard_size"]:(i + 1) * plan["shard_size"]].tolist()
+        store.r.hset(done, i, score_shard(store, plan, models, part))
+        store.r.expire(done, KEY_TTL)
+        count += 1
+    return count
+
+
+def score_pool(
+    store: ProjectStore,
+    spec: FeatureSpec,
+    config: LabelConfig,
+    models: dict[str, ChoicesClassifier],
+    pool_ids: list[int],
+    *,
+    max_chars: int,
+    queue_name: str,
+    rng: np.random.Generator,
+    shard_size: int = SHARD_SIZE,
+    timeout: float = SHARD_TIMEOUT,
+) -> ScoredPool:
+    """Score ``pool_ids`` in shards, with whatever workers are idle; returns the merged arrays."""
+    token = uuid.uuid4().hex[:12]
+    base, todo, done = _keys(store, token)
+    geo = config.controls[0]
+    sample_ids = sorted(rng.choice(pool_ids, size=min(FIT_ROWS, len(pool_ids)), replace=False).tolist())
+    _, X_sample, _ = control_features(store, spec, geo, sample_ids, max_chars)
+    geometry = fit_geometry(X_sample, rng)
+    n_shards = -(-len(pool_ids) // shard_size)
+    plan = {"spec": spec.to_dict(), "config": config.to_dict(), "max_chars": max_chars, "shard_size": shard_size}
+    pipe = store.r.pipeline()
+    pipe.hset(base, mapping={
+        "plan": orjson.dumps(plan),
+        "geometry": _npz(**geometry),
+        "ids": np.asarray(pool_ids, dtype=np.int64).tobytes(),
+        **{f"model:{name}": m.to_bytes() for name, m in models.items()},
+    })
+    pipe.rpush(todo, *range(n_shards))
+    for key in (base, todo):
+        pipe.expire(key, KEY_TTL)
+    pipe.execute()
+    helpers = min(n_shards - 1, 16)
+    if helpers > 0:
+        q = Queue(queue_name, connection=store.r)
+        for h in range(helpers):
+            q.enqueue("worker.jobs.help_score_shards", store.pid, token, store.prefix,
+                      job_id=f"shards-{store.pid}-{token}-{h}", at_front=True,
+                      description=f"help score shards of project {store.pid}", result_ttl=60, failure_ttl=3600)
+    try:
+        mine = work(store, token)
+        last_progress, seen = time.monotonic(), mine
+        while (finished := store.r.hlen(done)) < n_shards:
+            if finished != seen:
+                last_progress, seen = time.monotonic(), finished
+            elif time.monotonic() - last_progress > timeout:
+                # A helper died mid-shard: redo what is missing here.
+                have = {int(k) for k in store.r.hkeys(done)}
+                plan_loaded = _load_plan(store, token)
+                assert plan_loaded is not None
+                p, m, all_ids = plan_loaded
+                for i in sorted(set(range(n_shards)) - have):
+                    part = all_ids[i * shard_size:(i + 1) * shard_size].tolist()
+                    store.r.hset(done, i, score_shard(store, p, m, part))
+                    mine += 1
+                log.warning("project %s: redid %d shard(s) a helper left unfinished", store.pid, n_shards - len(have))
+                break
+            time.sleep(0.05)
+        parts = [_unnpz(raw) for raw in store.r.hmget(done, list(range(n_shards)))]
+    finally:
+        store.r.delete(base, todo, done)
+    probas = {}
+    for i, control in enumerate(config.controls):
+        if control.name in models:
+            probas[control.name] = np.concatenate([p[f"proba{i}"] for p in parts]).astype(np.float64)
+    return ScoredPool(
+        ids=np.concatenate([p["ids"] for p in parts]).tolist(),
+        probas=probas,
+        Z=np.concatenate([p["Z"] for p in parts]),
+        typicality=np.concatenate([p["typicality"] for p in parts]),
+        centroid=geometry["centroid"] if X_sample.shape[0] else None,
+        unreadable=int(sum(int(p["unreadable"][0]) for p in parts)),
+        shards=n_shards,
+        by_helpers=n_shards - mine,
+    )
