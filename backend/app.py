@@ -23,6 +23,7 @@ from backend.config import Settings, get_settings
 from backend.label_config import UnsupportedConfigError
 from backend.metrics import LATENCY, REQUESTS
 from backend.predictor import Predictor
+from backend.dashboard import router as dashboard
 from backend.routes import protected, router
 from backend.store import UnknownProjectError, connect
 from backend.webhooks import MalformedEventError
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
     app.state.predictor = Predictor(r or connect(settings.redis_url), settings)
     app.include_router(router)
     app.include_router(protected)
+    app.include_router(dashboard)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):

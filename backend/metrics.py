@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+import orjson
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -49,7 +50,48 @@ class QueueCollector:
         yield g
 
 
-def render(r: redis.Redis, queue_name: str) -> bytes:
+class ProgressCollector:
+    """Per-project progress (what the dashboard shows), from the worker's summaries in Redis at scrape time."""
+
+    def __init__(self, r: redis.Redis, prefix: str) -> None:
+        self.r, self.prefix = r, prefix
+
+    def collect(self):
+        from backend.progress import RECOMMENDATION_LEVEL, SUMMARY_KEY
+        from backend.store import ProjectStore, project_ids
+
+        labeled = GaugeMetricFamily("al_project_labeled_tasks", "Labeled tasks per project", labels=["project"])
+        acc = GaugeMetricFamily("al_project_accuracy", "Estimated accuracy per project",
+                                labels=["project", "estimate"])
+        kappa = GaugeMetricFamily("al_project_kappa", "Cohen's kappa between the last two models on the stop set",
+                                  labels=["project"])
+        saved = GaugeMetricFamily("al_project_labels_saved", "Labels saved over random selection (estimated)",
+                                  labels=["project"])
+        rec = GaugeMetricFamily("al_project_recommendation",
+                                "Stopping recommendation: 0 keep going, 1 consider stopping, 2 stop", labels=["project"])
+        try:
+            for pid in project_ids(self.r, self.prefix):
+                raw = self.r.get(ProjectStore(self.r, self.prefix, pid).key(SUMMARY_KEY))
+                if not raw:
+                    continue
+                s, p = orjson.loads(raw), str(pid)
+                labeled.add_metric([p], s.get("labeled_tasks") or 0)
+                for name, value in (("current", s.get("accuracy")),
+                                    ("control_share", (s.get("recent_control") or {}).get("accuracy")),
+                                    ("cross_validation", (s.get("cv") or {}).get("accuracy"))):
+                    if value is not None:
+                        acc.add_metric([p, name], value)
+                if s.get("kappa") is not None:
+                    kappa.add_metric([p], s["kappa"])
+                if (s.get("savings") or {}).get("saved") is not None:
+                    saved.add_metric([p], s["savings"]["saved"])
+                rec.add_metric([p], RECOMMENDATION_LEVEL.get((s.get("recommendation") or {}).get("action"), 0))
+        except redis.RedisError:
+            pass
+        yield from (labeled, acc, kappa, saved, rec)
+
+
+def render(r: redis.Redis, queue_name: str, prefix: str | None = None) -> bytes:
     """The text exposition of every metric."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -61,4 +103,6 @@ def render(r: redis.Redis, queue_name: str) -> bytes:
     out = generate_latest(registry)
     extra = CollectorRegistry()
     extra.register(QueueCollector(r, queue_name))
+    if prefix is not None:
+        extra.register(ProgressCollector(r, prefix))
     return out + generate_latest(extra)

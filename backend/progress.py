@@ -29,13 +29,17 @@ References
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.stats import binomtest
 from sklearn.metrics import cohen_kappa_score, f1_score
+
+# Where the worker keeps the project's latest summary (``ProjectStore.key(SUMMARY_KEY)``).
+SUMMARY_KEY = "progress:summary"
 
 KEEP_GOING, CONSIDER_STOPPING, STOP = "keep going", "consider stopping", "stop"
 # Prometheus encodes the recommendation as a number.
@@ -142,10 +146,12 @@ def fit_learning_curve(
     a0 = min(1.0, float(y.max()) + 0.02)
     b0 = max(1e-3, (a0 - float(y.min())) * float(x.min()) ** 0.5)
     try:
-        (a, b, c), _ = curve_fit(
-            inverse_power_law, x, y, p0=(a0, b0, 0.5), sigma=s,
-            bounds=([0.0, 0.0, 1e-3], [1.0, np.inf, 3.0]), maxfev=20000,
-        )
+        with warnings.catch_warnings():  # a covariance that cannot be estimated does not matter here
+            warnings.simplefilter("ignore", OptimizeWarning)
+            (a, b, c), _ = curve_fit(
+                inverse_power_law, x, y, p0=(a0, b0, 0.5), sigma=s,
+                bounds=([0.0, 0.0, 1e-3], [1.0, np.inf, 3.0]), maxfev=20000,
+            )
     except (RuntimeError, ValueError):
         return None
     return CurveFit(float(a), float(b), float(c))

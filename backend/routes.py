@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from backend import metrics, schemas
 from backend.auth import require_basic, require_webhook_auth
+from backend.dashboard import read_summary
 from backend.job_status import project_jobs
 from backend.predictor import Predictor
 from backend.queueing import request_refresh
@@ -114,9 +115,11 @@ def status(project: str, predictor: PredictorDep) -> dict:
         "current": store.version_meta(current) if current else None,
         "status": store.status(),
         "jobs": project_jobs(store.r, [s.queue_name], store.pid),
+        "progress": read_summary(store),
     }
 
 
 @protected.get("/metrics")
 def prometheus_metrics(predictor: PredictorDep) -> Response:
-    return Response(metrics.render(predictor.r, predictor.settings.queue_name), media_type="text/plain; version=0.0.4")
+    s = predictor.settings
+    return Response(metrics.render(predictor.r, s.queue_name, s.key_prefix), media_type="text/plain; version=0.0.4")

@@ -22,6 +22,7 @@ from backend.ls_client import LabelStudioError
 from backend.queueing import low_pending_key, pending_key, request_low, request_refresh
 from backend.store import ProjectStore, connect
 from worker.push import IncompletePushError, prune, push_current
+from worker.progress import record as record_progress
 from worker.refresh import build_version, evaluate
 from worker.sync import client_for, reconcile
 
@@ -157,4 +158,7 @@ def evaluate_project(project_id: int, prefix: str | None = None) -> dict:
     prefix = prefix or settings.key_prefix
     r = connect(settings.redis_url)
     r.delete(low_pending_key(prefix, project_id, "evaluate"))
-    return evaluate(ProjectStore(r, prefix, project_id), settings)
+    store = ProjectStore(r, prefix, project_id)
+    controls = evaluate(store, settings)
+    record_progress(store, settings)  # learning curve, stopping signals, review list (worker/progress.py)
+    return controls

@@ -1,0 +1,302 @@
+"""The dashboard: how each project is going and whether to stop, as plain HTML.
+
+Server-side rendered, plots as inline SVG drawn by matplotlib (Agg), no
+JavaScript and nothing fetched from elsewhere, so it works offline and
+behind the same basic auth as the other routes.  The page reloads itself
+(``<meta http-equiv="refresh">``).  It only reads what the worker recorded
+(``worker/progress.py``): rendering never trains or predicts.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import threading
+import time
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from backend import progress
+from backend.auth import require_basic
+from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
+
+REFRESH_SECONDS = 30
+PLOT_IDS = ("plot-learning-curve", "plot-savings", "plot-kappa", "plot-labels")
+
+router = APIRouter(dependencies=[Depends(require_basic)])
+_plot_lock = threading.Lock()  # pyplot's state is global: one figure at a time per process
+
+
+def read_summary(store: ProjectStore) -> dict | None:
+    """The worker's latest progress summary of a project; ``None`` before a trained version was evaluated."""
+    raw = store.r.get(store.key(progress.SUMMARY_KEY))
+    return orjson.loads(raw) if raw else None
+
+
+def label_studio_url(request: Request, store: ProjectStore) -> str:
+    """Where annotators open tasks: ``LABEL_STUDIO_URL``, else the hostname Label Studio sent with ``/setup``."""
+    url = request.app.state.settings.label_studio_url or store.config().get("hostname") or ""
+    return url.rstrip("/")
+
+
+# -- plots -------------------------------------------------------------------------
+
+def _svg(fig, plot_id: str, title: str) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]  # drop the XML prolog and doctype: inline SVG in HTML
+    return text.replace("<svg ", f'<svg id="{plot_id}" role="img" aria-label="{html.escape(title)}" ', 1)
+
+
+def _learning_curve(ax, s: dict) -> None:
+    curve = s.get("curve") or []
+    labels = [p["labels"] for p in curve]
+    cv = [(p["labels"], p["cv_accuracy"], p.get("cv_accuracy_std") or 0) for p in curve if p["cv_accuracy"] is not None]
+    if cv:
+        x, y, e = zip(*cv)
+        ax.plot(x, y, "-o", color="#1f77b4", ms=3, label="cross-validation (labeled set)")
+        ax.fill_between(x, [a - b for a, b in zip(y, e)], [a + b for a, b in zip(y, e)], color="#1f77b4", alpha=0.15)
+    ctl = [p for p in curve if p["control_accuracy"] is not None]
+    if ctl:
+        x = [p["labels"] for p in ctl]
+        y = [p["control_accuracy"] for p in ctl]
+        err = [[a - p["control_low"] for a, p in zip(y, ctl)], [p["control_high"] - a for a, p in zip(y, ctl)]]
+        ax.errorbar(x, y, yerr=err, fmt="s", color="#d62728", ms=4, capsize=2,
+                    label="control share (unbiased, 95% CI)")
+    rnd = s.get("random_curve") or {}
+    if rnd.get("points"):
+        ax.plot([p["n"] for p in rnd["points"]], [p["accuracy"] for p in rnd["points"]], "^", color="#7f7f7f",
+                label="random selection (control tasks only)")
+    if rnd.get("fit"):
+        import numpy as np
+
+        fit = progress.CurveFit(**rnd["fit"])
+        top = max(labels + [p["n"] for p in rnd.get("points", [])] + [1])
+        xs = np.linspace(1, top * 1.1, 200)
+        ax.plot(xs, fit.accuracy(xs), "--", color="#7f7f7f", lw=1, label="random selection, fitted a−b·n^−c")
+    ax.set_xlabel("labeled tasks")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def _savings(ax, s: dict) -> None:
+    sav = s.get("savings") or {}
+    used = s.get("labeled_tasks") or 0
+    need = sav.get("random_labels")
+    names, values, colors = ["this strategy"], [used], ["#1f77b4"]
+    if need is not None:
+        names.append("random selection (estimated)")
+        values.append(need)
+        colors.append("#7f7f7f")
+    ax.barh(names, values, color=colors)
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:,.0f}", va="center", fontsize=8)
+    acc = s.get("accuracy")
+    ax.set_xlabel(f"labels for accuracy {acc:.3f}" if acc is not None else "labels")
+    if need is None:
+        ax.set_title(sav.get("reason") or "", fontsize=7)
+    ax.set_xlim(0, max(values) * 1.3 + 1)
+
+
+def _kappa(ax, s: dict) -> None:
+    pts = [(p["labels"], p["kappa"]) for p in s.get("curve") or [] if p.get("kappa") is not None]
+    if pts:
+        x, y = zip(*pts)
+        ax.plot(x, y, "-o", ms=3, color="#2ca02c", label="kappa, successive models")
+    threshold = (s.get("rules") or {}).get("stop_kappa")
+    if threshold is not None:
+        ax.axhline(threshold, ls="--", color="#d62728", lw=1, label=f"stop threshold {threshold}")
+    ax.set_xlabel("labeled tasks")
+    ax.set_ylabel("Cohen's kappa on the stop set")
+    ax.set_ylim(min([0.0] + [v for _, v in pts]) - 0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def _labels(ax, s: dict) -> None:
+    dist = (s.get("label_distribution") or {}).get(s.get("control") or "", {})
+    items = sorted(dist.items(), key=lambda kv: -kv[1])[:20]
+    if items:
+        names, counts = zip(*items)
+        ax.bar(names, counts, color="#9467bd")
+        for i, c in enumerate(counts):
+            ax.text(i, c, str(c), ha="center", va="bottom", fontsize=8)
+        ax.tick_params(axis="x", labelrotation=30 if len(items) > 4 else 0, labelsize=8)
+    ax.set_ylabel("labeled tasks")
+
+
+@lru_cache(maxsize=32)
+def _plots(raw: bytes) -> tuple[str, ...]:
+    """The four plots of one summary, cached per process (the page reloads every few seconds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = orjson.loads(raw)
+    out = []
+    specs = [
+        ("plot-learning-curve", "Learning curve", _learning_curve, (6.4, 3.6)),
+        ("plot-savings", "Labels saved over random selection", _savings, (6.4, 1.9)),
+        ("plot-kappa", "Stabilising predictions", _kappa, (6.4, 3.0)),
+        ("plot-labels", "Label distribution", _labels, (6.4, 2.6)),
+    ]
+    with _plot_lock:
+        plt.rcParams["svg.fonttype"] = "none"  # text stays text: small and searchable
+        for plot_id, title, draw, size in specs:
+            fig, ax = plt.subplots(figsize=size)
+            try:
+                draw(ax, s)
+                out.append(_svg(fig, plot_id, title))
+            finally:
+                plt.close(fig)
+    return tuple(out)
+
+
+# -- HTML --------------------------------------------------------------------------
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#f6f7f9}
+header{background:#222;color:#fff;padding:10px 20px} header a{color:#9cf}
+main{padding:16px 20px;max-width:1400px}
+.rec{padding:12px 16px;border-radius:6px;margin-bottom:14px;font-size:16px}
+.rec-keep-going{background:#e3f1e3;border-left:6px solid #2ca02c}
+.rec-consider-stopping{background:#fff4d6;border-left:6px solid #e0a000}
+.rec-stop{background:#fde2e2;border-left:6px solid #d62728}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:14px}
+.card{background:#fff;border-radius:6px;padding:12px 14px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+.card h2{font-size:15px;margin:0 0 8px} .card svg{max-width:100%;height:auto}
+.nums{display:flex;flex-wrap:wrap;gap:8px 22px} .nums div b{display:block;font-size:20px}
+table{border-collapse:collapse;width:100%;font-size:13px} td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}
+small,.muted{color:#666}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
+        f'<header><a href="/dashboard">projects</a> · {_e(title)}</header><main>{body}</main></body></html>'
+    )
+
+
+def _numbers(s: dict) -> str:
+    rc = s.get("recent_control") or {}
+    cv = s.get("cv") or {}
+    sav = s.get("savings") or {}
+    q = s.get("queue") or {}
+    th = s.get("throughput") or {}
+    items = [
+        ("labeled tasks", f"{s.get('labeled_tasks', 0):,}", f"{s.get('annotations', 0):,} annotations, "
+                                                           f"{s.get('pool', 0):,} unlabeled"),
+        ("accuracy", _pct(s.get("accuracy")), f"from {_e(s.get('accuracy_source', '–'))}"),
+        ("control-share accuracy", _pct(rc.get("accuracy")),
+         f"95% CI {_pct(rc.get('low'))}–{_pct(rc.get('high'))}, n={rc.get('n', 0)}" if rc else "no labeled control task yet"),
+        ("cross-validated accuracy", _pct(cv.get("accuracy")),
+         f"± {_pct(cv.get('accuracy_std'))} over {cv.get('folds', '–')} folds, macro-F1 {_pct(cv.get('macro_f1'))}"),
+        ("kappa (last two models)", "–" if s.get("kappa") is None else f"{s['kappa']:.3f}",
+         f"on a stop set of {s.get('stop_set', 0)} tasks"),
+        ("labels saved", "–" if sav.get("saved") is None else f"{sav['saved']:,.0f}",
+         "vs random selection" if sav.get("saved") is not None else _e(sav.get("reason") or "")),
+        ("throughput", f"{th.get('last_hour', 0)}/h", f"{th.get('per_hour_24h', 0)}/h over 24 h"),
+        ("head of the queue", f"{q.get('head', 0)}",
+         f"{q.get('uncertain', 0)} uncertain, {q.get('diverse', 0)} diverse, {q.get('control', 0)} control (random)"),
+    ]
+    cells = "".join(f'<div><small>{_e(k)}</small><b>{v}</b><small>{d}</small></div>' for k, v, d in items)
+    return f'<div class="card nums" id="numbers">{cells}</div>'
+
+
+def _review(s: dict, ls_url: str, pid: int) -> str:
+    rows = []
+    for item in s.get("review") or []:
+        link = (f'<a href="{_e(ls_url)}/projects/{pid}/data?task={int(item["task"])}">{int(item["task"])}</a>'
+                if ls_url else str(int(item["task"])))
+        if "answers" in item:
+            detail = ", ".join(f"{_e(k)}: {v}" for k, v in item["answers"].items())
+        else:
+            detail = (f"labeled {_e(item['label'])}, model says {_e(item['predicted'])} "
+                      f"(p of label {item['proba_of_label']:.3f})")
+        rows.append(f"<tr><td>{link}</td><td>{_e(item['control'])}</td><td>{_e(item['reason'])}</td>"
+                    f"<td>{detail}</td></tr>")
+    if not rows:
+        return '<p class="muted">Nothing to review.</p>'
+    return ("<table id=\"review\"><tr><th>task</th><th>control</th><th>why</th><th>detail</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _rules(s: dict) -> str:
+    rules = s.get("rules") or {}
+    signals = (s.get("recommendation") or {}).get("signals") or {}
+    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rules.items())
+    sig = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in signals.items())
+    return (f"<table><tr><th>rule (extra_params)</th><th>value</th></tr>{rows}</table><br>"
+            f"<table><tr><th>signal</th><th>now</th></tr>{sig}</table>")
+
+
+def project_page(s: dict | None, pid: int, ls_url: str) -> str:
+    """The dashboard of one project (pure: summary in, HTML out)."""
+    if not s:
+        return _page(f"project {pid}", '<p id="empty">No trained model has been evaluated yet: the page fills in '
+                                       "after the first training (two different labels).</p>")
+    rec = s.get("recommendation") or {}
+    action = rec.get("action", progress.KEEP_GOING)
+    plots = _plots(orjson.dumps(s, option=orjson.OPT_SORT_KEYS))
+    titles = ["Learning curve", "Labels saved over random selection", "Stabilising predictions (kappa over versions)",
+              f"Label distribution ({_e(s.get('control'))})"]
+    cards = "".join(f'<div class="card"><h2>{t}</h2>{p}</div>' for t, p in zip(titles, plots))
+    updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s.get("updated_at") or 0))
+    body = (
+        f'<div class="rec rec-{action.replace(" ", "-")}" id="recommendation"><b>{_e(action.capitalize())}</b> — '
+        f"{_e(rec.get('reason', ''))}</div>"
+        f"{_numbers(s)}<p class=\"muted\">version {_e(s.get('version'))}, strategy {_e(s.get('strategy'))}, "
+        f"control share {_e(s.get('control_share'))}, recorded {updated}; reloads every {REFRESH_SECONDS} s</p>"
+        f'<div class="grid">{cards}'
+        f'<div class="card"><h2>Review: suspicious labels and disagreements</h2>{_review(s, ls_url, pid)}</div>'
+        f'<div class="card"><h2>Stopping rules</h2>{_rules(s)}</div></div>'
+    )
+    return _page(f"project {pid}", body)
+
+
+def _store(request: Request, pid: int) -> ProjectStore:
+    return request.app.state.predictor.store(pid)
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard_index(request: Request) -> HTMLResponse:
+    """Every project this backend serves, with its recommendation."""
+    predictor = request.app.state.predictor
+    rows = []
+    for pid in project_ids(predictor.r, predictor.settings.key_prefix):
+        s = read_summary(_store(request, pid)) or {}
+        rec = (s.get("recommendation") or {}).get("action", "no model yet")
+        rows.append(f'<tr><td><a href="/dashboard/{pid}">project {pid}</a></td><td>{s.get("labeled_tasks", 0):,}</td>'
+                    f"<td>{_pct(s.get('accuracy'))}</td><td>{_e(rec)}</td></tr>")
+    table = ("<table id=\"projects\"><tr><th>project</th><th>labeled</th><th>accuracy</th><th>recommendation</th></tr>"
+             + "".join(rows) + "</table>") if rows else '<p class="muted">No project is set up yet.</p>'
+    return HTMLResponse(_page("active learning: projects", f'<div class="card">{table}</div>'))
+
+
+@router.get("/dashboard/{project}", response_class=HTMLResponse)
+def dashboard_project(project: str, request: Request) -> HTMLResponse:
+    """Learning curve, savings, kappa, label distribution, recommendation and review list of one project."""
+    store = _store(request, parse_project_id(project))
+    if not store.exists():
+        raise UnknownProjectError(f"project {project} is not set up on this backend")
+    return HTMLResponse(project_page(read_summary(store), store.pid, label_studio_url(request, store)))

@@ -1,0 +1,468 @@
+"""Record how a project is going, once per trained model version (low priority).
+
+Runs in the ``evaluate_project`` job, after the cross-validation, on the
+version that is current.  It keeps, under ``<project>:progress:*`` in Redis:
+
+* ``pending``   -- the serving model's predictions for the random control
+  tasks at the head of its queue, made before anyone labeled them;
+* ``outcomes``  -- those predictions next to the label the task got later:
+  unbiased accuracy samples (``backend/progress.py``);
+* ``stop_set`` / ``stop_last`` -- a fixed seeded sample of the pool and the
+  last model's predictions on it, for kappa between successive models;
+* ``summary``   -- everything the dashboard, ``/status`` and ``/metrics``
+  show, rebuilt from the above and the versions' metadata.
+
+Each version's own figures also go into its metadata (``progress``), which
+is kept forever, so the history survives the pruning of old versions' data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict
+from datetime import datetime, timezone
+
+import numpy as np
+import orjson
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, cross_val_predict, learning_curve
+
+from backend import progress, project_options
+from backend.config import Settings
+from backend.features import FeatureSpec
+from backend.label_config import ChoicesControl, LabelConfig
+from backend.model import ChoicesClassifier, compact_columns
+from backend.store import ProjectStore
+from backend.versions import load_version, task_utility
+from worker.labeled_set import _answer, build_labeled_set
+from worker.refresh import control_features
+
+log = logging.getLogger(__name__)
+
+STOP_SET_SIZE = 500
+MIN_RECENT_OUTCOMES = 30  # pool the newest versions' control outcomes until there are this many
+MIN_RANDOM_LABELS = 20  # labeled control tasks needed before fitting the random-selection curve
+MIN_HOLDOUT = 10  # labeled control tasks before the held-out estimate goes on the curve
+SUSPICIOUS_PROBA = 0.1  # out-of-fold probability of the given label below which a label is listed
+REVIEW_LIMIT = 50
+
+
+def _key(store: ProjectStore, what: str) -> str:
+    return store.key(f"progress:{what}")
+
+
+def _single_controls(config: LabelConfig, models: dict) -> list[ChoicesControl]:
+    return [c for c in config.controls if not c.multiple and c.name in models]
+
+
+def _predict(store, spec, control, models, ids, settings) -> dict[int, str]:
+    """The model's label for each readable task of ``ids``."""
+    got, X, _ = control_features(store, spec, control, ids, settings.max_text_chars)
+    if not got:
+        return {}
+    return dict(zip(got, (str(v) for v in models[control.name].predict(X))))
+
+
+# -- control-share outcomes -------------------------------------------------------
+
+def _settle_outcomes(store: ProjectStore, labeled, controls: list[ChoicesControl]) -> int:
+    """Pending predictions whose task got a label since: one outcome each."""
+    pending = {int(k): orjson.loads(v) for k, v in store.r.hgetall(_key(store, "pending")).items()}
+    done = {t: p for t, p in pending.items() if t in labeled.labeled_tasks}
+    if not done:
+        return 0
+    outcomes = {}
+    for tid, p in done.items():
+        truth = {c.name: str(labeled.answers[c.name][tid]) for c in controls if tid in labeled.answers[c.name]}
+        outcomes[tid] = orjson.dumps({**p, "truth": truth})
+    pipe = store.r.pipeline()
+    pipe.hset(_key(store, "outcomes"), mapping=outcomes)
+    pipe.hdel(_key(store, "pending"), *done)
+    pipe.execute()
+    return len(done)
+
+
+def _record_pending(store, name, meta, spec, controls, models, head_size, settings) -> int:
+    """The current model's predictions for the control tasks at the head of its queue.
+
+    Only the head reaches annotators through Label Studio's ``/next``; the
+    control tasks there were drawn uniformly from the pool, so whichever of
+    them get labeled are a random sample.  A task labeled already (after
+    this model was trained) is settled at once by the next call.
+    """
+    control_ids = store.control_tasks(name)
+    if not control_ids or not controls:
+        return 0
+    ranked = store.ranking(name)
+    head = set(sorted(ranked, key=ranked.get)[:head_size])
+    ids = sorted(t for t in control_ids if t in head)
+    preds = {c.name: _predict(store, spec, c, models, ids, settings) for c in controls}
+    rows = {}
+    for tid in ids:
+        pred = {c: p[tid] for c, p in preds.items() if tid in p}
+        if pred:
+            rows[tid] = orjson.dumps({"v": name, "labels": meta.get("labeled_tasks", 0), "pred": pred})
+    if rows:
+        store.r.hset(_key(store, "pending"), mapping=rows)
+    return len(rows)
+
+
+def _outcomes(store: ProjectStore) -> dict[int, dict]:
+    return {int(k): orjson.loads(v) for k, v in store.r.hgetall(_key(store, "outcomes")).items()}
+
+
+# -- cross-validation, suspicious labels ------------------------------------------
+
+def _cross_validate(X, y: list[str], C: float) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
+    """Out-of-fold probabilities: accuracy (mean and std over folds), macro-F1, and each label's probability.
+
+    One ``cross_val_predict`` gives all three: a task's probability comes
+    from a model that never saw it, so a very unlikely given label is worth
+    a second look (Northcutt et al., "Confident Learning", JAIR 2021,
+    https://arxiv.org/abs/1911.00068, use out-of-fold probabilities the same way).
+    """
+    y_arr = np.asarray(y, dtype=str)
+    classes, counts = np.unique(y_arr, return_counts=True)
+    folds = int(min(5, counts.min())) if counts.size else 0
+    if classes.size < 2 or folds < 2:
+        return {"n": len(y), "reason": "needs two labels with two examples each"}, None, None
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    Xc, _ = compact_columns(X)
+    proba = cross_val_predict(LogisticRegression(C=C, max_iter=1000), Xc, y_arr, cv=cv, method="predict_proba")
+    pred = classes[proba.argmax(axis=1)]
+    fold_acc = [float(np.mean(pred[test] == y_arr[test])) for _, test in cv.split(Xc, y_arr)]
+    given = proba[np.arange(len(y_arr)), np.searchsorted(classes, y_arr)]
+    return {
+        "n": len(y),
+        "accuracy": float(np.mean(pred == y_arr)),
+        "accuracy_std": float(np.std(fold_acc)),
+        "folds": folds,
+        "macro_f1": progress.macro_f1(y_arr, pred),
+    }, given, pred
+
+
+def _control_cv(X, y: list[str], is_control: np.ndarray, C: float, folds: int = 5) -> dict:
+    """Accuracy on the labeled random (control) tasks, each predicted by a model trained without it.
+
+    Folds split the control tasks only; each fold's model trains on every
+    other label (the strategy's and the other folds' controls).  The test
+    tasks are a uniform sample of the pool, so the estimate is unbiased for
+    a model trained on slightly fewer labels than the current one, and it
+    uses every labeled control task at once: far less noisy than the few
+    control outcomes a single version collects.
+    """
+    y_arr = np.asarray(y, dtype=str)
+    ctl = np.flatnonzero(is_control)
+    if ctl.size < folds:
+        return {"n": int(ctl.size), "reason": f"{ctl.size} labeled control tasks; needs {folds}"}
+    Xc, _ = compact_columns(X)
+    pred = np.empty(ctl.size, dtype=object)
+    for train_c, test_c in KFold(n_splits=folds, shuffle=True, random_state=0).split(ctl):
+        train = np.ones(len(y_arr), dtype=bool)
+        train[ctl[test_c]] = False
+        if np.unique(y_arr[train]).size < 2:
+            return {"n": int(ctl.size), "reason": "the training folds hold a single label"}
+        model = LogisticRegression(C=C, max_iter=1000).fit(Xc[train], y_arr[train])
+        pred[test_c] = model.predict(Xc[ctl[test_c]])
+    correct = int(np.sum(pred == y_arr[ctl]))
+    acc, lo, hi = progress.accuracy_interval(correct, int(ctl.size))
+    return {"n": int(ctl.size), "correct": correct, "accuracy": acc, "low": lo, "high": hi,
+            "macro_f1": progress.macro_f1(y_arr[ctl], list(pred))}
+
+
+def _disagreements(annotations: list[dict], config: LabelConfig) -> list[dict]:
+    """Tasks where annotators gave different answers, per control."""
+    by_task: dict[int, list[dict]] = defaultdict(list)
+    for ann in annotations:
+        if not ann.get("was_cancelled") and isinstance(ann.get("task"), int):
+            by_task[ann["task"]].append(ann)
+    out = []
+    for tid, anns in by_task.items():
+        if len(anns) < 2:
+            continue
+        for control in config.controls:
+            given = [a for a in (_answer(x, control) for x in anns) if a is not None]
+            counts = Counter(",".join(sorted(a)) if isinstance(a, frozenset) else a for a in given)
+            if len(counts) > 1:
+                out.append({"task": tid, "control": control.name, "reason": "annotators disagree",
+                            "answers": dict(counts)})
+    return sorted(out, key=lambda d: d["task"])[:REVIEW_LIMIT]
+
+
+# -- random-selection curve ---------------------------------------------------------
+
+def _random_curve(store, spec, control, outcomes, settings) -> dict:
+    """Learning curve of a model trained on random tasks only: the labeled control tasks.
+
+    They are a uniform sample of the pool, so training on growing subsets
+    of them and testing on the rest (``sklearn.model_selection.learning_curve``,
+    repeated random splits) is what random selection would have achieved.
+    """
+    truth = {t: o["truth"][control.name] for t, o in outcomes.items() if control.name in o.get("truth", {})}
+    ids, X, _ = control_features(store, spec, control, sorted(truth), settings.max_text_chars)
+    y = np.asarray([truth[t] for t in ids], dtype=str)
+    if len(ids) < MIN_RANDOM_LABELS or np.unique(y).size < 2:
+        return {"n": len(ids), "points": [], "fit": None,
+                "reason": f"{len(ids)} labeled random (control) tasks; the curve needs {MIN_RANDOM_LABELS}"}
+    Xc, _ = compact_columns(X)
+    cv = ShuffleSplit(n_splits=10, test_size=0.25, random_state=0)
+    sizes, _, test = learning_curve(
+        LogisticRegression(C=ChoicesClassifier().C, max_iter=1000), Xc, y,
+        train_sizes=np.linspace(0.2, 1.0, 6), cv=cv, error_score=np.nan,
+    )
+    points = []
+    for n, scores in zip(sizes, test):
+        s = scores[np.isfinite(scores)]
+        if s.size:
+            points.append({"n": int(n), "accuracy": float(s.mean()), "sem": float(s.std() / np.sqrt(s.size))})
+    fit = progress.fit_learning_curve([p["n"] for p in points], [p["accuracy"] for p in points],
+                                      [p["sem"] for p in points])
+    return {"n": len(ids), "points": points, "fit": None if fit is None else asdict(fit)}
+
+
+# -- stop set and kappa ---------------------------------------------------------------
+
+def _stop_set(store: ProjectStore, pool_ids: list[int], seed: int = 0) -> list[int]:
+    """A fixed sample of the pool, drawn once (seeded) and kept: the stop set of [1]_ in backend/progress.py."""
+    raw = store.r.get(_key(store, "stop_set"))
+    if raw:
+        return orjson.loads(raw)
+    rng = np.random.default_rng(seed)
+    ids = sorted(int(t) for t in rng.choice(pool_ids, size=min(STOP_SET_SIZE, len(pool_ids)), replace=False)) \
+        if pool_ids else []
+    if ids:
+        store.r.set(_key(store, "stop_set"), orjson.dumps(ids), nx=True)
+    return orjson.loads(store.r.get(_key(store, "stop_set")) or b"[]")
+
+
+def _stop_kappa(store, name, spec, control, models, stop_ids, settings) -> float | None:
+    """Kappa between this model's and the previous model's predictions on the stop set."""
+    preds = _predict(store, spec, control, models, stop_ids, settings)
+    raw = store.r.get(_key(store, "stop_last"))
+    last = orjson.loads(raw) if raw else None
+    store.r.set(_key(store, "stop_last"), orjson.dumps(
+        {"version": name, "control": control.name, "preds": {str(t): p for t, p in preds.items()}}))
+    if not last or last.get("version") == name or last.get("control") != control.name:
+        return None
+    common = [t for t in preds if str(t) in last["preds"]]
+    if not common:
+        return None
+    return progress.kappa([last["preds"][str(t)] for t in common], [preds[t] for t in common])
+
+
+# -- queue and throughput ---------------------------------------------------------------
+
+def _queue_head(store, name, spec, config, loaded, head_size, settings) -> dict:
+    """What the head of the current queue is made of: random controls, uncertain tasks, diverse ones."""
+    ranked = store.ranking(name)
+    head = sorted(ranked, key=ranked.get)[:head_size]
+    controls = store.control_tasks(name) & set(head)
+    strategy_ids = [t for t in head if t not in controls]
+    uncertain = 0
+    geo = config.controls[0]
+    if strategy_ids and loaded.models and loaded.quantiles.size:
+        ids, X, _ = control_features(store, spec, geo, strategy_ids, settings.max_text_chars)
+        probas = {c: m.predict_proba(X) for c, m in loaded.models.items() if c == geo.name}
+        if probas:
+            utility = task_utility(loaded.models, probas, X, loaded.centroid)
+            top_quarter = loaded.quantiles[int(0.75 * (loaded.quantiles.size - 1))]
+            uncertain = int(np.sum(utility >= top_quarter))
+    return {"head": len(head), "control": len(controls), "uncertain": uncertain,
+            "diverse": len(strategy_ids) - uncertain}
+
+
+def _parse_time(value) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def throughput(annotations: list[dict], now: float | None = None) -> dict:
+    """Annotations in the last hour and per hour over the last 24 hours (by ``updated_at``)."""
+    now = time.time() if now is None else now
+    ages = [now - t for t in (_parse_time(a.get("updated_at")) for a in annotations) if t is not None]
+    last_hour = sum(1 for a in ages if 0 <= a < 3600)
+    last_day = sum(1 for a in ages if 0 <= a < 86400)
+    return {"last_hour": last_hour, "per_hour_24h": round(last_day / 24, 2)}
+
+
+# -- assembling ------------------------------------------------------------------------------
+
+def _curve(versions, outcomes, control: str) -> list[dict]:
+    """One learning-curve point per trained version: labels used, control-share accuracy, CV."""
+    by_version: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for o in outcomes.values():
+        if control in o.get("pred", {}) and control in o.get("truth", {}):
+            by_version[o["v"]].append((o["truth"][control], o["pred"][control]))
+    points = []
+    for info in versions:
+        meta = info.meta
+        if meta.get("kind") != "model" or meta.get("trained_in") != info.name:
+            continue
+        prog = meta.get("progress") or {}
+        cv = (prog.get("cv") or {}).get(control) or {}
+        hold = (prog.get("control_holdout") or {}).get(control) or {}
+        pairs = by_version.get(info.name, [])
+        correct = sum(t == p for t, p in pairs)
+        acc, lo, hi = progress.accuracy_interval(correct, len(pairs))
+        points.append({
+            "version": info.name,
+            "labels": meta.get("labeled_tasks", 0),
+            "control_n": len(pairs),
+            "control_accuracy": None if not pairs else acc,
+            "control_low": None if not pairs else lo,
+            "control_high": None if not pairs else hi,
+            "control_macro_f1": progress.macro_f1(*zip(*pairs)) if pairs else None,
+            "cv_accuracy": cv.get("accuracy"),
+            "cv_accuracy_std": cv.get("accuracy_std"),
+            "cv_macro_f1": cv.get("macro_f1"),
+            "holdout_accuracy": hold.get("accuracy") if hold.get("n", 0) >= MIN_HOLDOUT else None,
+            "holdout_low": hold.get("low") if hold.get("n", 0) >= MIN_HOLDOUT else None,
+            "holdout_high": hold.get("high") if hold.get("n", 0) >= MIN_HOLDOUT else None,
+            "holdout_n": hold.get("n", 0),
+            "kappa": prog.get("kappa"),
+        })
+    return points
+
+
+def _recent_control(points: list[dict]) -> dict | None:
+    """Control-share accuracy of the newest versions, pooled back until ``MIN_RECENT_OUTCOMES`` samples."""
+    n = correct = 0
+    labels = []
+    for p in reversed(points):
+        if p["control_n"]:
+            n += p["control_n"]
+            correct += round(p["control_accuracy"] * p["control_n"])
+            labels.append(p["labels"])
+        if n >= MIN_RECENT_OUTCOMES:
+            break
+    if not n:
+        return None
+    acc, lo, hi = progress.accuracy_interval(correct, n)
+    return {"accuracy": acc, "low": lo, "high": hi, "n": n, "labels_from": min(labels), "labels_to": max(labels)}
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def record(store: ProjectStore, settings: Settings, *, now: float | None = None) -> dict:
+    """Compute and store the current version's progress figures and the project's summary.
+
+    Returns the summary (``{}`` when the current version has no model yet).
+    """
+    name = store.current_version()
+    meta = store.version_meta(name) if name else None
+    if not meta or meta.get("kind") != "model":
+        return {}
+    loaded = load_version(store, name)
+    if loaded is None:
+        return {}
+    config = LabelConfig.from_dict(store.config()["parsed"])
+    options = project_options.resolve(settings, store.config().get("extra_params"))
+    annotations = store.annotations()
+    labeled = build_labeled_set(annotations, config)
+    all_ids = store.task_ids()
+    spec = FeatureSpec.from_dict(meta["feature_spec"])
+    controls = _single_controls(config, loaded.models)
+
+    _settle_outcomes(store, labeled, controls)
+    _record_pending(store, name, meta, spec, controls, loaded.models, options.head_size, settings)
+    _settle_outcomes(store, labeled, controls)  # control tasks labeled since this model was trained
+
+    outcomes = _outcomes(store)
+    cv_by_control, holdout_by_control, review = {}, {}, []
+    for control in controls:
+        answers = labeled.answers[control.name]
+        ids, X, _ = control_features(store, spec, control, sorted(answers), settings.max_text_chars)
+        y = [str(answers[t]) for t in ids]
+        cv_by_control[control.name], given, pred = _cross_validate(X, y, ChoicesClassifier().C)
+        is_control = np.fromiter((t in outcomes for t in ids), dtype=bool, count=len(ids))
+        holdout_by_control[control.name] = _control_cv(X, y, is_control, ChoicesClassifier().C)
+        if given is not None:
+            for i in np.argsort(given):
+                if given[i] >= SUSPICIOUS_PROBA or len(review) >= REVIEW_LIMIT:
+                    break
+                review.append({"task": ids[i], "control": control.name, "label": y[i], "predicted": str(pred[i]),
+                               "proba_of_label": round(float(given[i]), 4),
+                               "reason": "a model trained without it finds the label very unlikely"})
+    review += _disagreements(annotations, config)
+
+    primary = controls[0] if controls else None
+    pool_ids = sorted(t for t in all_ids if t not in labeled.labeled_tasks)
+    stop_ids = _stop_set(store, pool_ids)
+    k = _stop_kappa(store, name, spec, primary, loaded.models, stop_ids, settings) if primary else None
+    store.update_version_meta(name, progress=_nan_to_none({
+        "cv": cv_by_control, "control_holdout": holdout_by_control, "kappa": k, "stop_set": len(stop_ids),
+        "recorded_at": time.time()}))
+
+    points = _curve(store.versions(), outcomes, primary.name) if primary else []
+    recent = _recent_control(points)
+    latest_cv = cv_by_control.get(primary.name, {}) if primary else {}
+    holdout = holdout_by_control.get(primary.name, {}) if primary else {}
+    if holdout.get("accuracy") is not None and holdout["n"] >= MIN_RANDOM_LABELS:
+        accuracy, f1, accuracy_source = holdout["accuracy"], holdout["macro_f1"], "control share (held out)"
+    else:
+        accuracy, f1, accuracy_source = latest_cv.get("accuracy"), latest_cv.get("macro_f1"), "cross-validation"
+    random_curve = _random_curve(store, spec, primary, outcomes, settings) if primary else {"points": []}
+    fit = random_curve.get("fit")
+    savings = progress.labels_saved(
+        progress.CurveFit(**fit) if fit else None, meta.get("labeled_tasks", 0),
+        accuracy if accuracy is not None else float("nan"))
+    # The plateau rule reads the unbiased held-out score; without a control share, cross-validation.
+    series = "holdout_accuracy" if meta.get("control_share") else "cv_accuracy"
+    rec = progress.recommend(
+        options.stop_rules(), labels=len(labeled.labeled_tasks), accuracy=accuracy, macro_f1_score=f1,
+        scores=[p[series] if p[series] is not None else float("nan") for p in points],
+        kappas=[p["kappa"] for p in points if p["kappa"] is not None],
+    )
+    label_distribution = {c.name: dict(Counter(
+        ",".join(sorted(a)) if isinstance(a, frozenset) else str(a) for a in labeled.answers[c.name].values()))
+        for c in config.controls}
+    out = _nan_to_none({
+        "version": name,
+        "updated_at": time.time() if now is None else now,
+        "labeled_tasks": len(labeled.labeled_tasks),
+        "annotations": len(annotations),
+        "pool": len(pool_ids),
+        "control": primary.name if primary else None,
+        "strategy": meta.get("strategy"),
+        "control_share": meta.get("control_share"),
+        "accuracy": accuracy,
+        "accuracy_source": accuracy_source,
+        "macro_f1": f1,
+        "recent_control": recent,
+        "control_holdout": holdout,
+        "cv": latest_cv,
+        "curve": points,
+        "random_curve": random_curve,
+        "savings": savings,
+        "kappa": k,
+        "stop_set": len(stop_ids),
+        "recommendation": rec.to_dict(),
+        "rules": asdict(options.stop_rules()),
+        "review": review,
+        "queue": _queue_head(store, name, spec, config, loaded, options.head_size, settings),
+        "label_distribution": label_distribution,
+        "throughput": throughput(annotations, now),
+        "control_outcomes": len(outcomes),
+        "pending_controls": store.r.hlen(_key(store, "pending")),
+    })
+    store.r.set(store.key(progress.SUMMARY_KEY), orjson.dumps(out))
+    store.update_version_meta(name, progress={**(store.version_meta(name) or {}).get("progress", {}),
+                                              "recommendation": rec.action, "accuracy": out["accuracy"],
+                                              "accuracy_source": accuracy_source, "savings": savings})
+    log.info("project %s: %s — %s (%s)", store.pid, name, rec.action, rec.reason)
+    return out
