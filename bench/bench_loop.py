@@ -59,7 +59,10 @@ def main() -> None:
     args = ap.parse_args()
 
     ds = load_dataset("crowdflower-tweets")
-    idx = np.random.default_rng(0).permutation(len(ds.texts))[: args.tasks]
+    n = len(ds.texts)
+    # Beyond the dataset's size, texts repeat with a suffix (as in bench_ranking.py).
+    idx = np.random.default_rng(0).permutation(max(n, args.tasks))[: args.tasks]
+    text = {int(i): ds.texts[i % n] + ("" if i < n else f" #{i // n}") for i in idx}
     started = dt.datetime.now(dt.timezone.utc)
     with LabelStudio() as ls, tempfile.TemporaryDirectory() as tmp:
         stack = Stack(ls, Path(tmp), extra_env={"AL_HEAD_SIZE": str(args.head)}).start()
@@ -69,9 +72,9 @@ def main() -> None:
             t = time.perf_counter()
             ids = []
             for start in range(0, len(idx), 5_000):
-                ids += ls.import_tasks(pid, [{"text": ds.texts[i]} for i in idx[start:start + 5_000]])
+                ids += ls.import_tasks(pid, [{"text": text[int(i)]} for i in idx[start:start + 5_000]])
             import_s = time.perf_counter() - t
-            truth = {tid: ds.labels[i] for tid, i in zip(ids, idx)}
+            truth = {tid: ds.labels[i % n] for tid, i in zip(ids, idx)}
             t = time.perf_counter()
             ls.connect_ml_backend(pid, stack.url, title="active learning")
 

@@ -23,6 +23,7 @@ from backend.queueing import low_pending_key, pending_key, request_low, request_
 from backend.store import ProjectStore, connect
 from worker.push import IncompletePushError, prune, push_current
 from worker.progress import record as record_progress
+from worker import shards
 from worker.refresh import build_version, evaluate
 from worker.sync import client_for, reconcile
 
@@ -117,6 +118,7 @@ def _refresh(store: ProjectStore, settings) -> dict:
             store.set_status(push_retry_at=time.time() + settings.push_retry_delay)
     store.set_status(
         stage="idle",
+        stage_progress=None,
         last_refresh_finished=time.time(),
         last_summary=summary,
         last_error="; ".join(errors) or None,
@@ -162,3 +164,14 @@ def evaluate_project(project_id: int, prefix: str | None = None) -> dict:
     controls = evaluate(store, settings)
     record_progress(store, settings)  # learning curve, stopping signals, review list (worker/progress.py)
     return controls
+
+
+def help_score_shards(project_id: int, token: str, prefix: str | None = None) -> int:
+    """Score shards of a large pool that another worker's refresh is ranking (see ``worker/shards.py``).
+
+    Enqueued by that refresh at the front of the queue; returns at once if
+    the refresh already finished them all.
+    """
+    settings = get_settings()
+    r = connect(settings.redis_url)
+    return shards.work(ProjectStore(r, prefix or settings.key_prefix, project_id), token)

@@ -219,6 +219,7 @@ def score_pool(
         while (finished := store.r.hlen(done)) < n_shards:
             if finished != seen:
                 last_progress, seen = time.monotonic(), finished
+                store.set_status(stage_progress=f"rank: {finished}/{n_shards} shards scored")
             elif time.monotonic() - last_progress > timeout:
                 # A helper died mid-shard: redo what is missing here.
                 have = {int(k) for k in store.r.hkeys(done)}

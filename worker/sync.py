@@ -39,6 +39,9 @@ def _iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+TASK_BATCH = 1000
+
+
 def reconcile(store: ProjectStore, client: LabelStudioClient, *, full: bool) -> dict:
     """Apply Label Studio's annotations (and, when ``full``, its task list) to the store.
 
@@ -53,22 +56,28 @@ def reconcile(store: ProjectStore, client: LabelStudioClient, *, full: bool) -> 
     started, settled = _iso(now), _iso(now - CLOCK_MARGIN)
     # Snapshots taken before reading Label Studio: only what existed then can be
     # "missing" from its answer; anything a webhook adds meanwhile is kept.
-    known_tasks = set(store.tasks()) if full else set()
+    known_tasks = set(store.task_ids()) if full else set()
     held_here = {a["id"] for a in store.annotations() if (a.get("updated_at") or "") < settled}
     seen_tasks: set[int] = set()
     in_ls: set[int] = set()
     counts = {"tasks": 0, "annotations_written": 0, "annotations_removed": 0, "tasks_removed": 0}
     tasks = client.iter_tasks(store.pid) if full else client.labeled_tasks(store.pid)
+    batch: list[tuple[int, dict]] = []
     for task in tasks:
         tid = task["id"]
         seen_tasks.add(tid)
-        store.add_tasks([(tid, task.get("data") or {})])
+        batch.append((tid, task.get("data") or {}))
         counts["tasks"] += 1
+        if len(batch) >= TASK_BATCH:  # one round trip per batch; the status shows how far it got
+            store.add_tasks(batch)
+            batch = []
+            store.set_status(stage_progress=f"sync: {counts['tasks']} tasks read")
         for raw in task.get("annotations") or []:
             ann = AnnotationIn.model_validate(raw)
             in_ls.add(ann.id)
             if store.upsert_annotation(compact_annotation(ann, tid)) in (NEW, CHANGED):
                 counts["annotations_written"] += 1
+    store.add_tasks(batch)
     gone = held_here - in_ls
     if gone:
         counts["annotations_removed"] = store.delete_annotations(gone)
