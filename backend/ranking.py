@@ -11,10 +11,12 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.stats import rankdata
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import normalize
 from sklearn.random_projection import SparseRandomProjection
+from threadpoolctl import threadpool_limits
 
 RP_DIM = 256
 
@@ -28,6 +30,12 @@ def random_projection(n_features: int, dim: int = RP_DIM) -> SparseRandomProject
 
 
 def project(X: sp.spmatrix, n_components: int, rng: np.random.Generator, *, fit_rows: int = 20_000) -> np.ndarray:
+    """A low-dimensional, L2-normalised view of the hashed features (see :func:`project_with`)."""
+    return project_with(X, None, n_components, rng, fit_rows=fit_rows)[0]
+
+
+def project_with(X: sp.spmatrix, extra: sp.spmatrix | None, n_components: int, rng: np.random.Generator, *,
+                 fit_rows: int = 20_000) -> tuple[np.ndarray, np.ndarray | None]:
     """A low-dimensional, L2-normalised view of the hashed features.
 
     Distances in 2^18 hashed dimensions are dominated by noise; a few dozen
@@ -35,7 +43,9 @@ def project(X: sp.spmatrix, n_components: int, rng: np.random.Generator, *, fit_
     A fixed sparse random projection to 256 dimensions first (distances are
     kept, Johnson-Lindenstrauss) makes the PCA cheap: for 100,000 tasks it
     takes well under a second where a truncated SVD of the sparse matrix
-    takes six.  The PCA is fitted on at most ``fit_rows`` sampled rows.
+    takes six.  The PCA is fitted on at most ``fit_rows`` sampled rows of
+    ``X``; ``extra`` rows (e.g. the labeled tasks) are mapped into the same
+    space.
 
     References
     ----------
@@ -44,16 +54,23 @@ def project(X: sp.spmatrix, n_components: int, rng: np.random.Generator, *, fit_
     """
     n = X.shape[0]
     k = int(min(n_components, n - 1, RP_DIM))
+    n_extra = 0 if extra is None else extra.shape[0]
     if k < 1:
-        return np.zeros((n, 1))
-    X = sp.csr_matrix(X, dtype=np.float32)
-    if X.shape[1] <= RP_DIM:
-        Y = X.toarray()
-    else:
-        Y = np.asarray(random_projection(X.shape[1]).transform(X), dtype=np.float32)
+        return np.zeros((n, 1)), (None if extra is None else np.zeros((n_extra, 1)))
+
+    def reduce(M: sp.spmatrix) -> np.ndarray:
+        M = sp.csr_matrix(M, dtype=np.float32)
+        if M.shape[1] <= RP_DIM:
+            return M.toarray()
+        return np.asarray(random_projection(M.shape[1]).transform(M), dtype=np.float32)
+
+    Y = reduce(X)
     sample = Y if n <= fit_rows else Y[rng.choice(n, fit_rows, replace=False)]
     pca = PCA(n_components=k, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1))).fit(sample)
-    return normalize(pca.transform(Y))
+    Z = normalize(pca.transform(Y))
+    if extra is None:
+        return Z, None
+    return Z, (normalize(pca.transform(reduce(extra))) if n_extra else np.zeros((0, k)))
 
 
 def cluster(Z: np.ndarray, n_clusters: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -68,13 +85,16 @@ def cluster(Z: np.ndarray, n_clusters: int, rng: np.random.Generator) -> tuple[n
     return km.labels_.astype(np.int64), km.cluster_centers_
 
 
-def cluster_coverage_order(utility: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def cluster_coverage_order(utility: np.ndarray, labels: np.ndarray, covered: np.ndarray | None = None) -> np.ndarray:
     """Order tasks so every cluster is visited in proportion to its size.
 
     Within each cluster, tasks are sorted by ``utility`` (best first); each
     task's key is its position in that list divided by the cluster size, so
     the head of the queue takes the best task of every cluster before the
     second-best of any, and large clusters advance faster than small ones.
+    ``covered[k]`` (optional) counts labeled tasks in cluster ``k``: they
+    hold that cluster's first places, so uncovered clusters come first
+    (TypiClust's "uncovered clusters").
 
     Returns
     -------
@@ -90,7 +110,8 @@ def cluster_coverage_order(utility: np.ndarray, labels: np.ndarray) -> np.ndarra
     for k in np.unique(labels):
         members = np.flatnonzero(labels == k)
         ranked = members[np.argsort(-utility[members], kind="stable")]
-        key[ranked] = (np.arange(ranked.size) + 0.5) / ranked.size
+        done = 0 if covered is None or k >= len(covered) or k < 0 else int(covered[k])
+        key[ranked] = (np.arange(ranked.size) + done + 0.5) / (ranked.size + done)
     # Ties (same quantile in several clusters): the more useful task first.
     return np.lexsort((-utility, key))
 
@@ -121,3 +142,298 @@ def live_score(utility: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
         return np.full(utility.shape, 0.5)
     below = np.searchsorted(quantiles, utility, side="right") / quantiles.size
     return np.clip(1.0 - below, 0.0, 1.0)
+
+
+# -- orders ----------------------------------------------------------------
+
+def order_by(utility: np.ndarray, *, tiebreak: np.ndarray | None = None,
+             rng: np.random.Generator | None = None) -> np.ndarray:
+    """Positions sorted by ``utility``, highest first.
+
+    Ties are broken by ``tiebreak`` (higher first; e.g. the margin for
+    least-confidence and entropy), then by a random key drawn from ``rng``
+    (so equal tasks are not served in import order), then by position.
+    """
+    utility = np.asarray(utility, dtype=np.float64)
+    keys = [-utility]
+    if tiebreak is not None:
+        keys.insert(0, -np.asarray(tiebreak, dtype=np.float64))
+    if rng is not None:
+        keys.insert(0, rng.random(utility.shape[0]))
+    return np.lexsort(keys).astype(np.int64)
+
+
+def rank_normalise(values: np.ndarray) -> np.ndarray:
+    """Map scores to ``[0, 1]`` by rank (ties share their mean rank); 0.5 for a constant.
+
+    Scores on different scales (a margin in [0, 1], a KL divergence in
+    [0, inf), a density) become comparable before they are weighted.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = values.shape[0]
+    if n <= 1:
+        return np.full(n, 0.5)
+    return (rankdata(values, method="average") - 1.0) / (n - 1.0)
+
+
+def weighted_rank_sum(scores: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """``sum_s w_s * rank_normalise(score_s) / sum_s w_s``: the hybrid's utility.
+
+    References
+    ----------
+    Donmez, Carbonell & Bennett (2007), "Dual Strategy Active Learning",
+    ECML (a weighted mix of uncertainty and density).
+    https://doi.org/10.1007/978-3-540-74958-5_14
+    """
+    total = sum(weights.get(name, 0.0) for name in scores)
+    if not scores or total <= 0:
+        raise ValueError(f"expected at least one score with a positive weight, got weights {weights}")
+    n = next(iter(scores.values())).shape[0]
+    out = np.zeros(n)
+    for name, s in scores.items():
+        w = weights.get(name, 0.0)
+        if w > 0:
+            out += w * rank_normalise(s)
+    return out / total
+
+
+def head_then_rest(head: np.ndarray, rest_utility: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``head`` (a chosen batch, in its order), then every other task by ``rest_utility``."""
+    head = np.asarray(head, dtype=np.int64)
+    order = order_by(rest_utility, rng=rng)
+    in_head = np.zeros(order.shape[0], dtype=bool)
+    in_head[head] = True
+    return np.concatenate([head, order[~in_head[order]]])
+
+
+# -- batch diversity ---------------------------------------------------------
+
+def _min_sq_dist(Z: np.ndarray, centers: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Squared distance of each row of ``Z`` to its nearest row of ``centers`` (chunked: memory linear in n)."""
+    out = np.empty(Z.shape[0], dtype=np.float32)
+    c_sq = (centers**2).sum(axis=1)
+    for start in range(0, Z.shape[0], chunk):
+        block = Z[start : start + chunk]
+        d2 = block @ centers.T
+        d2 *= -2.0
+        d2 += c_sq[None, :]
+        out[start : start + chunk] = d2.min(axis=1) + (block**2).sum(axis=1)
+    return np.clip(out, 0.0, None)
+
+
+MAX_LABELED_REFERENCE = 2000  # labeled tasks compared with the pool in batch selection
+
+
+def _check_batch(Z: np.ndarray, k: int, labeled: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    Z = np.asarray(Z)
+    if Z.ndim != 2:
+        raise ValueError(f"expected Z of shape (n_tasks, dim), got shape {Z.shape}")
+    if not 0 <= k <= Z.shape[0]:
+        raise ValueError(f"batch of {k} requested from a pool of {Z.shape[0]} tasks; expected 0 <= k <= pool size")
+    if not np.all(np.isfinite(Z)):
+        raise ValueError("the projection contains NaN or infinity")
+    Z = np.ascontiguousarray(Z, dtype=np.float32)
+    if labeled is not None:
+        labeled = np.asarray(labeled, dtype=np.float32).reshape(-1, Z.shape[1]) if np.size(labeled) else None
+    if labeled is not None and labeled.shape[0] > MAX_LABELED_REFERENCE:
+        # Evenly spaced, deterministic subsample: bounds the cost at n * 2,000 * dim.
+        labeled = labeled[np.linspace(0, labeled.shape[0] - 1, MAX_LABELED_REFERENCE).astype(np.int64)]
+    return Z, labeled
+
+
+def _greedy_start(Z: np.ndarray, z_sq: np.ndarray, labeled: np.ndarray | None) -> tuple[np.ndarray, int | None]:
+    """Initial nearest-chosen distances: to the labeled tasks, or to the task nearest the mean (then returned)."""
+    if labeled is not None:
+        return _min_sq_dist(Z, labeled), None
+    mean = Z.mean(axis=0)
+    first = int(np.argmin(z_sq - 2.0 * Z @ mean))
+    return _sq_dist_to(Z, z_sq, first), first
+
+
+def _sq_dist_to(Z: np.ndarray, z_sq: np.ndarray, j: int) -> np.ndarray:
+    d = Z @ Z[j]
+    d *= -2.0
+    d += z_sq
+    d += z_sq[j]
+    return np.clip(d, 0.0, None, out=d)
+
+
+def kcenter_greedy(Z: np.ndarray, k: int, *, labeled: np.ndarray | None = None) -> np.ndarray:
+    """k-center greedy core-set: each pick is the task farthest from everything chosen or labeled.
+
+    Minimises (2-approximately) the largest distance from any task to its
+    nearest chosen or labeled task, so the batch covers the pool instead of
+    piling up in one uncertain corner.  Without labeled tasks it starts at
+    the task nearest the pool's mean.  ``O(n * (k + n_labeled) * dim)``.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_tasks, dim)
+    k : int
+        Batch size, ``0 <= k <= n_tasks`` (a clear ``ValueError`` otherwise).
+    labeled : ndarray of shape (n_labeled, dim), optional
+        The already labeled tasks in the same projection.
+
+    Returns
+    -------
+    ndarray of int, shape (k,)
+        Positions into ``Z``, in the order they were picked.
+
+    References
+    ----------
+    Sener & Savarese (2018), "Active Learning for Convolutional Neural
+    Networks: A Core-Set Approach", ICLR. https://arxiv.org/abs/1708.00489
+    """
+    Z, labeled = _check_batch(Z, k, labeled)
+    picked = np.empty(k, dtype=np.int64)
+    if k == 0:
+        return picked
+    z_sq = (Z**2).sum(axis=1)
+    mind, first = _greedy_start(Z, z_sq, labeled)
+    start = 0
+    if first is not None:
+        picked[0], start = first, 1
+        mind[first] = -np.inf
+    with threadpool_limits(1, user_api="blas"):  # many small products: threads only add overhead
+        for i in range(start, k):
+            j = int(np.argmax(mind))
+            picked[i] = j
+            np.minimum(mind, _sq_dist_to(Z, z_sq, j), out=mind)
+            mind[picked[: i + 1]] = -np.inf
+    return picked
+
+
+def ranked_batch(Z: np.ndarray, utility: np.ndarray, k: int, *, labeled: np.ndarray | None = None,
+                 alpha: float | None = None) -> np.ndarray:
+    """Ranked batch mode: trade uncertainty against similarity to what is labeled or already chosen.
+
+    Each pick maximises ``alpha * (1 - sim) + (1 - alpha) * utility`` with
+    ``sim = 1 / (1 + d)``, ``d`` the distance to the nearest labeled or
+    already chosen task, and ``alpha = |unlabeled| / (|unlabeled| + |labeled|)``
+    (recomputed per pick, as in the paper: exploration while little is
+    labeled).  Without labeled tasks the first pick is the task nearest the
+    pool's mean (the paper's most-similar-on-average task, linearised).
+    ``O(n * (k + n_labeled) * dim)``.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_tasks, dim)
+    utility : ndarray of shape (n_tasks,)
+        Uncertainty in ``[0, 1]`` (e.g. margin uncertainty).
+    k : int
+        Batch size, ``0 <= k <= n_tasks``.
+    labeled : ndarray of shape (n_labeled, dim), optional
+    alpha : float, optional
+        A fixed trade-off in ``[0, 1]`` instead of the paper's schedule.
+
+    Returns
+    -------
+    ndarray of int, shape (k,)
+        Positions into ``Z``, best first.
+
+    References
+    ----------
+    Cardoso, Eduardo, Xing & Hartmann (2017), "Ranked batch-mode active
+    learning", Information Sciences 379. https://doi.org/10.1016/j.ins.2016.10.037
+    """
+    Z, labeled = _check_batch(Z, k, labeled)
+    utility = np.asarray(utility, dtype=np.float64)
+    if utility.shape != (Z.shape[0],) or not np.all(np.isfinite(utility)):
+        raise ValueError(f"expected {Z.shape[0]} finite utilities, got shape {utility.shape}")
+    if alpha is not None and not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    picked = np.empty(k, dtype=np.int64)
+    if k == 0:
+        return picked
+    n = Z.shape[0]
+    n_labeled = 0 if labeled is None else labeled.shape[0]
+    z_sq = (Z**2).sum(axis=1)
+    utility = utility.astype(np.float32)
+    mind, first = _greedy_start(Z, z_sq, labeled)
+    start = 0
+    if first is not None:
+        picked[0], start, n_labeled = first, 1, 1
+    with threadpool_limits(1, user_api="blas"):
+        for i in range(start, k):
+            a = alpha if alpha is not None else (n - i) / (n - i + n_labeled + i)
+            dissim = np.sqrt(mind)
+            dissim /= 1.0 + dissim  # 1 - 1 / (1 + d)
+            score = a * dissim + (1.0 - a) * utility
+            score[picked[:i]] = -np.inf
+            j = int(np.argmax(score))
+            picked[i] = j
+            np.minimum(mind, _sq_dist_to(Z, z_sq, j), out=mind)
+    return picked
+
+
+def novelty(Z: np.ndarray, labeled: np.ndarray | None) -> np.ndarray:
+    """Distance to the nearest labeled task (1 for every task when nothing is labeled).
+
+    High for tasks unlike anything the model was trained on; the
+    "not redundant with what is labeled" part of a hybrid.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    if labeled is None or np.size(labeled) == 0:
+        return np.ones(Z.shape[0])
+    return np.sqrt(_min_sq_dist(Z, np.asarray(labeled, dtype=np.float64).reshape(-1, Z.shape[1])))
+
+
+# -- near-duplicates -----------------------------------------------------------
+
+def collapse_near_duplicates(order: np.ndarray, X, *, threshold: float = 0.9, window: int = 2000,
+                             chunk: int = 512) -> tuple[np.ndarray, int]:
+    """Keep one task of each group of near-identical tasks in the head; move the others to the end.
+
+    Walks ``order`` from the top in chunks; a task whose cosine similarity to
+    a task already kept is ``>= threshold`` is demoted (it will be answered
+    by its twin's label once the model retrains).  Stops once ``window``
+    tasks are kept, so the cost is ``O(window * scanned)``, not quadratic in
+    the pool.  Rows of ``X`` must be L2-normalised (as the hashed features
+    are); ``X`` may be sparse.
+
+    Returns
+    -------
+    order : ndarray of int
+        The kept tasks, then the unscanned rest, then the demoted tasks
+        (each part in its original order).
+    n_demoted : int
+
+    References
+    ----------
+    Broder (1997), "On the resemblance and containment of documents"
+    (near-duplicate detection by similarity of document vectors).
+    https://doi.org/10.1109/SEQUEN.1997.666900
+    """
+    order = np.asarray(order, dtype=np.int64)
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    n = order.shape[0]
+    kept: list[np.ndarray] = []
+    demoted: list[np.ndarray] = []
+    kept_rows = None  # rows of X of the kept tasks, stacked
+    n_kept, pos = 0, 0
+    while pos < n and n_kept < window:
+        idx = order[pos : pos + chunk]
+        pos += idx.shape[0]
+        block = X[idx]
+        dup = np.zeros(idx.shape[0], dtype=bool)
+        if kept_rows is not None:
+            sims = block @ kept_rows.T
+            best = sims.max(axis=1)
+            dup |= np.asarray(best.toarray() if sp.issparse(best) else best).ravel() >= threshold
+        inner = block @ block.T
+        inner = inner.toarray() if sp.issparse(inner) else np.asarray(inner)
+        close = np.triu(inner >= threshold, 1)
+        for j in np.flatnonzero(close.any(axis=1)):
+            if not dup[j]:
+                dup |= close[j]
+        kept.append(idx[~dup])
+        demoted.append(idx[dup])
+        new_rows = block[~dup]
+        if kept_rows is None:
+            kept_rows = new_rows
+        else:
+            kept_rows = sp.vstack([kept_rows, new_rows]).tocsr() if sp.issparse(new_rows) else np.vstack([kept_rows, new_rows])
+        n_kept += int((~dup).sum())
+    n_demoted = int(sum(d.shape[0] for d in demoted))
+    return np.concatenate([*kept, order[pos:], *demoted]).astype(np.int64) if n else order, n_demoted
