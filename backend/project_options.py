@@ -48,6 +48,11 @@ class ProjectOptions(BaseModel):
             raise ValueError(f"unknown strategy {value!r}; known: {', '.join(sorted(selection.STRATEGIES))}")
         return value
 
+    @field_validator("weights")
+    @classmethod
+    def _known_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        return selection.check_weights(value)
+
     def selection_params(self) -> selection.SelectionParams:
         """The part of the options the selection strategies read."""
         return selection.SelectionParams(
