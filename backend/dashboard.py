@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 import threading
 import time
 from functools import lru_cache
@@ -50,6 +51,7 @@ def _svg(fig, plot_id: str, title: str) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight")
     text = buf.getvalue()
     text = text[text.index("<svg"):]  # drop the XML prolog and doctype: inline SVG in HTML
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.S)  # creator and date: noise here
     return text.replace("<svg ", f'<svg id="{plot_id}" role="img" aria-label="{html.escape(title)}" ', 1)
 
 

@@ -37,7 +37,7 @@ from backend.model import ChoicesClassifier, compact_columns
 from backend.store import ProjectStore
 from backend.versions import load_version, task_utility
 from worker.labeled_set import _answer, build_labeled_set
-from worker.refresh import control_features
+from worker.pool_features import control_features
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,23 @@ def _control_cv(X, y: list[str], is_control: np.ndarray, C: float, folds: int = 
     acc, lo, hi = progress.accuracy_interval(correct, int(ctl.size))
     return {"n": int(ctl.size), "correct": correct, "accuracy": acc, "low": lo, "high": hi,
             "macro_f1": progress.macro_f1(y_arr[ctl], list(pred))}
+
+
+def suspicious_labels(given: np.ndarray, y: list[str], pred: np.ndarray) -> list[int]:
+    """Positions of labels to review, least likely first.
+
+    A label is suspicious when the out-of-fold model predicts another label
+    and gives the given one less probability than tasks of that label
+    usually get: below half the mean out-of-fold probability of its own
+    label (a per-label threshold, as in confident learning, so a cautious
+    model with few labels still flags its clearest contradictions), or
+    below ``SUSPICIOUS_PROBA`` outright.
+    """
+    y_arr = np.asarray(y, dtype=str)
+    own_mean = {label: float(given[y_arr == label].mean()) for label in np.unique(y_arr)}
+    threshold = np.array([max(SUSPICIOUS_PROBA, own_mean[label] / 2) for label in y_arr])
+    hit = (given < threshold) & (np.asarray(pred, dtype=str) != y_arr)
+    return [int(i) for i in np.argsort(given, kind="stable") if hit[i]]
 
 
 def _disagreements(annotations: list[dict], config: LabelConfig) -> list[dict]:
@@ -392,12 +409,10 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         is_control = np.fromiter((t in outcomes for t in ids), dtype=bool, count=len(ids))
         holdout_by_control[control.name] = _control_cv(X, y, is_control, ChoicesClassifier().C)
         if given is not None:
-            for i in np.argsort(given):
-                if given[i] >= SUSPICIOUS_PROBA or len(review) >= REVIEW_LIMIT:
-                    break
+            for i in suspicious_labels(given, y, pred)[:REVIEW_LIMIT]:
                 review.append({"task": ids[i], "control": control.name, "label": y[i], "predicted": str(pred[i]),
                                "proba_of_label": round(float(given[i]), 4),
-                               "reason": "a model trained without it finds the label very unlikely"})
+                               "reason": "a model trained without it finds the label unlikely"})
     review += _disagreements(annotations, config)
 
     primary = controls[0] if controls else None
