@@ -53,7 +53,7 @@ def project_with(X: sp.spmatrix, extra: sp.spmatrix | None, n_components: int, r
     https://doi.org/10.1016/S0022-0000(03)00025-4
     """
     n = X.shape[0]
-    k = int(min(n_components, n - 1, RP_DIM))
+    k = int(min(n_components, n - 1, RP_DIM, X.shape[1]))
     n_extra = 0 if extra is None else extra.shape[0]
     if k < 1:
         return np.zeros((n, 1)), (None if extra is None else np.zeros((n_extra, 1)))
@@ -66,7 +66,8 @@ def project_with(X: sp.spmatrix, extra: sp.spmatrix | None, n_components: int, r
 
     Y = reduce(X)
     sample = Y if n <= fit_rows else Y[rng.choice(n, fit_rows, replace=False)]
-    pca = PCA(n_components=k, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1))).fit(sample)
+    with np.errstate(invalid="ignore", divide="ignore"):  # all-identical rows: zero variance is fine
+        pca = PCA(n_components=k, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1))).fit(sample)
     Z = normalize(pca.transform(Y))
     if extra is None:
         return Z, None
