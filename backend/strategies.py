@@ -135,8 +135,7 @@ def entropy(proba: np.ndarray) -> np.ndarray:
     https://burrsettles.com/pub/settles.activelearning.pdf
     """
     proba = _check_proba(proba)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.where(proba > 0, np.log(np.where(proba > 0, proba, 1.0)), 0.0)
+    logs = np.log(np.where(proba > 0, proba, 1.0))  # 0 log 0 = 0
     return -(proba * logs).sum(axis=1)
 
 
@@ -255,7 +254,7 @@ def mean_kl_to_consensus(proba: np.ndarray, *, multiple: bool = False, eps: floa
     p = np.clip(proba, eps, 1.0)
     p /= p.sum(axis=2, keepdims=True)
     consensus = p.mean(axis=0)
-    kl = (p * (np.log(p) - np.log(consensus))).sum(axis=2)  # (M, n)
+    kl = (p * np.log(p / consensus)).sum(axis=2)  # (M, n)
     return np.maximum(kl.mean(axis=0), 0.0)
 
 
