@@ -36,6 +36,13 @@ class Pool:
     ``X``), ``models`` the trained classifiers by control name, and
     ``labeled_X`` / ``labeled_y`` the labeled tasks of the geometry control
     (for strategies that retrain a committee or look at what is covered).
+
+    A pool scored in shards has no ``X`` (``None``) but a precomputed
+    projection ``Z`` (L2-normalised rows, one per task) and, if known, the
+    labeled tasks in the same space (``labeled_Z``).  Without ``X`` the
+    committee falls back to entropy, expected gradient length takes every
+    row's norm as 1, and only near-exact twins (cosine >= 0.995 in ``Z``)
+    count as near-duplicates.
     """
 
     X: sp.csr_matrix | None
@@ -43,12 +50,18 @@ class Pool:
     models: dict[str, ChoicesClassifier] = field(default_factory=dict)
     labeled_X: sp.csr_matrix | None = None
     labeled_y: list | None = None
+    Z: np.ndarray | None = None
+    labeled_Z: np.ndarray | None = None
     # Geometry and scores computed during one ranking (cleared by rank_pool).
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.X is None and self.Z is None:
+            raise ValueError("a pool needs its features (X) or its projection (Z); got neither")
+
     @property
     def n(self) -> int:
-        return self.X.shape[0]
+        return self.X.shape[0] if self.X is not None else self.Z.shape[0]
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,10 @@ def _projection(pool: Pool, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     """The pool (and labeled tasks) in one low-dimensional projection, computed once per ranking."""
     c = pool._cache
     if "Z" not in c:
-        c["Z"], c["Z_labeled"] = ranking.project_with(pool.X, pool.labeled_X, N_COMPONENTS, rng)
+        if pool.Z is not None:
+            c["Z"], c["Z_labeled"] = np.asarray(pool.Z), pool.labeled_Z
+        else:
+            c["Z"], c["Z_labeled"] = ranking.project_with(pool.X, pool.labeled_X, N_COMPONENTS, rng)
     return c["Z"], c["Z_labeled"]
 
 
@@ -171,7 +187,7 @@ def _entropy(pool: Pool, rng: np.random.Generator) -> np.ndarray:
 
 def _egl(pool: Pool, rng: np.random.Generator) -> np.ndarray:
     # Gradient w.r.t. (weights, intercept): ||(x, 1)|| = sqrt(||x||^2 + 1).
-    sq = np.asarray(pool.X.multiply(pool.X).sum(axis=1)).ravel()
+    sq = np.asarray(pool.X.multiply(pool.X).sum(axis=1)).ravel() if pool.X is not None else np.ones(pool.n)
     norms = np.sqrt(sq + 1.0)
     parts = []
     for name, proba in pool.probas.items():
@@ -203,7 +219,8 @@ def _committee(pool: Pool, rng: np.random.Generator) -> tuple[str, np.ndarray] |
         return pool._cache["committee"]
     result = None
     names = [c for c in pool.probas if c in pool.models]
-    if pool.labeled_X is not None and pool.labeled_y and names and pool.labeled_X.shape[0] == len(pool.labeled_y):
+    if (pool.X is not None and pool.labeled_X is not None and pool.labeled_y and names
+            and pool.labeled_X.shape[0] == len(pool.labeled_y)):
         control = names[0]  # the geometry control: its labeled set is the one in the pool
         model = pool.models[control]
         classes = {str(c): j for j, c in enumerate(model.classes_)}
@@ -252,7 +269,8 @@ def _committee_score(pool: Pool, rng: np.random.Generator, kind: str) -> np.ndar
             else:
                 parts.append(strategies.mean_kl_to_consensus(P, multiple=model.multiple))
         else:
-            parts.append(_per_control(Pool(X=pool.X, probas={name: proba}, models={name: model}), strategies.entropy))
+            parts.append(_per_control(Pool(X=pool.X, Z=pool.Z, probas={name: proba}, models={name: model}),
+                                  strategies.entropy))
     return np.mean(parts, axis=0) if parts else np.zeros(pool.n)
 
 
@@ -486,8 +504,12 @@ def rank_pool(pool: Pool, params: SelectionParams, rng: np.random.Generator) -> 
     order = np.asarray(order, dtype=np.int64)
     if params.strategy != "random" and params.near_duplicate_threshold is not None:
         window = max(DEDUP_WINDOW, 2 * params.batch_size)
-        order, _ = ranking.collapse_near_duplicates(order, pool.X, threshold=params.near_duplicate_threshold,
-                                                    window=window)
+        if pool.X is not None:
+            order, _ = ranking.collapse_near_duplicates(order, pool.X, threshold=params.near_duplicate_threshold,
+                                                        window=window)
+        else:  # only the projection is at hand: near-exact twins only
+            order, _ = ranking.collapse_near_duplicates(
+                order, np.asarray(pool.Z), threshold=max(params.near_duplicate_threshold, 0.995), window=window)
     order, source = with_control_share(order, params.control_share, rng)
     n_clusters = int(clusters.max()) + 1 if clusters.size and clusters.max() >= 0 else 0
     return Ranking(order=order, source=source, clusters=clusters, n_clusters=n_clusters)

@@ -254,3 +254,22 @@ def test_property_rankings_are_permutations_and_control_share_holds(data, name, 
     assert is_permutation(r.order, n)
     is_control = r.source[r.order] == CONTROL
     assert all(is_control[:h].sum() == np.floor(h * share) for h in range(n + 1))
+
+
+def test_a_pool_scored_in_shards_ranks_from_its_projection(data):
+    """Large pools arrive without features: only the projection ``Z`` (see worker/shards.py)."""
+    pool = make_pool(data)
+    from backend import ranking
+
+    Z, Z_labeled = ranking.project_with(pool.X, pool.labeled_X, 16, np.random.default_rng(0))
+    Z = np.vstack([Z, Z[:2]])  # two exact twins
+    probas = {"sentiment": np.vstack([pool.probas["sentiment"], np.full((2, 2), 0.5)])}
+    sharded = Pool(X=None, Z=Z, labeled_Z=Z_labeled, probas=probas, models=pool.models,
+                   labeled_X=pool.labeled_X, labeled_y=pool.labeled_y)
+    for name in ALL:
+        r = rank_pool(sharded, SelectionParams(strategy=name, batch_size=20), np.random.default_rng(0))
+        assert is_permutation(r.order, sharded.n), name
+    cold = rank_pool(Pool(X=None, Z=Z), SelectionParams(strategy="margin"), np.random.default_rng(0))
+    assert is_permutation(cold.order, sharded.n)
+    with pytest.raises(ValueError, match="neither"):
+        Pool(X=None)
