@@ -26,6 +26,7 @@ from backend.auth import require_basic
 from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
 
 REFRESH_SECONDS = 30
+REVIEW_SHOWN = 15
 PLOT_IDS = ("plot-learning-curve", "plot-savings", "plot-kappa", "plot-labels")
 
 router = APIRouter(dependencies=[Depends(require_basic)])
@@ -63,13 +64,18 @@ def _learning_curve(ax, s: dict) -> None:
         x, y, e = zip(*cv)
         ax.plot(x, y, "-o", color="#1f77b4", ms=3, label="cross-validation (labeled set)")
         ax.fill_between(x, [a - b for a, b in zip(y, e)], [a + b for a, b in zip(y, e)], color="#1f77b4", alpha=0.15)
-    ctl = [p for p in curve if p["control_accuracy"] is not None]
-    if ctl:
-        x = [p["labels"] for p in ctl]
-        y = [p["control_accuracy"] for p in ctl]
-        err = [[a - p["control_low"] for a, p in zip(y, ctl)], [p["control_high"] - a for a, p in zip(y, ctl)]]
-        ax.errorbar(x, y, yerr=err, fmt="s", color="#d62728", ms=4, capsize=2,
-                    label="control share (unbiased, 95% CI)")
+    hold = [p for p in curve if p.get("holdout_accuracy") is not None]
+    if hold:
+        x = [p["labels"] for p in hold]
+        ax.plot(x, [p["holdout_accuracy"] for p in hold], "-s", color="#d62728", ms=3,
+                label="control tasks held out (unbiased, 95% CI)")
+        ax.fill_between(x, [p["holdout_low"] for p in hold], [p["holdout_high"] for p in hold], color="#d62728",
+                        alpha=0.12)
+    live = [p for p in curve if p["control_accuracy"] is not None]
+    if live:
+        ax.scatter([p["labels"] for p in live], [p["control_accuracy"] for p in live],
+                   s=[8 + 6 * p["control_n"] for p in live], facecolors="none", edgecolors="#d62728", alpha=0.6,
+                   label="serving model on random tasks, before their label (size: count)")
     rnd = s.get("random_curve") or {}
     if rnd.get("points"):
         ax.plot([p["n"] for p in rnd["points"]], [p["accuracy"] for p in rnd["points"]], "^", color="#7f7f7f",
@@ -205,18 +211,26 @@ def _numbers(s: dict) -> str:
     sav = s.get("savings") or {}
     q = s.get("queue") or {}
     th = s.get("throughput") or {}
+    hold = s.get("control_holdout") or {}
+    saved = sav.get("saved")
     items = [
         ("labeled tasks", f"{s.get('labeled_tasks', 0):,}", f"{s.get('annotations', 0):,} annotations, "
                                                            f"{s.get('pool', 0):,} unlabeled"),
-        ("accuracy", _pct(s.get("accuracy")), f"from {_e(s.get('accuracy_source', '–'))}"),
-        ("control-share accuracy", _pct(rc.get("accuracy")),
-         f"95% CI {_pct(rc.get('low'))}–{_pct(rc.get('high'))}, n={rc.get('n', 0)}" if rc else "no labeled control task yet"),
+        ("accuracy", _pct(s.get("accuracy")),
+         f"95% CI {_pct(hold.get('low'))}–{_pct(hold.get('high'))} on {hold.get('n')} random tasks held out"
+         if s.get("accuracy_source", "").startswith("control") else f"from {_e(s.get('accuracy_source', '–'))} "
+         "(biased: the labeled set is not random)"),
+        ("macro-F1", _pct(s.get("macro_f1")), f"from {_e(s.get('accuracy_source', '–'))}"),
+        ("live control accuracy", _pct(rc.get("accuracy")),
+         f"serving models on {rc.get('n', 0)} random tasks before their label" if rc
+         else "no control task labeled yet"),
         ("cross-validated accuracy", _pct(cv.get("accuracy")),
-         f"± {_pct(cv.get('accuracy_std'))} over {cv.get('folds', '–')} folds, macro-F1 {_pct(cv.get('macro_f1'))}"),
+         f"± {_pct(cv.get('accuracy_std'))} over {cv.get('folds', '–')} folds of the labeled set"),
         ("kappa (last two models)", "–" if s.get("kappa") is None else f"{s['kappa']:.3f}",
          f"on a stop set of {s.get('stop_set', 0)} tasks"),
-        ("labels saved", "–" if sav.get("saved") is None else f"{sav['saved']:,.0f}",
-         "vs random selection" if sav.get("saved") is not None else _e(sav.get("reason") or "")),
+        ("labels saved", "–" if saved is None else f"{saved:,.0f}",
+         (f"random selection would need {sav['random_labels']:,.0f}" if saved is not None
+          else _e(sav.get("reason") or ""))),
         ("throughput", f"{th.get('last_hour', 0)}/h", f"{th.get('per_hour_24h', 0)}/h over 24 h"),
         ("head of the queue", f"{q.get('head', 0)}",
          f"{q.get('uncertain', 0)} uncertain, {q.get('diverse', 0)} diverse, {q.get('control', 0)} control (random)"),
@@ -227,7 +241,8 @@ def _numbers(s: dict) -> str:
 
 def _review(s: dict, ls_url: str, pid: int) -> str:
     rows = []
-    for item in s.get("review") or []:
+    items = s.get("review") or []
+    for item in items[:REVIEW_SHOWN]:
         link = (f'<a href="{_e(ls_url)}/projects/{pid}/data?task={int(item["task"])}">{int(item["task"])}</a>'
                 if ls_url else str(int(item["task"])))
         if "answers" in item:
@@ -239,8 +254,10 @@ def _review(s: dict, ls_url: str, pid: int) -> str:
                     f"<td>{detail}</td></tr>")
     if not rows:
         return '<p class="muted">Nothing to review.</p>'
+    more = (f'<p class="muted">{len(items) - REVIEW_SHOWN} more in <code>/status/{pid}</code> '
+            "(<code>progress.review</code>).</p>" if len(items) > REVIEW_SHOWN else "")
     return ("<table id=\"review\"><tr><th>task</th><th>control</th><th>why</th><th>detail</th></tr>"
-            + "".join(rows) + "</table>")
+            + "".join(rows) + "</table>" + more)
 
 
 def _rules(s: dict) -> str:

@@ -11,6 +11,7 @@ import threading
 import time
 
 import httpx
+import orjson
 import numpy as np
 import pytest
 import uvicorn
@@ -41,10 +42,14 @@ def annotate_rounds(client, store, worker, rounds: int = ROUNDS, per_round: int 
     ann = 0
     for _ in range(rounds):
         ranking = store.ranking(store.current_version())
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
         for tid in sorted((t for t in ranking if t not in done), key=ranking.get)[:per_round]:
             ann += 1
-            client.post("/webhook", json=annotation_event(ann, tid, truth[tid][0], truth[tid][1], pid=pid))
+            client.post("/webhook", json=annotation_event(ann, tid, truth[tid][0], truth[tid][1], pid=pid,
+                                                          updated_at=stamp))
             done.add(tid)
+        # Versions carry their publication time to the second: the next one must come after the labels.
+        time.sleep(1.05)
         worker()
     return truth
 
@@ -233,3 +238,28 @@ def test_dashboard_renders_in_headless_chromium(client, store, worker, live_serv
     chromium(f"--screenshot={shot}", "--window-size=1400,1800", f"{live_server}/dashboard/1",
              profile=tmp_path / "profile")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_only_tasks_served_as_controls_count_as_unbiased_outcomes(client, store, worker, redis_conn):
+    """A task in one version's control share but labeled while a later version (which did not draw it)
+    served is a strategy pick, not a random sample: it must not count."""
+    truth = annotate_rounds(client, store, worker, rounds=2)
+    served = store.current_version()
+    ranking = store.ranking(served)
+    served_controls = store.control_tasks(served) & set(sorted(ranking, key=ranking.get)[:OPTIONS["head_size"]])
+    pending = {int(k): orjson.loads(v) for k, v in redis_conn.hgetall(store.key("progress:pending")).items()}
+    assert served_controls and all(served in pending[t] for t in served_controls)
+    # Tasks pending from an older version only (not a control of the serving one).
+    stale = sorted(t for t, versions in pending.items() if served not in versions)
+    assert stale, "the serving version re-drew its control share; some older control tasks are not in it"
+    control_task, strategy_pick = sorted(served_controls)[0], stale[0]
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    for ann_id, tid in ((900, control_task), (901, strategy_pick)):
+        client.post("/webhook", json=annotation_event(ann_id, tid, truth[tid][0], truth[tid][1], updated_at=stamp))
+    time.sleep(1.05)
+    worker()
+    outcomes = {int(k): orjson.loads(v) for k, v in redis_conn.hgetall(store.key("progress:outcomes")).items()}
+    assert outcomes[control_task]["served_by"] == served
+    assert outcomes[control_task]["truth"] == {"sentiment": truth[control_task][1]}
+    assert strategy_pick not in outcomes
+    assert redis_conn.hget(store.key("progress:pending"), strategy_pick) is None  # decided, not kept forever

@@ -18,14 +18,17 @@ is kept forever, so the history survives the pruning of old versions' data.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import asdict
 from datetime import datetime, timezone
 
 import numpy as np
 import orjson
+from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, cross_val_predict, learning_curve
 
@@ -47,6 +50,7 @@ MIN_RANDOM_LABELS = 20  # labeled control tasks needed before fitting the random
 MIN_HOLDOUT = 10  # labeled control tasks before the held-out estimate goes on the curve
 SUSPICIOUS_PROBA = 0.1  # out-of-fold probability of the given label below which a label is listed
 REVIEW_LIMIT = 50
+PENDING_VERSIONS = 8  # predictions kept per unlabeled control task (the newest versions that had it)
 
 
 def _key(store: ProjectStore, what: str) -> str:
@@ -67,30 +71,85 @@ def _predict(store, spec, control, models, ids, settings) -> dict[int, str]:
 
 # -- control-share outcomes -------------------------------------------------------
 
-def _settle_outcomes(store: ProjectStore, labeled, controls: list[ChoicesControl]) -> int:
-    """Pending predictions whose task got a label since: one outcome each."""
+def _label_times(annotations: list[dict]) -> dict[int, float]:
+    """When each task was first labeled (its earliest kept annotation's ``updated_at``)."""
+    out: dict[int, float] = {}
+    for ann in annotations:
+        t = _parse_time(ann.get("updated_at"))
+        if t is not None and not ann.get("was_cancelled") and isinstance(ann.get("task"), int):
+            out[ann["task"]] = min(t, out.get(ann["task"], t))
+    return out
+
+
+def _serving_timeline(store: ProjectStore) -> list[tuple[float, str]]:
+    """``(since, version)`` of the versions annotators were served, oldest first.
+
+    With Label Studio, the versions pushed to it (from when their push
+    began); without, the versions as published in Redis.
+    """
+    pushed = store.r.zrange(store.key("push_order"), 0, -1, withscores=True)
+    if pushed:
+        return [(float(ts), name.decode()) for name, ts in pushed]
+    out = []
+    for info in store.versions():
+        t = _parse_time(info.meta.get("created_at"))
+        if t is not None:
+            out.append((t, info.name))
+    return sorted(out)
+
+
+def _serving_at(timeline: list[tuple[float, str]], t: float) -> str | None:
+    name = None
+    for since, version in timeline:
+        if since > t:
+            break
+        name = version
+    return name
+
+
+def _settle_outcomes(store: ProjectStore, labeled, controls: list[ChoicesControl], annotations: list[dict]) -> int:
+    """Labeled tasks with pending predictions: an outcome when the task was a control of the version serving then.
+
+    A task in an older version's control share may later be picked by the
+    strategy of a newer one (it is uncertain, say); labeled then, it is not
+    a random sample, so only the prediction of the version that served it
+    counts.  Decided once that version was recorded (or its data is gone).
+    """
     pending = {int(k): orjson.loads(v) for k, v in store.r.hgetall(_key(store, "pending")).items()}
-    done = {t: p for t, p in pending.items() if t in labeled.labeled_tasks}
-    if not done:
+    labeled_now = [t for t in pending if t in labeled.labeled_tasks]
+    if not labeled_now:
         return 0
-    outcomes = {}
-    for tid, p in done.items():
-        truth = {c.name: str(labeled.answers[c.name][tid]) for c in controls if tid in labeled.answers[c.name]}
-        outcomes[tid] = orjson.dumps({**p, "truth": truth})
+    times = _label_times(annotations)
+    timeline = _serving_timeline(store)
+    recorded = {n.decode() for n in store.r.smembers(_key(store, "pending_versions"))}
+    outcomes, decided = {}, []
+    for tid in labeled_now:
+        serving = _serving_at(timeline, times[tid]) if tid in times else None
+        entry = pending[tid].get(serving) if serving else None
+        if entry is not None:
+            truth = {c.name: str(labeled.answers[c.name][tid]) for c in controls if tid in labeled.answers[c.name]}
+            outcomes[tid] = orjson.dumps({**entry, "served_by": serving, "truth": truth})
+            decided.append(tid)
+        elif serving is None or serving in recorded or not store.r.exists(store.key(f"control:{serving}")):
+            decided.append(tid)  # not a control task of the serving version, or that cannot be known any more
     pipe = store.r.pipeline()
-    pipe.hset(_key(store, "outcomes"), mapping=outcomes)
-    pipe.hdel(_key(store, "pending"), *done)
+    if outcomes:
+        pipe.hset(_key(store, "outcomes"), mapping=outcomes)
+    if decided:
+        pipe.hdel(_key(store, "pending"), *decided)
     pipe.execute()
-    return len(done)
+    return len(outcomes)
 
 
 def _record_pending(store, name, meta, spec, controls, models, head_size, settings) -> int:
-    """The current model's predictions for the control tasks at the head of its queue.
+    """A version's predictions for the random control tasks at the head of its queue.
 
     Only the head reaches annotators through Label Studio's ``/next``; the
     control tasks there were drawn uniformly from the pool, so whichever of
-    them get labeled are a random sample.  A task labeled already (after
-    this model was trained) is settled at once by the next call.
+    them get labeled while this version serves are a random sample.  Kept
+    per task and version (``_settle_outcomes`` picks the serving one); the
+    prediction is attributed to the training that produced the model
+    (``trained_in``).
     """
     control_ids = store.control_tasks(name)
     if not control_ids or not controls:
@@ -98,15 +157,45 @@ def _record_pending(store, name, meta, spec, controls, models, head_size, settin
     ranked = store.ranking(name)
     head = set(sorted(ranked, key=ranked.get)[:head_size])
     ids = sorted(t for t in control_ids if t in head)
+    if not ids:
+        return 0
+    settled = store.r.hmget(_key(store, "outcomes"), ids)
+    ids = [t for t, raw in zip(ids, settled) if raw is None]
     preds = {c.name: _predict(store, spec, c, models, ids, settings) for c in controls}
+    current = dict(zip(ids, store.r.hmget(_key(store, "pending"), ids))) if ids else {}
+    entry = {"v": meta.get("trained_in", name), "labels": meta.get("labeled_tasks", 0)}
     rows = {}
     for tid in ids:
         pred = {c: p[tid] for c, p in preds.items() if tid in p}
         if pred:
-            rows[tid] = orjson.dumps({"v": name, "labels": meta.get("labeled_tasks", 0), "pred": pred})
+            versions = orjson.loads(current[tid]) if current.get(tid) else {}
+            versions[name] = {**entry, "pred": pred}
+            versions = dict(list(versions.items())[-PENDING_VERSIONS:])
+            rows[tid] = orjson.dumps(versions)
     if rows:
         store.r.hset(_key(store, "pending"), mapping=rows)
     return len(rows)
+
+
+def _record_served_versions(store, current, config, head_size, settings) -> None:
+    """Pending predictions of every version annotators may be served, once each.
+
+    Several versions can be published between two evaluations (the
+    evaluate job is coalesced); the one Label Studio points at and the
+    others still pushed keep their data until pruned, so their control
+    tasks are recorded too.
+    """
+    keep = set(store.pushed_versions()) | {current, store.ls_version()}
+    done_key = _key(store, "pending_versions")
+    for info in store.versions():
+        if info.name not in keep or info.meta.get("kind") != "model" or store.r.sismember(done_key, info.name):
+            continue
+        version = load_version(store, info.name)
+        if version is None or not version.models:
+            continue
+        controls = _single_controls(config, version.models)
+        _record_pending(store, info.name, info.meta, version.spec, controls, version.models, head_size, settings)
+        store.r.sadd(done_key, info.name)
 
 
 def _outcomes(store: ProjectStore) -> dict[int, dict]:
@@ -177,14 +266,14 @@ def suspicious_labels(given: np.ndarray, y: list[str], pred: np.ndarray) -> list
 
     A label is suspicious when the out-of-fold model predicts another label
     and gives the given one less probability than tasks of that label
-    usually get: below half the mean out-of-fold probability of its own
+    usually get: below a third of the mean out-of-fold probability of its own
     label (a per-label threshold, as in confident learning, so a cautious
     model with few labels still flags its clearest contradictions), or
     below ``SUSPICIOUS_PROBA`` outright.
     """
     y_arr = np.asarray(y, dtype=str)
     own_mean = {label: float(given[y_arr == label].mean()) for label in np.unique(y_arr)}
-    threshold = np.array([max(SUSPICIOUS_PROBA, own_mean[label] / 2) for label in y_arr])
+    threshold = np.array([max(SUSPICIOUS_PROBA, own_mean[label] / 3) for label in y_arr])
     hit = (given < threshold) & (np.asarray(pred, dtype=str) != y_arr)
     return [int(i) for i in np.argsort(given, kind="stable") if hit[i]]
 
@@ -216,19 +305,29 @@ def _random_curve(store, spec, control, outcomes, settings) -> dict:
     They are a uniform sample of the pool, so training on growing subsets
     of them and testing on the rest (``sklearn.model_selection.learning_curve``,
     repeated random splits) is what random selection would have achieved.
+    Kept in Redis and recomputed only when the labeled control tasks change
+    (they grow by the control share of the labels, so most versions reuse it).
     """
     truth = {t: o["truth"][control.name] for t, o in outcomes.items() if control.name in o.get("truth", {})}
+    fingerprint = hashlib.sha1(orjson.dumps(sorted(truth.items()))).hexdigest()[:16]
+    cached = store.r.get(_key(store, "random_curve"))
+    if cached:
+        cached = orjson.loads(cached)
+        if cached.get("fingerprint") == fingerprint and cached.get("control") == control.name:
+            return cached["curve"]
     ids, X, _ = control_features(store, spec, control, sorted(truth), settings.max_text_chars)
     y = np.asarray([truth[t] for t in ids], dtype=str)
     if len(ids) < MIN_RANDOM_LABELS or np.unique(y).size < 2:
         return {"n": len(ids), "points": [], "fit": None,
                 "reason": f"{len(ids)} labeled random (control) tasks; the curve needs {MIN_RANDOM_LABELS}"}
     Xc, _ = compact_columns(X)
-    cv = ShuffleSplit(n_splits=10, test_size=0.25, random_state=0)
-    sizes, _, test = learning_curve(
-        LogisticRegression(C=ChoicesClassifier().C, max_iter=1000), Xc, y,
-        train_sizes=np.linspace(0.2, 1.0, 6), cv=cv, error_score=np.nan,
-    )
+    cv = ShuffleSplit(n_splits=6, test_size=0.25, random_state=0)
+    with warnings.catch_warnings():  # a small training split with one label fails: scored NaN, skipped below
+        warnings.simplefilter("ignore", FitFailedWarning)
+        sizes, _, test = learning_curve(
+            LogisticRegression(C=ChoicesClassifier().C, max_iter=1000), Xc, y,
+            train_sizes=np.linspace(0.2, 1.0, 5), cv=cv, error_score=np.nan,
+        )
     points = []
     for n, scores in zip(sizes, test):
         s = scores[np.isfinite(scores)]
@@ -236,7 +335,10 @@ def _random_curve(store, spec, control, outcomes, settings) -> dict:
             points.append({"n": int(n), "accuracy": float(s.mean()), "sem": float(s.std() / np.sqrt(s.size))})
     fit = progress.fit_learning_curve([p["n"] for p in points], [p["accuracy"] for p in points],
                                       [p["sem"] for p in points])
-    return {"n": len(ids), "points": points, "fit": None if fit is None else asdict(fit)}
+    curve = {"n": len(ids), "points": points, "fit": None if fit is None else asdict(fit)}
+    store.r.set(_key(store, "random_curve"), orjson.dumps(
+        {"fingerprint": fingerprint, "control": control.name, "curve": curve}))
+    return curve
 
 
 # -- stop set and kappa ---------------------------------------------------------------
@@ -395,9 +497,18 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     spec = FeatureSpec.from_dict(meta["feature_spec"])
     controls = _single_controls(config, loaded.models)
 
-    _settle_outcomes(store, labeled, controls)
-    _record_pending(store, name, meta, spec, controls, loaded.models, options.head_size, settings)
-    _settle_outcomes(store, labeled, controls)  # control tasks labeled since this model was trained
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now_ = time.perf_counter()
+        timings[stage] = round(now_ - clock, 3)
+        clock = now_
+
+    _record_served_versions(store, name, config, options.head_size, settings)
+    _settle_outcomes(store, labeled, controls, annotations)
+    lap("outcomes")
 
     outcomes = _outcomes(store)
     cv_by_control, holdout_by_control, review = {}, {}, []
@@ -414,11 +525,13 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
                                "proba_of_label": round(float(given[i]), 4),
                                "reason": "a model trained without it finds the label unlikely"})
     review += _disagreements(annotations, config)
+    lap("cross_validation")
 
     primary = controls[0] if controls else None
     pool_ids = sorted(t for t in all_ids if t not in labeled.labeled_tasks)
     stop_ids = _stop_set(store, pool_ids)
     k = _stop_kappa(store, name, spec, primary, loaded.models, stop_ids, settings) if primary else None
+    lap("kappa")
     store.update_version_meta(name, progress=_nan_to_none({
         "cv": cv_by_control, "control_holdout": holdout_by_control, "kappa": k, "stop_set": len(stop_ids),
         "recorded_at": time.time()}))
@@ -432,6 +545,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     else:
         accuracy, f1, accuracy_source = latest_cv.get("accuracy"), latest_cv.get("macro_f1"), "cross-validation"
     random_curve = _random_curve(store, spec, primary, outcomes, settings) if primary else {"points": []}
+    lap("random_curve")
     fit = random_curve.get("fit")
     savings = progress.labels_saved(
         progress.CurveFit(**fit) if fit else None, meta.get("labeled_tasks", 0),
@@ -443,6 +557,8 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         scores=[p[series] if p[series] is not None else float("nan") for p in points],
         kappas=[p["kappa"] for p in points if p["kappa"] is not None],
     )
+    queue = _queue_head(store, name, spec, config, loaded, options.head_size, settings)
+    lap("queue")
     label_distribution = {c.name: dict(Counter(
         ",".join(sorted(a)) if isinstance(a, frozenset) else str(a) for a in labeled.answers[c.name].values()))
         for c in config.controls}
@@ -469,11 +585,12 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         "recommendation": rec.to_dict(),
         "rules": asdict(options.stop_rules()),
         "review": review,
-        "queue": _queue_head(store, name, spec, config, loaded, options.head_size, settings),
+        "queue": queue,
         "label_distribution": label_distribution,
         "throughput": throughput(annotations, now),
         "control_outcomes": len(outcomes),
         "pending_controls": store.r.hlen(_key(store, "pending")),
+        "timings_s": timings,
     })
     store.r.set(store.key(progress.SUMMARY_KEY), orjson.dumps(out))
     store.update_version_meta(name, progress={**(store.version_meta(name) or {}).get("progress", {}),
