@@ -22,7 +22,7 @@ from backend.ls_client import LabelStudioError
 from backend.queueing import low_pending_key, pending_key, request_low, request_refresh
 from backend.store import ProjectStore, connect
 from worker.push import IncompletePushError, prune, push_current
-from worker.progress import record as record_progress
+from worker.progress import record as record_progress, record_before_drop
 from worker import shards
 from worker.refresh import build_version, evaluate
 from worker.sync import client_for, reconcile
@@ -146,6 +146,7 @@ def prune_project(project_id: int, prefix: str | None = None) -> list[str]:
     in_use = set(store.pushed_versions()) | {store.current_version(), store.ls_version()}
     for info in store.versions():
         if info.name not in in_use:
+            record_before_drop(store, settings, info.name)  # its control predictions (worker/progress.py)
             store.drop_version_data(info.name)
     return deleted
 

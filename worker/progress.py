@@ -3,10 +3,14 @@
 Runs in the ``evaluate_project`` job, after the cross-validation, on the
 version that is current.  It keeps, under ``<project>:progress:*`` in Redis:
 
-* ``pending``   -- the serving model's predictions for the random control
-  tasks at the head of its queue, made before anyone labeled them;
-* ``outcomes``  -- those predictions next to the label the task got later:
-  unbiased accuracy samples (``backend/progress.py``);
+* ``pending``   -- per unlabeled task, the predictions of the versions whose
+  random control share put it at the head of their queue (made before
+  anyone labeled it);
+* ``outcomes``  -- such a prediction next to the label, for tasks that were
+  a control of the version serving when they were labeled: unbiased
+  accuracy samples (``backend/progress.py``); these labeled control tasks
+  also give the held-out accuracy and the random-selection curve
+  (``random_curve``, cached);
 * ``stop_set`` / ``stop_last`` -- a fixed seeded sample of the pool and the
   last model's predictions on it, for kappa between successive models;
 * ``summary``   -- everything the dashboard, ``/status`` and ``/metrics``
@@ -175,6 +179,26 @@ def _record_pending(store, name, meta, spec, controls, models, head_size, settin
     if rows:
         store.r.hset(_key(store, "pending"), mapping=rows)
     return len(rows)
+
+
+def record_before_drop(store: ProjectStore, settings: Settings, name: str) -> bool:
+    """Record a version's control predictions before the prune job frees its model (once per version).
+
+    Trainings can follow each other faster than the low-priority evaluate
+    job runs; annotators may have been served a version that is pruned
+    before any evaluation saw it.  Cheap: the head's control tasks only.
+    """
+    done_key = _key(store, "pending_versions")
+    if store.r.sismember(done_key, name) or not store.r.exists(store.key(f"control:{name}")):
+        return False
+    version = load_version(store, name)
+    if version is not None and version.models and version.meta.get("kind") == "model":
+        config = LabelConfig.from_dict(store.config()["parsed"])
+        options = project_options.resolve(settings, store.config().get("extra_params"))
+        _record_pending(store, name, version.meta, version.spec, _single_controls(config, version.models),
+                        version.models, options.head_size, settings)
+    store.r.sadd(done_key, name)
+    return True
 
 
 def _record_served_versions(store, current, config, head_size, settings) -> None:
