@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.datasets import load_dataset  # noqa: E402
 from tests.e2e.conftest import Stack, wait_for  # noqa: E402
-from tests.e2e.label_studio import LabelStudio  # noqa: E402
+from tests.e2e.label_studio import FAST_IMPORT_FLAG, LabelStudio  # noqa: E402
 
 CONFIG = ('<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text">'
           '<Choice value="negative"/><Choice value="neutral"/><Choice value="positive"/></Choices></View>')
@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--annotations", type=int, default=12)
     ap.add_argument("--head", type=int, default=200)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--fast-import", action="store_true",
+                    help=f"start Label Studio with {FAST_IMPORT_FLAG}=true (see docs/benchmarks.md)")
     args = ap.parse_args()
 
     ds = load_dataset("crowdflower-tweets")
@@ -64,7 +66,8 @@ def main() -> None:
     idx = np.random.default_rng(0).permutation(max(n, args.tasks))[: args.tasks]
     text = {int(i): ds.texts[i % n] + ("" if i < n else f" #{i // n}") for i in idx}
     started = dt.datetime.now(dt.timezone.utc)
-    with LabelStudio() as ls, tempfile.TemporaryDirectory() as tmp:
+    ls_env = {FAST_IMPORT_FLAG: "true"} if args.fast_import else None
+    with LabelStudio(env=ls_env) as ls, tempfile.TemporaryDirectory() as tmp:
         stack = Stack(ls, Path(tmp), extra_env={"AL_HEAD_SIZE": str(args.head)}).start()
         try:
             project = ls.create_project("loop benchmark", CONFIG)
@@ -100,7 +103,9 @@ def main() -> None:
                 latency = time.perf_counter() - t
                 assert served["id"] == expected, (served["id"], expected)
                 latencies.append(latency)
-                print(f"annotation {k}: /next follows {status['current_version']} after {latency:.2f}s")
+                print(f"annotation {k}: /next follows {status['current_version']} after {latency:.2f}s "
+                      f"(refresh {status['current'].get('timings')}, "
+                      f"push {status['status'].get('last_summary', {}).get('push', {}).get('timings')})")
                 ls.annotate(served["id"], choice(truth[served["id"]]))  # /next locks it to us: label it
                 labeled += 1
                 wait_for(lambda: synced(labeled), 300, 0.1, "the follow-up version")
@@ -110,7 +115,7 @@ def main() -> None:
     result = {
         "command": " ".join(sys.argv), "date": started.isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
-        "tasks": args.tasks, "head": args.head, "import_s": import_s, "cold_start_s": cold_s,
+        "tasks": args.tasks, "head": args.head, "fast_import": args.fast_import, "import_s": import_s, "cold_start_s": cold_s,
         "latencies_s": latencies, "p50_s": statistics.median(latencies),
         "p90_s": float(np.quantile(latencies, 0.9)), "max_s": max(latencies),
     }

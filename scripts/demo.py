@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backend.datasets import load_dataset  # noqa: E402
-from tests.e2e.label_studio import LabelStudio  # noqa: E402
+from tests.e2e.label_studio import FAST_IMPORT_FLAG, LabelStudio  # noqa: E402
 
 TITLE = "Active learning demo: movie reviews"
 CONFIG = ('<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text" choice="single">'
@@ -64,7 +64,8 @@ def demo_project(ls: LabelStudio, backend_url: str) -> int:
 def main() -> None:
     RUN.mkdir(exist_ok=True)
     print("demo: starting Label Studio (the first run installs it: about 2 minutes)…", flush=True)
-    ls = LabelStudio(port=LS_PORT, data_dir=RUN / "label-studio" / "data", log_level="WARNING").start()
+    ls = LabelStudio(port=LS_PORT, data_dir=RUN / "label-studio" / "data", log_level="WARNING",
+                     env={FAST_IMPORT_FLAG: "true"}).start()
     backend_url = f"http://127.0.0.1:{BACKEND_PORT}"
     env = {**os.environ, "LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token,
            "AL_KEY_PREFIX": os.environ.get("AL_KEY_PREFIX", "demo"), "AL_HEAD_SIZE": "100", "AL_KEEP_VERSIONS": "1"}

@@ -95,7 +95,9 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
         client.delete_model_version(store.pid, name)  # the partial result of an attempt that died
     store.set_push_state(name, {"state": "started", "started_at": time.time()})
     predictions = head_predictions(store, name, options.head_size, max_chars)
+    t_import = time.monotonic()
     sent = _import(store, client, predictions)
+    t_verify = time.monotonic()
     held = client.model_versions(store.pid).get(name, 0)
     if held != sent:
         client.delete_model_version(store.pid, name)
@@ -104,12 +106,16 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
     fields: dict = {"model_version": name}
     if options.set_sampling:
         fields["sampling"] = UNCERTAINTY_SAMPLING
+    t_point = time.monotonic()
     client.update_project(store.pid, **fields)
     duration = round(time.monotonic() - t0, 3)
-    store.set_push_state(name, {"state": "complete", "count": sent, "duration_s": duration, "at": time.time()})
+    timings = {"predictions_s": round(t_import - t0, 3), "import_s": round(t_verify - t_import, 3),
+               "verify_s": round(t_point - t_verify, 3), "point_s": round(time.monotonic() - t_point, 3)}
+    store.set_push_state(name, {"state": "complete", "count": sent, "duration_s": duration, "at": time.time(),
+                                "timings": timings})
     store.set_ls_version(name)
     log.info("project %s: pushed %s (%d predictions) in %.2fs", store.pid, name, sent, duration)
-    return {"pushed": True, "version": name, "count": sent, "duration_s": duration}
+    return {"pushed": True, "version": name, "count": sent, "duration_s": duration, "timings": timings}
 
 
 def prune(store: ProjectStore, client: LabelStudioClient, keep: int) -> list[str]:
