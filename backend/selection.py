@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils.extmath import row_norms
 
 from backend import ranking, strategies
 from backend.model import ChoicesClassifier, NotEnoughLabelsError
@@ -187,7 +188,7 @@ def _entropy(pool: Pool, rng: np.random.Generator) -> np.ndarray:
 
 def _egl(pool: Pool, rng: np.random.Generator) -> np.ndarray:
     # Gradient w.r.t. (weights, intercept): ||(x, 1)|| = sqrt(||x||^2 + 1).
-    sq = np.asarray(pool.X.multiply(pool.X).sum(axis=1)).ravel() if pool.X is not None else np.ones(pool.n)
+    sq = row_norms(pool.X, squared=True) if pool.X is not None else np.ones(pool.n)
     norms = np.sqrt(sq + 1.0)
     parts = []
     for name, proba in pool.probas.items():
