@@ -157,21 +157,44 @@ def fit_learning_curve(
     return CurveFit(float(a), float(b), float(c))
 
 
-def labels_saved(random_curve: CurveFit | None, labels_used: int, accuracy: float) -> dict:
+def labels_saved(random_curve: CurveFit | None, labels_used: int, accuracy: float,
+                 measured_up_to: float | None = None, max_extrapolation: float = 10.0) -> dict:
     """How many labels random selection would have needed for ``accuracy``, read off its fitted curve.
 
-    Returns ``{"random_labels": …, "saved": …, "ratio": …}``; ``random_labels``
-    is ``None`` when the random curve never reaches ``accuracy`` (then the
-    strategy did better than random selection could on the fitted curve).
+    Returns ``{"random_labels": …, "saved": …, "ratio": …, "reason": …}``;
+    ``random_labels`` is ``None`` (with the reason) when the random curve
+    never reaches ``accuracy`` (the strategy did better than random
+    selection could on the fitted curve), or when reading it off would mean
+    extrapolating more than ``max_extrapolation`` times beyond the largest
+    measured training size ``measured_up_to``: a power law fitted on a few
+    dozen labels says little about thousands.
     """
+    none = {"random_labels": None, "saved": None, "ratio": None}
     if random_curve is None or not np.isfinite(accuracy):
-        return {"random_labels": None, "saved": None, "ratio": None, "reason": "no random-selection curve yet"}
+        return {**none, "reason": "no random-selection curve yet"}
     needed = random_curve.labels_for(accuracy)
     if needed is None:
-        return {"random_labels": None, "saved": None, "ratio": None,
-                "reason": f"the random-selection curve levels off at {random_curve.a:.3f}, below {accuracy:.3f}"}
+        return {**none, "reason": f"the random-selection curve levels off at {random_curve.a:.3f}, "
+                                  f"below {accuracy:.3f}"}
+    if measured_up_to and needed > max_extrapolation * measured_up_to:
+        return {**none, "reason": f"random selection would need over {max_extrapolation:g}x the "
+                                  f"{measured_up_to:g} random labels its curve was measured on"}
     return {"random_labels": round(needed, 1), "saved": round(needed - labels_used, 1),
             "ratio": round(needed / labels_used, 3) if labels_used else None, "reason": None}
+
+
+def curve_rises(points: Sequence[tuple[float, float, float]], z: float = 2.0) -> bool:
+    """Whether a measured learning curve ``[(n, accuracy, standard error), …]`` rises beyond its noise.
+
+    The last point must beat the first by ``z`` combined standard errors;
+    a curve still flat within its noise (a few random labels, accuracy near
+    the majority rate) cannot be inverted meaningfully.
+    """
+    if len(points) < 2:
+        return False
+    pts = sorted(points)
+    (_, a0, s0), (_, a1, s1) = pts[0], pts[-1]
+    return bool(a1 - a0 > z * float(np.hypot(s0, s1)))
 
 
 # -- stopping -----------------------------------------------------------------

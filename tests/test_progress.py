@@ -100,6 +100,20 @@ def test_savings_from_points_of_a_known_curve():
     assert out["random_labels"] == pytest.approx(expected, rel=0.01)
 
 
+def test_savings_refuse_far_extrapolation():
+    random_curve = CurveFit(a=0.9, b=1.0, c=0.5)  # 0.85 needs 400 labels
+    assert progress.labels_saved(random_curve, 100, 0.85, measured_up_to=40)["random_labels"] == pytest.approx(400)
+    out = progress.labels_saved(random_curve, 100, 0.85, measured_up_to=30)
+    assert out["random_labels"] is None and "over 10x the 30 random labels" in out["reason"]
+
+
+def test_a_curve_flat_within_its_noise_does_not_rise():
+    assert progress.curve_rises([(10, 0.60, 0.02), (20, 0.66, 0.02), (40, 0.72, 0.02)])
+    assert not progress.curve_rises([(10, 0.60, 0.05), (20, 0.63, 0.05), (40, 0.64, 0.05)])
+    assert not progress.curve_rises([(10, 0.70, 0.01), (40, 0.60, 0.01)])  # falling
+    assert not progress.curve_rises([(10, 0.6, 0.0)])
+
+
 def test_plateau_fires_on_a_plateau_and_not_before():
     rising = [0.60, 0.66, 0.70, 0.73, 0.75, 0.765, 0.775]
     flat = [0.776, 0.774, 0.777, 0.775, 0.776]

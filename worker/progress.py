@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 
 STOP_SET_SIZE = 500
 MIN_RECENT_OUTCOMES = 30  # pool the newest versions' control outcomes until there are this many
-MIN_RANDOM_LABELS = 20  # labeled control tasks needed before fitting the random-selection curve
+MIN_RANDOM_LABELS = 40  # labeled control tasks needed before fitting the random-selection curve
+MIN_HEADLINE_HOLDOUT = 20  # labeled control tasks before the held-out accuracy is the headline figure
 MIN_HOLDOUT = 10  # labeled control tasks before the held-out estimate goes on the curve
 SUSPICIOUS_PROBA = 0.1  # out-of-fold probability of the given label below which a label is listed
 REVIEW_LIMIT = 50
@@ -357,9 +358,11 @@ def _random_curve(store, spec, control, outcomes, settings) -> dict:
         s = scores[np.isfinite(scores)]
         if s.size:
             points.append({"n": int(n), "accuracy": float(s.mean()), "sem": float(s.std() / np.sqrt(s.size))})
+    rises = progress.curve_rises([(p["n"], p["accuracy"], p["sem"]) for p in points])
     fit = progress.fit_learning_curve([p["n"] for p in points], [p["accuracy"] for p in points],
-                                      [p["sem"] for p in points])
-    curve = {"n": len(ids), "points": points, "fit": None if fit is None else asdict(fit)}
+                                      [p["sem"] for p in points]) if rises else None
+    curve = {"n": len(ids), "points": points, "fit": None if fit is None else asdict(fit),
+             "reason": None if rises else "the random-selection curve is still flat within its noise"}
     store.r.set(_key(store, "random_curve"), orjson.dumps(
         {"fingerprint": fingerprint, "control": control.name, "curve": curve}))
     return curve
@@ -564,7 +567,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     recent = _recent_control(points)
     latest_cv = cv_by_control.get(primary.name, {}) if primary else {}
     holdout = holdout_by_control.get(primary.name, {}) if primary else {}
-    if holdout.get("accuracy") is not None and holdout["n"] >= MIN_RANDOM_LABELS:
+    if holdout.get("accuracy") is not None and holdout["n"] >= MIN_HEADLINE_HOLDOUT:
         accuracy, f1, accuracy_source = holdout["accuracy"], holdout["macro_f1"], "control share (held out)"
     else:
         accuracy, f1, accuracy_source = latest_cv.get("accuracy"), latest_cv.get("macro_f1"), "cross-validation"
@@ -573,7 +576,10 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     fit = random_curve.get("fit")
     savings = progress.labels_saved(
         progress.CurveFit(**fit) if fit else None, meta.get("labeled_tasks", 0),
-        accuracy if accuracy is not None else float("nan"))
+        accuracy if accuracy is not None else float("nan"),
+        measured_up_to=max((p["n"] for p in random_curve.get("points", [])), default=None))
+    if savings["random_labels"] is None and random_curve.get("reason"):
+        savings["reason"] = random_curve["reason"]
     # The plateau rule reads the unbiased held-out score; without a control share, cross-validation.
     series = "holdout_accuracy" if meta.get("control_share") else "cv_accuracy"
     rec = progress.recommend(
