@@ -345,8 +345,11 @@ def _strategy_key(name: str) -> int:
     return zlib.crc32(name.encode("utf-8"))
 
 
-# Key paths under the root seed (stable: changing them changes every result).
-_SPLIT, _INITIAL, _STRATEGY, _SUBSAMPLE = 0, 1, 2, 3
+# Key paths under the root seed (stable: changing them changes every result):
+# (repetition, _SPLIT), (repetition, _INITIAL), (repetition, _STRATEGY, crc32(name)),
+# and (_SUBSAMPLE,) for the one subsample shared by all repetitions.
+_SPLIT, _INITIAL, _STRATEGY = 0, 1, 2
+_SUBSAMPLE = 2**32 - 1
 
 
 @dataclass(frozen=True)

@@ -164,12 +164,20 @@ def summarise(result: SimulationResult) -> dict:
                 "accuracy_sd": acc.std(axis=0, ddof=1).tolist() if len(reps) > 1 else [0.0] * len(x),
                 "macro_f1_mean": f1.mean(axis=0).tolist(),
                 "macro_f1_sd": f1.std(axis=0, ddof=1).tolist() if len(reps) > 1 else [0.0] * len(x),
+                "accuracy_per_seed": acc.tolist(),
+                "macro_f1_per_seed": f1.tolist(),
             },
         }
+    acc_random = np.array([r.curves["random"].accuracy for r in reps])
     for name in proto.strategies:
         if name == "random":
             continue
         entry = out["strategies"][name]
+        gap = np.array([r.curves[name].accuracy for r in reps]) - acc_random  # paired, per point
+        entry["curve"]["accuracy_vs_random_mean"] = gap.mean(axis=0).tolist()
+        entry["curve"]["accuracy_vs_random_sd"] = (
+            gap.std(axis=0, ddof=1).tolist() if len(reps) > 1 else [0.0] * gap.shape[1]
+        )
         diff = np.asarray(aulcs[name]) - np.asarray(aulcs["random"])
         m, lo, hi = mean_ci(diff)
         entry["aulc_vs_random"] = {
@@ -277,7 +285,12 @@ def write_results(summary: dict, timing: dict, out_dir: str | pathlib.Path) -> p
 
 
 def plot_curves(summary: dict, path: str | pathlib.Path) -> pathlib.Path:
-    """Learning curves (accuracy and macro-F1), mean over repetitions with a 95% CI band."""
+    """Learning curves, mean over repetitions with a 95% CI band.
+
+    Three panels: test accuracy, its paired difference with random (the
+    panel where differences are visible: the luck of each split cancels),
+    and macro-F1.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -285,29 +298,40 @@ def plot_curves(summary: dict, path: str | pathlib.Path) -> pathlib.Path:
 
     reps = summary["repetitions"]
     tcrit = float(stats.t.ppf(0.975, reps - 1)) if reps > 1 else 0.0
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
     full = summary["full_data"]
-    for ax, key, title, ref in (
-        (axes[0], "accuracy", "test accuracy", full["accuracy"]),
-        (axes[1], "macro_f1", "test macro-F1", full["macro_f1"]),
+    names = list(summary["strategies"])
+    palette = plt.get_cmap("tab20").colors
+    colors = {name: palette[(2 * i) % 20 + (2 * i) // 20] for i, name in enumerate(n for n in names if n != "random")}
+    colors["random"] = "black"
+    for ax, key, title in (
+        (axes[0], "accuracy", "test accuracy"),
+        (axes[1], "accuracy_vs_random", "test accuracy minus random's (paired)"),
+        (axes[2], "macro_f1", "test macro-F1"),
     ):
-        for name, s in summary["strategies"].items():
-            c = s["curve"]
+        for name in names:
+            c = summary["strategies"][name]["curve"]
+            if f"{key}_mean" not in c:
+                continue
             x = np.asarray(c["labels"])
             m = np.asarray(c[f"{key}_mean"])
             half = tcrit * np.asarray(c[f"{key}_sd"]) / np.sqrt(reps)
-            style = dict(color="black", linestyle="--", linewidth=2) if name == "random" else dict(linewidth=1.6)
-            (line,) = ax.plot(x, m, label=name, **style)
-            ax.fill_between(x, m - half, m + half, color=line.get_color(), alpha=0.15, linewidth=0)
-        ax.axhline(ref, color="grey", linewidth=1, linestyle=":")
-        ax.text(x[0], ref, " full data", va="bottom", fontsize=8, color="grey")
+            style = dict(linestyle="--", linewidth=2) if name == "random" else dict(linewidth=1.5)
+            ax.plot(x, m, label=name, color=colors[name], **style)
+            ax.fill_between(x, m - half, m + half, color=colors[name], alpha=0.12, linewidth=0)
+        if key == "accuracy_vs_random":
+            ax.axhline(0.0, color="black", linestyle="--", linewidth=1.5, label="random")
+        else:
+            ref = full[key]
+            ax.axhline(ref, color="grey", linewidth=1, linestyle=":")
+            ax.text(x[0], ref, " full data", va="bottom", fontsize=8, color="grey")
         if key == "accuracy":
-            ax.axhline(0.95 * ref, color="grey", linewidth=0.8, linestyle="-.")
-            ax.text(x[0], 0.95 * ref, " 95% of full", va="bottom", fontsize=8, color="grey")
+            ax.axhline(0.95 * full["accuracy"], color="grey", linewidth=0.8, linestyle="-.")
+            ax.text(x[0], 0.95 * full["accuracy"], " 95% of full", va="bottom", fontsize=8, color="grey")
         ax.set_xlabel("labels (initial set included)")
         ax.set_ylabel(title)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].legend(fontsize=8, loc="lower right", ncol=2)
     ds = summary["dataset"]
     p = summary["protocol"]
     fig.suptitle(
@@ -316,6 +340,6 @@ def plot_curves(summary: dict, path: str | pathlib.Path) -> pathlib.Path:
     )
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
