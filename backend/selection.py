@@ -325,16 +325,20 @@ def _cold_start(pool: Pool, rng: np.random.Generator) -> Order:
     """Before any model: the most typical tasks of every cluster first (TypiClust-style), outliers last.
 
     Clusters that already hold labeled tasks count those as their first
-    places, so clusters nobody labeled come first.
+    places, so clusters nobody labeled come first; tasks alone in their
+    cluster (typicality 0) go to the end.
     """
     Z, labels, centers = _geometry(pool, rng)
     typ = _typicality(pool, rng)
     covered = None
     _, Z_labeled = _projection(pool, rng)
     if Z_labeled is not None and Z_labeled.shape[0]:
-        nearest = np.argmin(((Z_labeled[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2), axis=1)
+        # Nearest center of each labeled task: argmin of |c|^2 - 2 z.c (|z|^2 is the same for every center).
+        nearest = np.argmin((centers**2).sum(axis=1)[None, :] - 2.0 * Z_labeled @ centers.T, axis=1)
         covered = np.bincount(nearest, minlength=len(centers))
-    return ranking.cluster_coverage_order(typ, labels, covered), labels
+    order = ranking.cluster_coverage_order(typ, labels, covered)
+    alone = typ[order] <= 0
+    return np.concatenate([order[~alone], order[alone]]), labels
 
 
 def _by_score(score: Callable[[Pool, np.random.Generator], np.ndarray], *, margin_tiebreak: bool = True):

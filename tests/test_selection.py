@@ -80,6 +80,7 @@ def test_cold_start_prefers_typical_tasks_and_sinks_outliers():
     head = r.order[:10]
     assert not set(head.tolist()) & {120, 121}
     assert {int(i >= 60) for i in head} == {0, 1}  # both groups in the head
+    assert set(r.order[-2:].tolist()) == {120, 121}  # each alone in its cluster: last
 
 
 def test_uncertainty_strategies_put_the_least_certain_task_first(data):
