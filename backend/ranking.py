@@ -337,7 +337,8 @@ def ranked_batch(Z: np.ndarray, utility: np.ndarray, k: int, *, labeled: np.ndar
     Cardoso, Eduardo, Xing & Hartmann (2017), "Ranked batch-mode active
     learning", Information Sciences 379. https://doi.org/10.1016/j.ins.2016.10.037
     """
-    Z, labeled = _check_batch(Z, k, labeled)
+    n_labeled = 0 if labeled is None or np.size(labeled) == 0 else int(np.size(labeled) // max(1, np.shape(Z)[-1]))
+    Z, labeled = _check_batch(Z, k, labeled)  # may subsample ``labeled``; alpha counts them all
     utility = np.asarray(utility, dtype=np.float64)
     if utility.shape != (Z.shape[0],) or not np.all(np.isfinite(utility)):
         raise ValueError(f"expected {Z.shape[0]} finite utilities, got shape {utility.shape}")
@@ -347,13 +348,12 @@ def ranked_batch(Z: np.ndarray, utility: np.ndarray, k: int, *, labeled: np.ndar
     if k == 0:
         return picked
     n = Z.shape[0]
-    n_labeled = 0 if labeled is None else labeled.shape[0]
     z_sq = (Z**2).sum(axis=1)
     utility = utility.astype(np.float32)
     mind, first = _greedy_start(Z, z_sq, labeled)
     start = 0
     if first is not None:
-        picked[0], start, n_labeled = first, 1, 1
+        picked[0], start = first, 1  # counted in ``i`` below as a chosen task
     with threadpool_limits(1, user_api="blas"):
         for i in range(start, k):
             a = alpha if alpha is not None else (n - i) / (n - i + n_labeled + i)
