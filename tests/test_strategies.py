@@ -318,3 +318,14 @@ def test_batches_are_distinct_positions(n, dim, seed, data):
         assert len(picked) == k and len(set(picked.tolist())) == k and all(0 <= i < n for i in picked)
     order = ranking.order_by(rng.random(n).round(1), rng=rng)
     assert sorted(order.tolist()) == list(range(n))
+
+
+def test_k_larger_than_the_pool_is_capped_or_refused():
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(5, 3))
+    labels, centers = ranking.cluster(Z, 50, rng)  # 50 clusters asked, 5 tasks: at most 5
+    assert len(centers) <= 5 and labels.shape == (5,) and labels.max() < len(centers)
+    t = strategies.knn_typicality(Z, np.zeros(5, dtype=int), rng, k=100)  # neighbours capped by the cluster
+    assert np.all(np.isfinite(t)) and np.all(t > 0)
+    with pytest.raises(ValueError, match="batch of 6 requested from a pool of 5"):
+        ranking.ranked_batch(Z, np.ones(5), 6)
