@@ -226,6 +226,23 @@ def plateaued(scores: Sequence[float], k: int, min_gain: float) -> bool:
     return bool(recent.max() - before.max() < min_gain)
 
 
+def trailing_mean(values: Sequence[float], window: int) -> list[float]:
+    """Mean of each value and the ``window - 1`` known values before it (NaN stays NaN).
+
+    The held-out accuracy moves by a few points from version to version
+    by chance; the plateau rule compares smoothed values so that one lucky
+    early estimate does not make every later version look like no gain.
+    """
+    out, known = [], []
+    for v in values:
+        if v is None or not np.isfinite(v):
+            out.append(float("nan"))
+            continue
+        known.append(float(v))
+        out.append(float(np.mean(known[-window:])))
+    return out
+
+
 def predictions_stable(kappas: Sequence[float], threshold: float, window: int) -> bool:
     """Bloodgood & Vijay-Shanker's rule [1]_: mean kappa of the last ``window`` model pairs >= ``threshold``."""
     k = [v for v in kappas if v is not None and np.isfinite(v)]

@@ -133,6 +133,16 @@ def test_plateau_needs_k_versions_and_ignores_unknown_scores():
     assert not progress.plateaued([0.5, 0.6, 0.7, 0.8, 0.9], 4, 0.005)
 
 
+def test_smoothing_keeps_one_lucky_estimate_from_faking_a_plateau():
+    noisy = [0.60, 0.80, 0.64, 0.66, 0.70, 0.74, 0.78]  # rising, with one lucky early estimate
+    assert progress.plateaued(noisy, 4, 0.005)  # raw: nothing beats the lucky 0.80
+    smoothed = progress.trailing_mean(noisy, 3)
+    assert smoothed[:3] == pytest.approx([0.60, 0.70, 0.68])
+    assert not progress.plateaued(smoothed, 4, 0.005)
+    assert np.isnan(progress.trailing_mean([0.5, np.nan, 0.7], 2)[1])
+    assert progress.trailing_mean([0.5, np.nan, 0.7], 2)[2] == pytest.approx(0.6)
+
+
 def test_stable_predictions_rule():
     assert not progress.predictions_stable([0.995, 0.999], 0.99, 3)
     assert progress.predictions_stable([0.5, 0.995, 0.99, 0.999], 0.99, 3)

@@ -55,6 +55,7 @@ MIN_HEADLINE_HOLDOUT = 20  # labeled control tasks before the held-out accuracy 
 MIN_HOLDOUT = 10  # labeled control tasks before the held-out estimate goes on the curve
 SUSPICIOUS_PROBA = 0.1  # out-of-fold probability of the given label below which a label is listed
 REVIEW_LIMIT = 50
+PLATEAU_SMOOTHING = 3  # versions averaged before the plateau rule compares scores
 PENDING_VERSIONS = 8  # predictions kept per unlabeled control task (the newest versions that had it)
 
 
@@ -159,9 +160,10 @@ def _record_pending(store, name, meta, spec, controls, models, head_size, settin
     control_ids = store.control_tasks(name)
     if not control_ids or not controls:
         return 0
-    ranked = store.ranking(name)
-    head = set(sorted(ranked, key=ranked.get)[:head_size])
-    ids = sorted(t for t in control_ids if t in head)
+    # score = position / ranked tasks, so the head is the scores below head_size / ranked (no full read)
+    ids = sorted(control_ids)
+    limit = head_size / max(1, meta.get("ranked") or len(ids))
+    ids = [t for t, score in zip(ids, store.ranking_scores(name, ids)) if score is not None and score < limit]
     if not ids:
         return 0
     settled = store.r.hmget(_key(store, "outcomes"), ids)
@@ -400,10 +402,14 @@ def _stop_kappa(store, name, spec, control, models, stop_ids, settings) -> float
 
 # -- queue and throughput ---------------------------------------------------------------
 
-def _queue_head(store, name, spec, config, loaded, head_size, settings) -> dict:
-    """What the head of the current queue is made of: random controls, uncertain tasks, diverse ones."""
+def _queue_head(store, name, spec, config, loaded, head_size, settings, labeled_tasks: set[int]) -> dict:
+    """What the head of the current queue is made of: random controls, uncertain tasks, diverse ones.
+
+    The head as pushed to Label Studio: the first ``head_size`` tasks of the
+    ranking that are still unlabeled (``worker/push.py``).
+    """
     ranked = store.ranking(name)
-    head = sorted(ranked, key=ranked.get)[:head_size]
+    head = [t for t in sorted(ranked, key=ranked.get) if t not in labeled_tasks][:head_size]
     controls = store.control_tasks(name) & set(head)
     strategy_ids = [t for t in head if t not in controls]
     uncertain = 0
@@ -584,10 +590,11 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     series = "holdout_accuracy" if meta.get("control_share") else "cv_accuracy"
     rec = progress.recommend(
         options.stop_rules(), labels=len(labeled.labeled_tasks), accuracy=accuracy, macro_f1_score=f1,
-        scores=[p[series] if p[series] is not None else float("nan") for p in points],
+        scores=progress.trailing_mean([p[series] if p[series] is not None else float("nan") for p in points],
+                                      PLATEAU_SMOOTHING),
         kappas=[p["kappa"] for p in points if p["kappa"] is not None],
     )
-    queue = _queue_head(store, name, spec, config, loaded, options.head_size, settings)
+    queue = _queue_head(store, name, spec, config, loaded, options.head_size, settings, labeled.labeled_tasks)
     lap("queue")
     label_distribution = {c.name: dict(Counter(
         ",".join(sorted(a)) if isinstance(a, frozenset) else str(a) for a in labeled.answers[c.name].values()))
