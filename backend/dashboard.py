@@ -30,7 +30,7 @@ REVIEW_SHOWN = 15
 PLOT_IDS = ("plot-learning-curve", "plot-savings", "plot-kappa", "plot-labels")
 
 router = APIRouter(dependencies=[Depends(require_basic)])
-_plot_lock = threading.Lock()  # pyplot's state is global: one figure at a time per process
+_plot_lock = threading.Lock()  # rcParams are global: one page's plots at a time per process
 
 
 def read_summary(store: ProjectStore) -> dict | None:
@@ -144,9 +144,7 @@ def _labels(ax, s: dict) -> None:
 def _plots(raw: bytes) -> tuple[str, ...]:
     """The four plots of one summary, cached per process (the page reloads every few seconds)."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
     s = orjson.loads(raw)
     out = []
@@ -156,15 +154,11 @@ def _plots(raw: bytes) -> tuple[str, ...]:
         ("plot-kappa", "Stabilising predictions", _kappa, (6.4, 3.0)),
         ("plot-labels", "Label distribution", _labels, (6.4, 2.6)),
     ]
-    with _plot_lock:
-        plt.rcParams["svg.fonttype"] = "none"  # text stays text: small and searchable
+    with _plot_lock, matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: small, searchable
         for plot_id, title, draw, size in specs:
-            fig, ax = plt.subplots(figsize=size)
-            try:
-                draw(ax, s)
-                out.append(_svg(fig, plot_id, title))
-            finally:
-                plt.close(fig)
+            fig = Figure(figsize=size)
+            draw(fig.subplots(), s)
+            out.append(_svg(fig, plot_id, title))
     return tuple(out)
 
 
