@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     model_poll_interval: float = Field(0.5, validation_alias="AL_MODEL_POLL_INTERVAL", ge=0)
     queue_name: str = Field("al-default", validation_alias="AL_QUEUE")
     worker_nice: int = Field(10, validation_alias="AL_WORKER_NICE", ge=0, le=19)
+    worker_threads: int = Field(1, validation_alias="AL_WORKER_THREADS", ge=0)
     log_level: str = Field("INFO", validation_alias="AL_LOG_LEVEL")
     # Defaults of the per-project options (extra_params override them).
     head_size: int = Field(200, validation_alias="AL_HEAD_SIZE", ge=1)

@@ -97,3 +97,32 @@ def test_a_shard_lost_with_its_helper_is_redone(store, settings, project, redis_
     scored = _score(store, settings, project, timeout=1.0)
     t.join()
     assert stolen and scored.ids == project[3] and scored.by_helpers == 0
+
+
+def test_a_refresh_above_the_threshold_ranks_from_shards(client, store, worker, monkeypatch):
+    from backend.config import get_settings
+    from tests.conftest import annotation_event, setup_body, tasks_created
+
+    monkeypatch.setenv("AL_SHARD_THRESHOLD", "100")
+    monkeypatch.setattr(shards, "SHARD_SIZE", 100)
+    get_settings.cache_clear()
+    ds = load_dataset("rotten-tomatoes")
+    client.post("/setup", json=setup_body())
+    client.post("/webhook", json=tasks_created([(i + 1, ds.texts[i]) for i in range(N)]))
+    worker()
+    cold = store.version_meta(store.current_version())
+    assert cold["kind"] == "cold-start" and cold["shards"] == 5 and cold["ranked"] == N
+    first = {label: [i for i in range(N) if ds.labels[i] == label][:10] for label in set(ds.labels[:N])}
+    labeled = sorted(i for ids in first.values() for i in ids)
+    for i in labeled:
+        answer = "pos" if ds.labels[i] == "fresh" else "neg"  # the captured config's choices
+        client.post("/webhook", json=annotation_event(i + 1, i + 1, ds.texts[i], answer))
+    worker()
+    name = store.current_version()
+    meta = store.version_meta(name)
+    assert meta["kind"] == "model", meta
+    assert meta["shards"] == 5 and meta["ranked"] == N - 20
+    scores = store.ranking(name)
+    assert sorted(scores) == sorted(set(range(1, N + 1)) - {i + 1 for i in labeled})  # every unlabeled task, once
+    assert sorted(scores.values()) == [i / (N - 20) for i in range(N - 20)]
+    assert len(store.control_tasks(name)) == int((N - 20) * 0.1)

@@ -174,7 +174,8 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
                                    queue_name=settings.queue_name, rng=rng)
         ids, probas, centroid = scored.ids, scored.probas, scored.centroid
         live_utility = selection.mean_uncertainty(models, probas, len(ids)) if models else scored.typicality
-        pool = selection.Pool(X=None, Z=scored.Z, probas=probas, models=models, **extra)
+        labeled_Z = shards.project_rows(extra["labeled_X"], scored.geometry) if extra else None
+        pool = selection.Pool(X=None, Z=scored.Z, labeled_Z=labeled_Z, probas=probas, models=models, **extra)
         sharding = {"shards": scored.shards, "shards_by_helpers": scored.by_helpers}
         unreadable = scored.unreadable
     else:

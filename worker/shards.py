@@ -54,6 +54,7 @@ class ScoredPool:
     unreadable: int
     shards: int
     by_helpers: int
+    geometry: dict[str, np.ndarray]  # the shared projection, to map the labeled tasks alike
 
 
 def _npz(**arrays: np.ndarray) -> bytes:
@@ -183,10 +184,11 @@ def score_pool(
     max_chars: int,
     queue_name: str,
     rng: np.random.Generator,
-    shard_size: int = SHARD_SIZE,
+    shard_size: int | None = None,
     timeout: float = SHARD_TIMEOUT,
 ) -> ScoredPool:
     """Score ``pool_ids`` in shards, with whatever workers are idle; returns the merged arrays."""
+    shard_size = shard_size or SHARD_SIZE
     token = uuid.uuid4().hex[:12]
     base, todo, done = _keys(store, token)
     geo = config.controls[0]
@@ -249,4 +251,5 @@ def score_pool(
         unreadable=int(sum(int(p["unreadable"][0]) for p in parts)),
         shards=n_shards,
         by_helpers=n_shards - mine,
+        geometry=geometry,
     )
