@@ -457,20 +457,24 @@ def check_weights(weights: dict[str, float] | None) -> dict[str, float]:
 
 
 def with_control_share(order: np.ndarray, share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Interleave uniformly random tasks into ``order``: about ``share`` of every prefix.
+    """Interleave uniformly random tasks into ``order``: ``share`` of every prefix, give or take one.
 
-    Position ``i`` goes to the control share when ``floor((i+1)*share)``
-    steps up, so any head of the queue holds ``floor(len*share)`` random
-    tasks, spread evenly.  The random tasks are drawn uniformly from the
-    whole pool, so the labels they get form an unbiased sample to measure
-    the model on.
+    Position ``i`` goes to the control share when ``floor((i+1)*share + u)``
+    steps up, with one random phase ``u ~ U(0, 1)`` per ranking: any head of
+    length ``h`` holds ``floor(h*share)`` or ``ceil(h*share)`` random tasks,
+    spread evenly, and every position, the first included, is a control with
+    probability ``share``.  The phase matters when a project retrains after
+    every label and only the first tasks of each ranking are ever served.
+    The random tasks are drawn uniformly from the whole pool, so the labels
+    they get form an unbiased sample to measure the model on.
     """
     n = order.shape[0]
     source = np.full(n, STRATEGY, dtype=np.int8)
     if n == 0 or share <= 0:
         return order, source
     positions = np.arange(n)
-    is_control = np.floor((positions + 1) * share) > np.floor(positions * share)
+    u = rng.random()
+    is_control = np.floor((positions + 1) * share + u) > np.floor(positions * share + u)
     k = int(is_control.sum())
     picked = rng.choice(n, size=k, replace=False)
     taken = np.zeros(n, dtype=bool)

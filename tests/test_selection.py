@@ -140,7 +140,7 @@ def test_control_share_is_marked_and_respected(data, share):
     r = rank_pool(pool, SelectionParams(strategy="kcenter", control_share=share), np.random.default_rng(0))
     is_control = r.source[r.order] == CONTROL
     for head in (1, 10, 37, pool.n):
-        assert is_control[:head].sum() == np.floor(head * share)
+        assert np.floor(head * share) <= is_control[:head].sum() <= np.ceil(head * share)
 
 
 def test_hybrid_weights_steer_the_order(data):
@@ -254,7 +254,7 @@ def test_property_rankings_are_permutations_and_control_share_holds(data, name, 
                   np.random.default_rng(seed))
     assert is_permutation(r.order, n)
     is_control = r.source[r.order] == CONTROL
-    assert all(is_control[:h].sum() == np.floor(h * share) for h in range(n + 1))
+    assert all(np.floor(h * share) <= is_control[:h].sum() <= np.ceil(h * share) for h in range(n + 1))
 
 
 def test_a_pool_scored_in_shards_ranks_from_its_projection(data):
@@ -274,3 +274,17 @@ def test_a_pool_scored_in_shards_ranks_from_its_projection(data):
     assert is_permutation(cold.order, sharded.n)
     with pytest.raises(ValueError, match="neither"):
         Pool(X=None)
+
+
+def test_the_first_place_is_a_control_as_often_as_any():
+    """A random phase per ranking: with retraining after every label only the head is ever served."""
+    order = np.arange(50)
+    first = [selection_share(order, seed)[0] for seed in range(400)]
+    assert 0.05 <= np.mean(first) <= 0.16  # share 0.1
+
+
+def selection_share(order: np.ndarray, seed: int) -> np.ndarray:
+    from backend.selection import with_control_share
+
+    out, source = with_control_share(order, 0.1, np.random.default_rng(seed))
+    return source[out] == CONTROL

@@ -98,7 +98,7 @@ def _serving_timeline(store: ProjectStore) -> list[tuple[float, str]]:
         return [(float(ts), name.decode()) for name, ts in pushed]
     out = []
     for info in store.versions():
-        t = _parse_time(info.meta.get("created_at"))
+        t = info.meta.get("published_at") or _parse_time(info.meta.get("created_at"))
         if t is not None:
             out.append((t, info.name))
     return sorted(out)

@@ -194,6 +194,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     meta = {
         "version": name,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "published_at": time.time(),
         "kind": "model" if models else "cold-start",
         "controls": per_control,
         "labeled_tasks": len(labeled.labeled_tasks),
