@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from datetime import datetime, timezone
 
 import httpx
 import orjson
@@ -42,14 +43,12 @@ def annotate_rounds(client, store, worker, rounds: int = ROUNDS, per_round: int 
     ann = 0
     for _ in range(rounds):
         ranking = store.ranking(store.current_version())
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         for tid in sorted((t for t in ranking if t not in done), key=ranking.get)[:per_round]:
             ann += 1
             client.post("/webhook", json=annotation_event(ann, tid, truth[tid][0], truth[tid][1], pid=pid,
                                                           updated_at=stamp))
             done.add(tid)
-        # Versions carry their publication time to the second: the next one must come after the labels.
-        time.sleep(1.05)
         worker()
     return truth
 
@@ -253,7 +252,7 @@ def test_only_tasks_served_as_controls_count_as_unbiased_outcomes(client, store,
     stale = sorted(t for t, versions in pending.items() if served not in versions)
     assert stale, "the serving version re-drew its control share; some older control tasks are not in it"
     control_task, strategy_pick = sorted(served_controls)[0], stale[0]
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as precise as Label Studio's
     for ann_id, tid in ((900, control_task), (901, strategy_pick)):
         client.post("/webhook", json=annotation_event(ann_id, tid, truth[tid][0], truth[tid][1], updated_at=stamp))
     time.sleep(1.05)
