@@ -17,7 +17,7 @@ from typing import Iterator
 from redis.exceptions import LockError, RedisError
 
 from backend import project_options
-from backend.config import get_settings
+from backend.config import Settings, get_settings
 from backend.ls_client import LabelStudioError
 from backend.queueing import low_pending_key, pending_key, request_low, request_refresh
 from backend.store import ProjectStore, connect
@@ -127,6 +127,15 @@ def _refresh(store: ProjectStore, settings) -> dict:
     return summary
 
 
+def _low_priority_job(project_id: int, prefix: str | None, kind: str) -> tuple[Settings, ProjectStore]:
+    """A low-priority job's settings and store; clears its pending flag so the next request enqueues again."""
+    settings = get_settings()
+    prefix = prefix or settings.key_prefix
+    r = connect(settings.redis_url)
+    r.delete(low_pending_key(prefix, project_id, kind))
+    return settings, ProjectStore(r, prefix, project_id)
+
+
 def prune_project(project_id: int, prefix: str | None = None) -> list[str]:
     """Low priority: delete old versions' predictions from Label Studio and their data from Redis.
 
@@ -135,11 +144,7 @@ def prune_project(project_id: int, prefix: str | None = None) -> list[str]:
     Studio can still use them, so Redis stays bounded however long a
     project runs.
     """
-    settings = get_settings()
-    prefix = prefix or settings.key_prefix
-    r = connect(settings.redis_url)
-    r.delete(low_pending_key(prefix, project_id, "prune"))
-    store = ProjectStore(r, prefix, project_id)
+    settings, store = _low_priority_job(project_id, prefix, "prune")
     client = client_for(store, settings)
     options = project_options.resolve(settings, store.config().get("extra_params"))
     deleted = prune(store, client, options.keep_versions) if client is not None else []
@@ -157,11 +162,7 @@ def evaluate_project(project_id: int, prefix: str | None = None) -> dict:
     Kept off the refresh job so a new queue order reaches Label Studio
     without waiting for five extra fits.
     """
-    settings = get_settings()
-    prefix = prefix or settings.key_prefix
-    r = connect(settings.redis_url)
-    r.delete(low_pending_key(prefix, project_id, "evaluate"))
-    store = ProjectStore(r, prefix, project_id)
+    settings, store = _low_priority_job(project_id, prefix, "evaluate")
     controls = evaluate(store, settings)
     record_progress(store, settings)  # learning curve, stopping signals, review list (worker/progress.py)
     return controls
