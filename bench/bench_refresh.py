@@ -86,12 +86,17 @@ def label(first: int, count: int) -> None:
 def refresh_once() -> None:
     """Child process: one build_version; prints its summary and peak RSS as JSON."""
     from backend.config import get_settings
+    from backend.queueing import pending_key
     from backend.store import ProjectStore, connect
+    from worker.jobs import project_lock
     from worker.refresh import build_version
 
+    settings = get_settings()
     store = ProjectStore(connect(BENCH_REDIS_URL), PREFIX, 1)
     t = time.perf_counter()
-    meta = build_version(store, get_settings())
+    with project_lock(store, settings.lock_ttl):  # as the refresh job holds it: idle workers only help
+        store.r.delete(pending_key(PREFIX, 1))
+        meta = build_version(store, settings)
     wall = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"wall_s": wall, "peak_rss_mb": rss, "ranked": meta.get("ranked"),
@@ -100,7 +105,17 @@ def refresh_once() -> None:
 
 def run_refresh(helpers: int) -> dict:
     """One refresh in a fresh process, with ``helpers`` extra worker processes listening."""
+    from rq import Queue
+
+    from backend.queueing import low_queue, pending_key
+    from backend.store import connect
+
     env = _env()
+    r = connect(BENCH_REDIS_URL)
+    for name in (QUEUE, low_queue(QUEUE)):
+        Queue(name, connection=r).empty()
+    # "A refresh is queued": starting workers must not catch up on the project themselves.
+    r.set(pending_key(PREFIX, 1), 1)
     procs = [subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], env=env, cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(helpers)]
     try:
