@@ -100,7 +100,8 @@ def refresh_once() -> None:
     wall = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"wall_s": wall, "peak_rss_mb": rss, "ranked": meta.get("ranked"),
-                      "kind": meta.get("kind"), "shards": meta.get("shards"), "timings": meta.get("timings")}))
+                      "kind": meta.get("kind"), "shards": meta.get("shards"),
+                      "by_helpers": meta.get("shards_by_helpers"), "timings": meta.get("timings")}))
 
 
 def run_refresh(helpers: int) -> dict:
@@ -157,7 +158,7 @@ def main() -> None:
             res = run_refresh(c - 1)
             results[c].append(res)
             print(f"  run {rep + 1}, {c} worker(s): {res['wall_s']:.2f}s, peak RSS {res['peak_rss_mb']:.0f} MB, "
-                  f"shards {res['shards']}, timings {res['timings']}")
+                  f"shards {res['shards']} ({res['by_helpers']} by helpers), timings {res['timings']}")
     print(f"\nrefresh of {args.pool:,} tasks, warm feature cache (median of {args.repeat}):")
     base = statistics.median(r["wall_s"] for r in results[counts[0]])
     for c in counts:
