@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     train_every: int = Field(1, validation_alias="AL_TRAIN_EVERY", ge=1)
     keep_versions: int = Field(2, validation_alias="AL_KEEP_VERSIONS", ge=1)
     train_interval: float = Field(0.0, validation_alias="AL_TRAIN_INTERVAL", ge=0)
-    strategy: str = Field("margin-coverage", validation_alias="AL_STRATEGY")
+    strategy: str = Field("margin", validation_alias="AL_STRATEGY")
     control_share: float = Field(0.1, validation_alias="AL_CONTROL_SHARE", ge=0, le=1)
     reconcile_interval: float = Field(300.0, validation_alias="AL_RECONCILE_INTERVAL", ge=0)
     push_retry_delay: float = Field(30.0, validation_alias="AL_PUSH_RETRY_DELAY", ge=0)

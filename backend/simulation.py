@@ -57,6 +57,7 @@ from threadpoolctl import threadpool_limits
 
 from backend import selection
 from backend.datasets import BUILTIN, Dataset, load_dataset
+from backend.labeled_set import build_labeled_set
 from backend.features import FeatureSpec, TextFeaturizer
 from backend.label_config import ChoicesControl, LabelConfig, ObjectTag, parse_label_config
 from backend.model import ChoicesClassifier, NotEnoughLabelsError
@@ -226,9 +227,6 @@ def load_label_studio_export(
     control_name : the ``<Choices>`` ``name`` to learn; guessed when there is one.
     label_config : optional label config XML file; then the text is read per its object tags.
     """
-    # The offline tool shares the worker's majority vote rather than keeping a copy of it.
-    from worker.labeled_set import build_labeled_set
-
     path = pathlib.Path(path)
     try:
         tasks = json.loads(path.read_text(encoding="utf-8"))

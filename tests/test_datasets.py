@@ -92,9 +92,9 @@ def test_digits_are_64_pixel_strings(loaded: dict[str, Dataset]) -> None:
     ds = loaded["digits"]
     assert Counter(ds.labels)["0"] == 178
     for text in ds.texts:
-        values = [int(v) for v in text.split(" ")]
-        assert len(values) == 64
-        assert all(0 <= v <= 16 for v in values)
+        words = text.split(" ")
+        assert [w.split("v")[0] for w in words] == [f"p{i}" for i in range(64)]  # position kept
+        assert all(0 <= int(w.split("v")[1]) <= 16 for w in words)
     assert ds.labels[:3] == ["0", "1", "2"]
 
 

@@ -43,7 +43,7 @@ from backend.label_config import ChoicesControl, LabelConfig
 from backend.model import ChoicesClassifier, compact_columns
 from backend.store import ProjectStore
 from backend.versions import load_version, task_utility
-from worker.labeled_set import _answer, build_labeled_set
+from backend.labeled_set import _answer, build_labeled_set
 from worker.pool_features import control_features
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from backend.model import ChoicesClassifier, NotEnoughLabelsError, compact_colum
 from backend.store import ProjectStore
 from backend.versions import load_version, pack_version, task_utility
 from worker import shards
-from worker.labeled_set import build_labeled_set
+from backend.labeled_set import build_labeled_set
 from worker.pool_features import control_features
 
 log = logging.getLogger(__name__)
