@@ -408,6 +408,7 @@ class LabelStudio:
         self.log_path: Path | None = None
         self.data_dir: Path | None = None
         self.startup_seconds = 0.0
+        self.next_retries = 0
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> "LabelStudio":
@@ -528,8 +529,19 @@ class LabelStudio:
         return self._check(self._api.post("/api/ml/", json=body)).json()
 
     def next_task(self, project_id: int) -> dict | None:
-        """The task LS serves the admin next; ``None`` when it has none (404)."""
-        r = self._api.get(f"/api/projects/{project_id}/next/")
+        """The task LS serves the admin next; ``None`` when it has none (404).
+
+        On SQLite, Label Studio's ``/next`` writes a lock row and answers 500
+        ("database is locked", in its log) when the worker's push or prune is
+        writing at that moment; an annotator's next click succeeds, so the
+        harness asks again (a few times, counted in ``next_retries``).
+        """
+        for attempt in range(5):
+            r = self._api.get(f"/api/projects/{project_id}/next/")
+            if r.status_code != 500 or attempt == 4:
+                break
+            self.next_retries += 1
+            time.sleep(0.5)
         return None if r.status_code == 404 else self._check(r).json()
 
     def annotate(self, task_id: int, result: list[dict], **fields: Any) -> dict:
