@@ -58,20 +58,22 @@ def project_with(X: sp.spmatrix, extra: sp.spmatrix | None, n_components: int, r
     if k < 1:
         return np.zeros((n, 1)), (None if extra is None else np.zeros((n_extra, 1)))
 
-    def reduce(M: sp.spmatrix) -> np.ndarray:
-        M = sp.csr_matrix(M, dtype=np.float32)
-        if M.shape[1] <= RP_DIM:
-            return M.toarray()
-        return np.asarray(random_projection(M.shape[1]).transform(M), dtype=np.float32)
-
-    Y = reduce(X)
+    Y = reduce_dim(X)
     sample = Y if n <= fit_rows else Y[rng.choice(n, fit_rows, replace=False)]
     with np.errstate(invalid="ignore", divide="ignore"):  # all-identical rows: zero variance is fine
         pca = PCA(n_components=k, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1))).fit(sample)
     Z = normalize(pca.transform(Y))
     if extra is None:
         return Z, None
-    return Z, (normalize(pca.transform(reduce(extra))) if n_extra else np.zeros((0, k)))
+    return Z, (normalize(pca.transform(reduce_dim(extra))) if n_extra else np.zeros((0, k)))
+
+
+def reduce_dim(X: sp.spmatrix) -> np.ndarray:
+    """Hashed rows to ``RP_DIM`` dense float32 columns by the fixed random projection."""
+    X = sp.csr_matrix(X, dtype=np.float32)
+    if X.shape[1] <= RP_DIM:
+        return X.toarray()
+    return np.asarray(random_projection(X.shape[1]).transform(X), dtype=np.float32)
 
 
 def cluster(

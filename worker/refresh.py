@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from backend import project_options, ranking, selection
 from backend.config import Settings
 from backend.features import FeatureSpec
-from backend.label_config import ChoicesControl, LabelConfig
+from backend.label_config import LabelConfig
 from backend.model import ChoicesClassifier, NotEnoughLabelsError, compact_columns
 from backend.store import ProjectStore
 from backend.versions import load_version, pack_version, task_utility

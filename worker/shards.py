@@ -80,7 +80,7 @@ def fit_geometry(X_sample: sp.csr_matrix, rng: np.random.Generator) -> dict[str,
     the pool's mean direction, estimated from the sample: the mean of a
     uniform sample is an unbiased estimate of the pool's.
     """
-    Y = _reduce(X_sample)
+    Y = ranking.reduce_dim(X_sample)
     k = int(min(N_COMPONENTS, Y.shape[0] - 1, Y.shape[1]))
     centroid = np.asarray(X_sample.mean(axis=0)).ravel().astype(np.float32)
     if k < 1:
@@ -93,19 +93,12 @@ def fit_geometry(X_sample: sp.csr_matrix, rng: np.random.Generator) -> dict[str,
             "centroid": centroid}
 
 
-def _reduce(X: sp.csr_matrix) -> np.ndarray:
-    X = sp.csr_matrix(X, dtype=np.float32)
-    if X.shape[1] <= ranking.RP_DIM:
-        return X.toarray()
-    return np.asarray(ranking.random_projection(X.shape[1]).transform(X), dtype=np.float32)
-
-
 def project_rows(X: sp.csr_matrix, geometry: dict[str, np.ndarray]) -> np.ndarray:
     """L2-normalised coordinates of rows in the shared PCA space."""
     comps = geometry["components"]
     if comps.shape[0] == 0:
         return np.zeros((X.shape[0], 1), np.float32)
-    Z = (_reduce(X) - geometry["mean"]) @ comps.T
+    Z = (ranking.reduce_dim(X) - geometry["mean"]) @ comps.T
     norms = np.linalg.norm(Z, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (Z / norms).astype(np.float32)
