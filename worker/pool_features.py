@@ -7,10 +7,12 @@ chunks and featurises only the cache misses.
 
 from __future__ import annotations
 
+import numpy as np
 import scipy.sparse as sp
 
 from backend.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
-from backend.label_config import ChoicesControl
+from backend.label_config import ChoicesControl, LabelConfig
+from backend.model import ChoicesClassifier
 from backend.store import ProjectStore
 from backend.task_data import TaskDataError, control_text
 
@@ -66,3 +68,34 @@ def control_features(
         del cached, rows, fresh
     X = sp.vstack(parts, format="csr") if len(parts) > 1 else (parts[0] if parts else decode_rows([], spec.n_features))
     return ids, X, skipped
+
+
+def pool_probas(
+    store: ProjectStore,
+    spec: FeatureSpec,
+    config: LabelConfig,
+    models: dict[str, ChoicesClassifier],
+    ids: list[int],
+    X_geo: sp.csr_matrix,
+    max_chars: int,
+) -> dict[str, np.ndarray]:
+    """Probabilities of every trained control for the tasks ``ids`` (rows of ``X_geo``).
+
+    The first control's features are the geometry already read; other
+    controls read their own text, and a task unreadable for one of them
+    gets 0.5 for each of its labels (no opinion).
+    """
+    probas = {}
+    for control in config.controls:
+        model = models.get(control.name)
+        if model is None:
+            continue
+        if control is config.controls[0]:
+            probas[control.name] = model.predict_proba(X_geo)
+            continue
+        c_ids, X_c, _ = control_features(store, spec, control, ids, max_chars)
+        proba = np.full((len(ids), len(model.classes_)), 0.5)
+        pos = {t: i for i, t in enumerate(ids)}
+        proba[[pos[t] for t in c_ids]] = model.predict_proba(X_c)
+        probas[control.name] = proba
+    return probas

@@ -27,7 +27,7 @@ from backend.store import ProjectStore
 from backend.versions import load_version, pack_version, task_utility
 from worker import shards
 from backend.labeled_set import build_labeled_set
-from worker.pool_features import control_features
+from worker.pool_features import control_features, pool_probas
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +107,7 @@ def _score_in_process(store, spec, config, models, pool_ids, settings):
     """Features and probabilities of the whole pool in this process (pools below the shard threshold)."""
     geo_control = config.controls[0]
     ids, X_geo, skipped = control_features(store, spec, geo_control, pool_ids, settings.max_text_chars)
-    probas = {}
-    for control in config.controls:
-        if control.name not in models:
-            continue
-        if control is geo_control:
-            probas[control.name] = models[control.name].predict_proba(X_geo)
-        else:
-            c_ids, X_c, _ = control_features(store, spec, control, ids, settings.max_text_chars)
-            proba = np.full((len(ids), len(models[control.name].classes_)), 0.5)
-            pos = {t: i for i, t in enumerate(ids)}
-            proba[[pos[t] for t in c_ids]] = models[control.name].predict_proba(X_c)
-            probas[control.name] = proba
+    probas = pool_probas(store, spec, config, models, ids, X_geo, settings.max_text_chars)
     return ids, X_geo, probas, skipped
 
 

@@ -31,7 +31,7 @@ from backend.features import FeatureSpec
 from backend.label_config import LabelConfig
 from backend.model import ChoicesClassifier
 from backend.store import ProjectStore
-from worker.pool_features import control_features
+from worker.pool_features import control_features, pool_probas
 
 log = logging.getLogger(__name__)
 
@@ -117,18 +117,10 @@ def score_shard(store: ProjectStore, plan: dict, models: dict[str, ChoicesClassi
         "typicality": np.asarray(X @ _unit(geometry["centroid"])).ravel().astype(np.float32),
         "unreadable": np.asarray([len(skipped)]),
     }
+    probas = pool_probas(store, spec, config, models, kept, X, plan["max_chars"])
     for i, control in enumerate(config.controls):
-        model = models.get(control.name)
-        if model is None:
-            continue
-        if control is geo:
-            proba = model.predict_proba(X)
-        else:
-            c_ids, X_c, _ = control_features(store, spec, control, kept, plan["max_chars"])
-            proba = np.full((len(kept), len(model.classes_)), 0.5)
-            pos = {t: j for j, t in enumerate(kept)}
-            proba[[pos[t] for t in c_ids]] = model.predict_proba(X_c)
-        out[f"proba{i}"] = proba.astype(np.float32)
+        if control.name in probas:
+            out[f"proba{i}"] = probas[control.name].astype(np.float32)
     return _npz(**out)
 
 
