@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from backend import __version__
 from backend.config import Settings, get_settings
+from backend.features import warm_up
 from backend.label_config import UnsupportedConfigError
 from backend.metrics import LATENCY, REQUESTS
 from backend.predictor import Predictor
@@ -57,6 +58,7 @@ async def lifespan(app: FastAPI):
     # Everything loaded so far lives as long as the process: move it out of
     # the garbage collector's sight, so full collections stay short and a
     # 1,000-task request does not pay for scanning the whole heap.
+    warm_up()  # the hasher's tables, before the first request rather than during it
     gc.collect()
     gc.freeze()
     yield

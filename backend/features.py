@@ -15,6 +15,16 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
+from backend import ngram_hash
+
+
+# Which hashing implementation a spec means.  "sklearn" is the original
+# (scikit-learn's HashingVectorizer): models stored before "ngram-v2" keep
+# being served with it until the worker retrains them.  "ngram-v2" hashes the
+# same n-grams with vectorised numpy (5x faster on 1,000 texts; see
+# docs/benchmarks.md), so the hash values, and therefore the columns, differ.
+HASHERS = ("sklearn", "ngram-v2")
+
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -26,12 +36,14 @@ class FeatureSpec:
     # alone on real review/tweet data at 1,000 labels, at a third of the cost
     # of 3-4-grams (see docs/benchmarks.md, "Feature choice").
     char_ngrams: tuple[int, int] | None = (4, 4)
+    hasher: str = "ngram-v2"
 
     @property
     def key(self) -> str:
         """A short id for cache keys: a different spec is a different cache."""
         char = "none" if self.char_ngrams is None else f"{self.char_ngrams[0]}{self.char_ngrams[1]}"
-        return f"h{self.n_features.bit_length() - 1}w{self.word_ngrams[0]}{self.word_ngrams[1]}c{char}"
+        suffix = "" if self.hasher == "sklearn" else "v2"  # old caches keep their keys
+        return f"h{self.n_features.bit_length() - 1}w{self.word_ngrams[0]}{self.word_ngrams[1]}c{char}{suffix}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,10 +51,14 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureSpec":
         char = d.get("char_ngrams")
+        hasher = d.get("hasher", "sklearn")  # specs stored before the hasher was named
+        if hasher not in HASHERS:
+            raise ValueError(f"unknown feature hasher {hasher!r}; expected one of {', '.join(HASHERS)}")
         return cls(
             n_features=int(d["n_features"]),
             word_ngrams=tuple(d["word_ngrams"]),
             char_ngrams=None if char is None else tuple(char),
+            hasher=hasher,
         )
 
 
@@ -50,28 +66,36 @@ class TextFeaturizer:
     """Turn texts into L2-normalised hashed n-gram rows (float32 CSR).
 
     Word and character n-grams share one hashed space; the character part
-    makes the model robust to typos and inflections on short texts.
+    makes the model robust to typos and inflections on short texts.  Counts
+    are sublinear (``log1p``).
     """
 
     def __init__(self, spec: FeatureSpec | None = None) -> None:
         self.spec = spec or FeatureSpec()
-        common = dict(n_features=self.spec.n_features, alternate_sign=False, norm=None, dtype=np.float32)
-        self._word = HashingVectorizer(ngram_range=self.spec.word_ngrams, **common)
-        self._char = (
-            HashingVectorizer(analyzer="char_wb", ngram_range=self.spec.char_ngrams, **common)
-            if self.spec.char_ngrams
-            else None
-        )
 
     def transform(self, texts: list[str]) -> sp.csr_matrix:
         """Features for ``texts``, shape ``(len(texts), spec.n_features)``."""
         if not texts:
             return sp.csr_matrix((0, self.spec.n_features), dtype=np.float32)
-        X = self._word.transform(texts)
-        if self._char is not None:
-            X = X + self._char.transform(texts)
-        X.data = np.log1p(X.data)  # sublinear term frequency
-        return normalize(X, copy=False).astype(np.float32, copy=False).tocsr()
+        if self.spec.hasher == "sklearn":
+            return _sklearn_transform(self.spec, texts)
+        return ngram_hash.transform(
+            texts, self.spec.n_features, word_ngrams=self.spec.word_ngrams, char_ngrams=self.spec.char_ngrams
+        )
+
+
+def warm_up() -> None:
+    """Build the hasher's per-process tables now (~0.2 s), e.g. before a worker forks."""
+    TextFeaturizer().transform(["warm up"])
+
+
+def _sklearn_transform(spec: FeatureSpec, texts: list[str]) -> sp.csr_matrix:
+    common = dict(n_features=spec.n_features, alternate_sign=False, norm=None, dtype=np.float32)
+    X = HashingVectorizer(ngram_range=spec.word_ngrams, **common).transform(texts)
+    if spec.char_ngrams:
+        X = X + HashingVectorizer(analyzer="char_wb", ngram_range=spec.char_ngrams, **common).transform(texts)
+    X.data = np.log1p(X.data)  # sublinear term frequency
+    return normalize(X, copy=False).astype(np.float32, copy=False).tocsr()
 
 
 def encode_row(X: sp.csr_matrix, i: int) -> bytes:

@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 # Import the heavy modules before RQ forks a work horse per job.
 import worker.jobs  # noqa: F401
 from backend.config import Settings, get_settings
-from backend.features import FeatureSpec
+from backend.features import FeatureSpec, warm_up
 from backend.queueing import low_queue
 from backend.ranking import random_projection
 from backend.store import connect
@@ -38,6 +38,7 @@ def run(settings: Settings | None = None, *, burst: bool = False) -> bool:
         threadpool_limits(settings.worker_threads)
     r = connect(settings.redis_url)
     random_projection(FeatureSpec().n_features)  # built once here, inherited by every job's fork
+    warm_up()  # the hasher's character tables, likewise
     queues = [Queue(settings.queue_name, connection=r), Queue(low_queue(settings.queue_name), connection=r)]
     stop = threading.Event()
     if not burst:
