@@ -21,7 +21,7 @@ import redis
 from backend import project_options, ranking
 from backend.config import Settings
 from backend.label_config import LabelConfig, config_hash, parse_label_config
-from backend.ls_client import LabelStudioClient, LabelStudioError
+from backend.ls_client import LabelStudioClient, LabelStudioError, credential_conflict, resolve_credentials
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
 from backend.queueing import request_refresh, request_sync
 from backend.store import ProjectStore, UnknownProjectError
@@ -90,6 +90,9 @@ class Predictor:
                 "project_epoch": project_epoch,
             }
         )
+        conflict = credential_conflict(self.settings, store.config())
+        if conflict:
+            log.warning("project %s: %s", project_id, conflict)
         if old != cfg.config_hash:
             log.info("project %s: label config set up (%d control(s))", project_id, len(cfg.controls))
             # A newly connected project: read its existing tasks and annotations first.
@@ -139,15 +142,13 @@ class Predictor:
         s = self.settings
 
         def fetch(link: str) -> str:
-            url, key = s.label_studio_url, s.label_studio_api_key.get_secret_value()
-            if not url:
-                cfg = self.store(project_id).config()
-                url, key = cfg.get("hostname") or "", key or cfg.get("access_token") or ""
-            if not url:
+            creds = resolve_credentials(s, self.store(project_id).config())
+            if creds is None:
                 raise TaskDataError(
                     "the text is a URL and no Label Studio URL is known to read it "
                     "(set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)"
                 )
+            url, key = creds.url, creds.key
             client = self._clients.get((url, key))
             if client is None:
                 client = self._clients[(url, key)] = LabelStudioClient(url, key, timeout=s.fetch_timeout)

@@ -12,6 +12,7 @@ from backend import metrics, schemas
 from backend.auth import require_basic, require_webhook_auth
 from backend.dashboard import read_summary
 from backend.job_status import project_jobs
+from backend.ls_client import credential_conflict
 from backend.predictor import Predictor
 from backend.queueing import request_refresh
 from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
@@ -116,6 +117,8 @@ def status(project: str, predictor: PredictorDep) -> dict:
         "status": store.status(),
         "jobs": project_jobs(store.r, [s.queue_name], store.pid),
         "progress": read_summary(store),
+        # Set when LABEL_STUDIO_URL/_API_KEY and /setup's hostname/token disagree (never holds a key).
+        "credentials_warning": credential_conflict(s, store.config()),
     }
 
 

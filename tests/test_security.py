@@ -1,0 +1,219 @@
+"""Each attack of the security review (issue 13), replayed against the real processes.
+
+Every test is named after the attack it replays and asserts that the attack
+fails.  The backend runs as ``al-backend serve`` in a subprocess and the
+worker as ``al-backend worker --burst``, both on the tests' own Redis
+database; "attacker" and "Label Studio" are real HTTP servers on loopback
+that record every request they get.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import PREFIX, QUEUE, TEST_REDIS_URL, predict_body, setup_body
+
+REPO = Path(__file__).resolve().parents[1]
+AL_BACKEND = str(Path(sys.executable).with_name("al-backend"))
+ENV_KEY = "env-secret-key-4d1f"  # LABEL_STUDIO_API_KEY in the attacks below
+SETUP_TOKEN = "setup-token-91ab"
+
+
+# -- real HTTP servers that record what they receive ---------------------------
+class Recorder(BaseHTTPRequestHandler):
+    """Answers every request with a small body and records ``(method, path, headers)``."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.server.seen.append((self.command, self.path, dict(self.headers)))  # type: ignore[attr-defined]
+        body = self.server.body_for(self.path)  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _answer  # noqa: N815 - http.server naming
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class RecordingServer:
+    def __init__(self, body_for=lambda path: b"great lovely film") -> None:
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+        self.srv.seen = []  # type: ignore[attr-defined]
+        self.srv.body_for = body_for  # type: ignore[attr-defined]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
+
+    @property
+    def seen(self) -> list[tuple[str, str, dict]]:
+        return self.srv.seen  # type: ignore[attr-defined]
+
+    def headers_text(self) -> str:
+        return " ".join(f"{k}: {v}" for _, _, h in self.seen for k, v in h.items())
+
+    def close(self) -> None:
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.fixture
+def attacker():
+    srv = RecordingServer()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def label_studio():
+    srv = RecordingServer()
+    yield srv
+    srv.close()
+
+
+# -- the real processes --------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LABEL_STUDIO_URL", "LABEL_STUDIO_HOST", "LABEL_STUDIO_API_KEY", "BASIC_AUTH_USER",
+                        "BASIC_AUTH_PASS", "AL_WEBHOOK_TOKEN", "AL_ALLOW_INSECURE", "AL_FETCH_ALLOW_HOSTS")}
+    env.update(REDIS_URL=TEST_REDIS_URL, AL_KEY_PREFIX=PREFIX, AL_QUEUE=QUEUE, AL_MODEL_POLL_INTERVAL="0",
+               AL_WORKER_NICE="0", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+class Served:
+    """``al-backend serve`` in a subprocess; its log is kept for assertions."""
+
+    def __init__(self, env: dict[str, str], args: list[str], tmp: Path) -> None:
+        self.port = free_port()
+        self.log_path = tmp / f"serve-{self.port}.log"
+        self.log = self.log_path.open("wb")
+        self.proc = subprocess.Popen([AL_BACKEND, "serve", "--port", str(self.port), "--workers", "1", *args],
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+
+    def wait_up(self, timeout: float = 60) -> "Served":
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"al-backend serve exited {self.proc.returncode}: {self.output()}")
+            try:
+                if self.http.get("/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"al-backend serve did not start: {self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.http.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def serve(redis_conn, tmp_path):
+    started: list[Served] = []
+
+    def start(env: dict[str, str], *args: str, wait: bool = True) -> Served:
+        s = Served(env, list(args), tmp_path)
+        started.append(s)
+        return s.wait_up() if wait else s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def run_worker_process(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``al-backend worker --burst``: every queued job runs in RQ's real forking worker."""
+    return subprocess.run([AL_BACKEND, "worker", "--burst"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+
+
+# -- issue 13 item 1: the Label Studio API key leak ----------------------------
+def test_attack_env_key_sent_to_setup_hostname_fails(serve, attacker):
+    """LABEL_STUDIO_API_KEY set, LABEL_STUDIO_URL unset, an unauthenticated /setup naming the attacker.
+
+    Before: the worker (and /predict's URL fetcher) paired the environment's
+    key with /setup's hostname and sent ``Token <key>`` to the attacker.
+    """
+    env = base_env(LABEL_STUDIO_API_KEY=ENV_KEY, AL_FETCH_ALLOW_HOSTS="127.0.0.1")
+    backend = serve(env)
+    body = setup_body()
+    body["hostname"], body["access_token"] = attacker.url, ""
+    assert backend.http.post("/setup", json=body).status_code == 200
+    done = run_worker_process(env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    backend.http.post("/predict", json=predict_body([(5, "/data/upload/1/a.txt"), (6, f"{attacker.url}/b.txt")]))
+    assert ENV_KEY not in attacker.headers_text()
+    assert ENV_KEY not in backend.output() + done.stderr + done.stdout
+    status = backend.http.get("/status/1").json()
+    assert "LABEL_STUDIO_URL" in status["credentials_warning"] and ENV_KEY not in str(status)
+    assert "WARNING" in backend.output() and "LABEL_STUDIO_URL is not" in backend.output()
+
+
+def test_attack_setup_token_mixed_with_label_studio_url_fails(serve, attacker, label_studio):
+    """Both pairs set and disagreeing: each key goes only to its own host, and the log says so."""
+    env = base_env(LABEL_STUDIO_URL=label_studio.url, LABEL_STUDIO_API_KEY=ENV_KEY,
+                   AL_FETCH_ALLOW_HOSTS="127.0.0.1")
+    backend = serve(env)
+    body = setup_body()
+    body["hostname"], body["access_token"] = attacker.url, SETUP_TOKEN
+    assert backend.http.post("/setup", json=body).status_code == 200
+    done = run_worker_process(env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    backend.http.post("/predict", json=predict_body([(5, "/data/upload/1/a.txt"), (6, f"{attacker.url}/b.txt")]))
+    assert ENV_KEY not in attacker.headers_text() and SETUP_TOKEN not in attacker.headers_text()
+    assert SETUP_TOKEN not in label_studio.headers_text()
+    assert f"Token {ENV_KEY}" in label_studio.headers_text()  # the worker did talk to Label Studio
+    warning = backend.http.get("/status/1").json()["credentials_warning"]
+    assert "is not the hostname" in warning or "LABEL_STUDIO_URL is" in warning
+    assert SETUP_TOKEN not in backend.output() and ENV_KEY not in backend.output()
+
+
+def test_attack_read_stored_tokens_through_routes_fails(client):
+    """The /setup access token is stored in Redis; no route answers it back."""
+    body = setup_body()
+    body["hostname"], body["access_token"] = "http://ls.example:8080", SETUP_TOKEN
+    assert client.post("/setup", json=body).status_code == 200
+    for route in client.app.routes:
+        if "GET" not in getattr(route, "methods", ()) or route.path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+            continue
+        path = route.path.replace("{project}", "1")
+        r = client.get(path)
+        assert SETUP_TOKEN not in r.text, path
