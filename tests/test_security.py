@@ -217,3 +217,50 @@ def test_attack_read_stored_tokens_through_routes_fails(client):
         path = route.path.replace("{project}", "1")
         r = client.get(path)
         assert SETUP_TOKEN not in r.text, path
+
+
+# -- issue 13 item 5: code from Redis -------------------------------------------
+class _Planted:
+    """Unpickling this creates the marker file: proof that code from Redis ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def plant_pickled_job(r, marker: Path, job_id: str = "refresh-1-planted0pickle") -> str:
+    """A job hash whose ``data`` and ``meta`` are pickles, queued and in the failed registry."""
+    import pickle
+    import zlib
+
+    payload = pickle.dumps(_Planted(marker))
+    r.hset(f"rq:job:{job_id}", mapping={
+        "data": zlib.compress(payload), "meta": payload, "status": "queued", "origin": QUEUE,
+        "description": "planted", "created_at": "2026-11-30T00:00:00.000000Z",
+        "enqueued_at": "2026-11-30T00:00:00.000000Z", "timeout": 60,
+    })
+    r.rpush(f"rq:queue:{QUEUE}", job_id)
+    r.sadd("rq:queues", f"rq:queue:{QUEUE}")
+    r.zadd(f"rq:failed:{QUEUE}", {job_id: time.time() + 3600})
+    return job_id
+
+
+def test_attack_pickle_planted_in_redis_runs_nothing(serve, redis_conn, tmp_path):
+    """A pickle in a job hash: /status lists the job, the worker takes it, and no code runs."""
+    marker = tmp_path / "pickle-ran"
+    env = base_env()
+    backend = serve(env)
+    assert backend.http.post("/setup", json=setup_body()).status_code == 200
+    job_id = plant_pickled_job(redis_conn, marker)
+    status = backend.http.get("/status/1")
+    assert status.status_code == 200, status.text
+    listed = {j["id"]: j for jobs in status.json()["jobs"].values() for j in jobs}
+    assert listed[job_id]["job"] == "refresh_project" and listed[job_id]["description"] == "planted"
+    assert not marker.exists(), "/status unpickled a job planted in Redis"
+    done = run_worker_process(env)
+    assert not marker.exists(), "the worker unpickled a job planted in Redis"
+    assert done.returncode == 0, done.stderr[-3000:]
+    # The legitimate job /setup queued still ran (as JSON) beside the planted one.
+    assert redis_conn.zcard(f"rq:finished:{QUEUE}") >= 1
