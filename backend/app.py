@@ -13,12 +13,14 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import redis
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
 from backend import __version__
+from backend.auth import require_basic
 from backend.config import Settings, get_settings
 from backend.label_config import UnsupportedConfigError
 from backend.metrics import LATENCY, REQUESTS
@@ -70,12 +72,24 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
         title="Label Studio active-learning backend",
         version=__version__,
         description="A Label Studio ML backend that pre-annotates, retrains and orders the queue.",
+        # Served below behind the same basic auth as the API (the schema maps every route).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.predictor = Predictor(r or connect(settings.redis_url), settings)
     app.include_router(router)
     app.include_router(protected)
     app.include_router(dashboard)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_basic)])
+    def openapi_schema() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require_basic)])
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):

@@ -110,7 +110,8 @@ def credential_conflict(settings: Any, cfg: Mapping[str, Any]) -> str | None:
     if env_key and not env_url:
         return ("LABEL_STUDIO_API_KEY is set but LABEL_STUDIO_URL is not, so the key is never sent "
                 "(it goes only to LABEL_STUDIO_URL); set LABEL_STUDIO_URL")
-    if env_url and setup_url and origin(env_url) != origin(setup_url):
+    # The same key under two names of one host (compose: localhost vs the service alias) is no conflict.
+    if env_url and setup_url and origin(env_url) != origin(setup_url) and setup_key and setup_key != env_key:
         return (f"Label Studio sent hostname {setup_url[:200]!r} with /setup, but LABEL_STUDIO_URL is "
                 f"{env_url!r}: using LABEL_STUDIO_URL, and /setup's access token is not used")
     if env_url and env_key and setup_key and setup_key != env_key:

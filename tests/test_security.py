@@ -264,3 +264,69 @@ def test_attack_pickle_planted_in_redis_runs_nothing(serve, redis_conn, tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     # The legitimate job /setup queued still ran (as JSON) beside the planted one.
     assert redis_conn.zcard(f"rq:finished:{QUEUE}") >= 1
+
+
+# -- issue 13 item 3: open by default (and the small items: half-set auth, /docs) -----
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses of the sockets listening on ``port``, from the kernel's own tables."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, _, p = local.partition(":")
+            if state == "0A" and int(p, 16) == port:
+                found.add(addr if width == 32 else socket.inet_ntoa(bytes.fromhex(addr)[::-1]))
+    return found
+
+
+def test_attack_open_network_port_by_default_fails(serve):
+    """``serve`` with no --host binds loopback only, not every interface."""
+    backend = serve(base_env())
+    assert listening_addresses(backend.port) == {"127.0.0.1"}
+
+
+def test_attack_serve_all_interfaces_without_auth_is_refused(serve):
+    refused = serve(base_env(), "--host", "0.0.0.0", wait=False)
+    assert refused.proc.wait(60) == 2
+    assert "refusing to serve 0.0.0.0 without authentication" in refused.output()
+    # The explicit opt-in, or basic auth, lets it serve.
+    assert serve(base_env(AL_ALLOW_INSECURE="1"), "--host", "0.0.0.0").proc.poll() is None
+    secured = serve(base_env(BASIC_AUTH_USER="ls", BASIC_AUTH_PASS="pw-7c1e"), "--host", "0.0.0.0")
+    assert secured.http.get("/versions").status_code == 401
+
+
+@pytest.mark.parametrize("half", [{"BASIC_AUTH_PASS": "pw-only-5e2a"}, {"BASIC_AUTH_USER": "user-only"}])
+def test_attack_half_set_auth_silently_off_is_refused(serve, half):
+    proc = serve(base_env(**half), wait=False)
+    assert proc.proc.wait(60) == 2
+    out = proc.output()
+    assert "BASIC_AUTH_USER and BASIC_AUTH_PASS must be set together" in out
+    assert "pw-only-5e2a" not in out
+
+
+def test_attack_unauthenticated_requests_with_auth_on_fail(serve, attacker):
+    """With auth on, every operation (docs and schema included) needs it; /health stays open for probes."""
+    backend = serve(base_env(BASIC_AUTH_USER="ls", BASIC_AUTH_PASS="pw-7c1e", AL_WEBHOOK_TOKEN="hook-3b9d"))
+    assert backend.http.get("/openapi.json").status_code == 401
+    assert backend.http.get("/docs").status_code == 401
+    schema = backend.http.get("/openapi.json", auth=("ls", "pw-7c1e")).json()
+    assert backend.http.get("/docs", auth=("ls", "pw-7c1e")).status_code == 200
+    body = setup_body()
+    body["hostname"] = attacker.url
+    checked = 0
+    for path, ops in schema["paths"].items():
+        for method in ops:
+            url = path.replace("{project}", "1")
+            r = backend.http.request(method.upper(), url, json=body if method == "post" else None)
+            if path in ("/health", "/"):
+                assert r.status_code == 200
+            else:
+                assert r.status_code == 401, (method, path, r.status_code)
+                checked += 1
+    assert checked >= 8
+    assert backend.http.post("/webhook?token=wrong", json={"action": "START_TRAINING"}).status_code == 401
+    assert attacker.seen == []
