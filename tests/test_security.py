@@ -330,3 +330,148 @@ def test_attack_unauthenticated_requests_with_auth_on_fail(serve, attacker):
     assert checked >= 8
     assert backend.http.post("/webhook?token=wrong", json={"action": "START_TRAINING"}).status_code == 401
     assert attacker.seen == []
+
+
+# -- issue 13 item 4: SSRF, unbounded bodies, no deadline -----------------------
+class Hostile(BaseHTTPRequestHandler):
+    """``/huge``: 1 GB chunked with no Content-Length; ``/drip``: a byte a second, forever;
+    ``/redirect``: 302 to ``server.target``."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 - http.server naming
+        self.server.hits.append(self.path)  # type: ignore[attr-defined]
+        try:
+            if self.path.startswith("/huge"):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b"a" * 2**20
+                for _ in range(1024):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+            elif self.path.startswith("/drip"):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                for _ in range(100000):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(1)
+            else:
+                self.send_response(302)
+                self.send_header("Location", self.server.target)  # type: ignore[attr-defined]
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+        except OSError:
+            pass  # the backend hung up, as it should
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def hostile(attacker):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    srv.daemon_threads = True
+    srv.hits, srv.target = [], f"{attacker.url}/metadata"  # type: ignore[attr-defined]
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_attack_ssrf_to_loopback_private_and_metadata_fails(serve, attacker, redis_conn):
+    """Task texts naming loopback, private and link-local addresses are never fetched, and every
+    refusal answers exactly like a failed fetch (the score does not tell which)."""
+    backend = serve(base_env())
+    body = setup_body()
+    body["hostname"], body["access_token"] = attacker.url, "t"  # /setup names a loopback host
+    assert backend.http.post("/setup", json=body).status_code == 200
+    port = attacker.url.rsplit(":", 1)[1]
+    urls = [f"{attacker.url}/a.txt", "/data/upload/1/a.txt", f"http://localhost:{port}/b.txt",
+            f"http://[::ffff:127.0.0.1]:{port}/c.txt", "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.1/x", f"http://127.0.0.1:{TEST_REDIS_URL.rsplit(':', 1)[1].split('/')[0]}/",
+            "http://127.0.0.1:1/unreachable"]
+    tasks = [(i + 1, u) for i, u in enumerate(urls)]
+    answer = backend.http.post("/predict", json=predict_body(tasks))
+    assert answer.status_code == 200
+    results = answer.json()["results"]
+    assert attacker.seen == []
+    assert {(str(r["result"]), r["score"]) for r in results} == {("[]", results[0]["score"])}
+    assert "169.254" not in answer.text
+    # The worker, which featurises the pool these tasks joined, refuses them too.  (Its Label
+    # Studio API calls do go to /setup's hostname, with /setup's own token: see the README.)
+    done = run_worker_process(base_env())
+    assert done.returncode == 0
+    assert [path for _, path, _ in attacker.seen if not path.startswith("/api/")] == []
+
+
+def test_attack_unbounded_body_fails(serve, hostile):
+    """A 1 GB chunked body (no Content-Length) is cut at AL_FETCH_MAX_BYTES: the process stays small."""
+    srv, url = hostile
+    backend = serve(base_env(AL_FETCH_ALLOW_HOSTS="127.0.0.1", AL_FETCH_MAX_BYTES=str(2 * 2**20)))
+    before = peak_rss_mb(backend.proc.pid)
+    t0 = time.monotonic()
+    r = backend.http.post("/predict", json=predict_body([(1, f"{url}/huge.txt")]))
+    assert r.status_code == 200 and r.json()["results"][0]["result"] == []
+    assert srv.hits == ["/huge.txt"]
+    assert peak_rss_mb(backend.proc.pid) - before < 100, "the body was read past the cap"
+    assert time.monotonic() - t0 < 30
+
+
+def test_attack_drip_server_holds_request_fails(serve, hostile):
+    """A server that drips a byte a second is cut off at the total deadline, not held for minutes."""
+    srv, url = hostile
+    backend = serve(base_env(AL_FETCH_ALLOW_HOSTS="127.0.0.1", AL_FETCH_TIMEOUT="2"))
+    t0 = time.monotonic()
+    r = backend.http.post("/predict", json=predict_body([(1, f"{url}/drip.txt"), (2, f"{url}/drip2.txt")]))
+    elapsed = time.monotonic() - t0
+    assert r.status_code == 200 and [x["result"] for x in r.json()["results"]] == [[], []]
+    assert elapsed < 2 * 2 * 1.25 + 3, f"held {elapsed:.1f} s"
+
+
+def test_attack_redirect_to_internal_address_fails(serve, hostile, attacker):
+    """An allowed host answering 302 to an internal address: the redirect is not followed."""
+    srv, url = hostile
+    backend = serve(base_env(AL_FETCH_ALLOW_HOSTS="127.0.0.1"))
+    r = backend.http.post("/predict", json=predict_body([(1, f"{url}/redirect.txt")]))
+    assert r.status_code == 200 and r.json()["results"][0]["result"] == []
+    assert srv.hits == ["/redirect.txt"] and attacker.seen == []
+
+
+def test_attack_dns_rebinding_fails(settings, attacker):
+    """The address checked is the address connected to: a name is resolved once, and a public-only
+    host that resolves to loopback is refused."""
+    from backend.config import Settings
+    from backend.fetch import SafeFetcher
+    from backend.task_data import TaskDataError
+
+    port = int(attacker.url.rsplit(":", 1)[1])
+    calls = []
+
+    def resolve(host, p, **kw):  # "files.internal" exists only here, not in any DNS
+        calls.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", p))]
+
+    pinned = SafeFetcher(Settings(AL_FETCH_ALLOW_HOSTS="files.internal"), resolve=resolve)
+    assert pinned.fetch(f"http://files.internal:{port}/t.txt", None) == "great lovely film"
+    assert calls == ["files.internal"]
+    assert attacker.seen[-1][2]["Host"] == f"files.internal:{port}"  # connected to the checked IP
+    rebinding = SafeFetcher(Settings(AL_FETCH_ALLOW_HOSTS="*"),
+                            resolve=lambda h, p, **kw: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", p))])
+    with pytest.raises(TaskDataError) as refused:
+        rebinding.fetch(f"http://rebind.example:{port}/t.txt", None)
+    with pytest.raises(TaskDataError) as failed:
+        pinned.fetch("http://files.internal:1/t.txt", None)  # nothing listens: a failure, not a refusal
+    assert str(refused.value) == str(failed.value)
+    assert len(attacker.seen) == 1
