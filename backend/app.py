@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from backend import __version__
 from backend.auth import require_basic
+from backend.body_limit import BodyLimit
 from backend.config import Settings, get_settings
 from backend.label_config import UnsupportedConfigError
 from backend.metrics import LATENCY, REQUESTS
@@ -31,8 +32,6 @@ from backend.store import UnknownProjectError, connect
 from backend.webhooks import MalformedEventError
 
 log = logging.getLogger("backend")
-
-MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 def redis_location(url: str) -> str:
@@ -79,6 +78,8 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
     )
     app.state.settings = settings
     app.state.predictor = Predictor(r or connect(settings.redis_url), settings)
+    # Added before ``observe``, so it runs inside it and its 413s are logged and counted.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(router)
     app.include_router(protected)
     app.include_router(dashboard)
@@ -93,9 +94,6 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return _error(413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
         start = time.perf_counter()
         response = await call_next(request)
         elapsed = time.perf_counter() - start

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # Serving on a non-loopback address without basic auth needs this explicit opt-in.
     allow_insecure: bool = Field(False, validation_alias="AL_ALLOW_INSECURE")
     max_text_chars: int = Field(100_000, validation_alias="AL_MAX_TEXT_CHARS", ge=100)
+    # Request bodies over this get 413, counted as they stream (chunked ones too).
+    max_body_bytes: int = Field(64 * 2**20, validation_alias="AL_MAX_BODY_BYTES", ge=1024)
     # Task data URLs: total deadline per fetch, byte cap, and hosts allowed besides Label Studio's.
     fetch_timeout: float = Field(5.0, validation_alias="AL_FETCH_TIMEOUT", gt=0)
     fetch_max_bytes: int = Field(10 * 2**20, validation_alias="AL_FETCH_MAX_BYTES", ge=1024)

@@ -16,6 +16,7 @@ from backend.ls_client import credential_conflict
 from backend.predictor import Predictor
 from backend.queueing import request_refresh
 from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
+from backend.task_data import without_lone_surrogates
 from backend.webhooks import handle_event, parse_event
 
 MODEL_CLASS = "ActiveLearningTextClassifier"
@@ -67,7 +68,7 @@ def predict(body: schemas.PredictRequest, predictor: PredictorDep) -> Response:
     if body.project is None:
         raise ValueError('"project" is required, as "<id>.<created_epoch>"')
     pid = parse_project_id(body.project)
-    tasks = [{"id": t.id, "data": t.data} for t in body.tasks]
+    tasks = [{"id": t.id, "data": without_lone_surrogates(t.data)} for t in body.tasks]
     results = predictor.predict(pid, tasks, body.label_config)
     return Response(orjson.dumps({"results": results}), media_type="application/json")
 
@@ -75,7 +76,7 @@ def predict(body: schemas.PredictRequest, predictor: PredictorDep) -> Response:
 @router.post("/webhook", dependencies=[Depends(require_webhook_auth)], response_model=schemas.WebhookResponse)
 def webhook(body: Annotated[dict[str, Any], Body()], predictor: PredictorDep) -> JSONResponse:
     """Record the event and enqueue (coalesced) worker jobs; answers in milliseconds."""
-    action, event = parse_event(body)
+    action, event = parse_event(without_lone_surrogates(body))
     if event is None:
         return JSONResponse({"status": "ignored", "action": action, "detail": "event not used by this backend"})
     pid = event.project.id

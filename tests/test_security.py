@@ -9,6 +9,7 @@ that record every request they get.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PREFIX, QUEUE, TEST_REDIS_URL, predict_body, setup_body
+from tests.conftest import PREFIX, QUEUE, TEST_REDIS_URL, annotation_event, predict_body, setup_body
 
 REPO = Path(__file__).resolve().parents[1]
 AL_BACKEND = str(Path(sys.executable).with_name("al-backend"))
@@ -475,3 +476,45 @@ def test_attack_dns_rebinding_fails(settings, attacker):
         pinned.fetch("http://files.internal:1/t.txt", None)  # nothing listens: a failure, not a refusal
     assert str(refused.value) == str(failed.value)
     assert len(attacker.seen) == 1
+
+
+# -- issue 13 item 6: the smaller ones in this helper's files --------------------
+def test_attack_chunked_body_over_the_cap_fails(serve):
+    """A body with no Content-Length (chunked) over the cap gets 413, counted while it streams."""
+    backend = serve(base_env(AL_MAX_BODY_BYTES=str(2**20)))
+    sent = 0
+
+    def chunks():
+        nonlocal sent
+        head = b'{"tasks": [{"id": 1, "data": {"text": "'
+        yield head
+        sent += len(head)
+        for _ in range(200):  # 200 MB if nobody stops it
+            yield b"a" * 2**20
+            sent += 2**20
+
+    try:
+        r = backend.http.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413, r.text
+        assert "request body over 1 MB" in r.json()["detail"]
+    except httpx.WriteError:
+        pass  # the server hung up on the rest of the body, after refusing it
+    assert sent < 50 * 2**20
+    assert backend.http.get("/health").status_code == 200
+    # A declared Content-Length over the cap is refused before the body is read.
+    r = backend.http.post("/predict", content=b"x" * (2**20 + 1), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_attack_lone_surrogate_in_task_data_fails(serve):
+    """``\\ud800`` in a task's text, in /predict and in webhooks, is a per-task matter, never a 500."""
+    backend = serve(base_env())
+    assert backend.http.post("/setup", json=setup_body()).status_code == 200
+    body = json.dumps(predict_body([(1, "bad \ud800 text"), (2, "fine text")]))
+    assert "\\ud800" in body
+    r = backend.http.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200 and len(r.json()["results"]) == 2
+    event = json.dumps(annotation_event(1, 1, "x \udfff y", "pos"))
+    r = backend.http.post("/webhook", content=event, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert backend.http.get("/status/1").json()["annotations"] == 1
