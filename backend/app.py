@@ -27,7 +27,7 @@ from backend.label_config import UnsupportedConfigError
 from backend.metrics import LATENCY, REQUESTS
 from backend.predictor import Predictor
 from backend.dashboard import router as dashboard
-from backend.routes import protected, router
+from backend.routes import errors, protected, router
 from backend.store import UnknownProjectError, connect
 from backend.webhooks import MalformedEventError
 
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(router)
     app.include_router(protected)
-    app.include_router(dashboard)
+    app.include_router(dashboard, responses=errors(400, 401, 404, 503))
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_basic)])
     def openapi_schema() -> JSONResponse:
