@@ -44,6 +44,7 @@ from backend.task_data import Fetch, TaskDataError
 log = logging.getLogger(__name__)
 
 UNREADABLE = "the text given as a URL could not be read"
+BREAKER = 5  # failures in a row on one host before a project's fetcher stops trying it
 
 
 class _Refused(Exception):
@@ -162,14 +163,26 @@ class SafeFetcher:
         """A ``Fetch`` for one project: its credentials are looked up on the first URL only.
 
         ``config`` returns the project's stored ``/setup`` fields; tasks with
-        inline text never call it.
+        inline text never call it.  After ``BREAKER`` failures in a row on one
+        host, its other URLs are skipped without a try: a pool of texts on a
+        dead host costs a few deadlines per refresh, not one per task.
         """
         creds: list[Credentials | None] = []
+        failures: dict[str, int] = {}
 
         def fetch(link: str) -> str:
             if not creds:
                 creds.append(resolve_credentials(self.settings, config()))
-            return self.fetch(link, creds[0])
+            host = urlsplit(link).hostname or ""
+            if failures.get(host, 0) >= BREAKER:
+                raise TaskDataError(UNREADABLE)
+            try:
+                text = self.fetch(link, creds[0])
+            except TaskDataError:
+                failures[host] = failures.get(host, 0) + 1
+                raise
+            failures[host] = 0
+            return text
 
         return fetch
 

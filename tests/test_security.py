@@ -518,3 +518,19 @@ def test_attack_lone_surrogate_in_task_data_fails(serve):
     r = backend.http.post("/webhook", content=event, headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
     assert backend.http.get("/status/1").json()["annotations"] == 1
+
+
+def test_attack_many_dead_urls_stall_the_worker_fails(settings, redis_conn, hostile):
+    """A pool of texts on a host that never answers costs a few deadlines, not one per task."""
+    from backend.config import Settings
+    from backend.fetch import BREAKER, SafeFetcher
+    from backend.task_data import TaskDataError
+
+    srv, url = hostile
+    fetcher = SafeFetcher(Settings(AL_FETCH_ALLOW_HOSTS="127.0.0.1", AL_FETCH_TIMEOUT="0.5"))
+    fetch = fetcher.for_project(dict)
+    t0 = time.monotonic()
+    for i in range(40):
+        with pytest.raises(TaskDataError):
+            fetch(f"{url}/drip-{i}.txt")
+    assert len(srv.hits) == BREAKER and time.monotonic() - t0 < BREAKER * 0.5 * 1.25 + 5
