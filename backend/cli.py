@@ -14,7 +14,7 @@ import tempfile
 
 from pydantic import ValidationError
 
-from backend.config import get_settings
+from backend.config import Settings, get_settings
 
 
 def _logging(level: str) -> None:
@@ -31,10 +31,10 @@ def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        return False  # a host name (or 0.0.0.0's cousins): assume it is reachable
+        return False  # a host name: assume others can reach it
 
 
-def bind_refusal(host: str, settings) -> str | None:
+def bind_refusal(host: str, settings: Settings) -> str | None:
     """Why ``serve`` must not start on ``host`` with these settings, or ``None``.
 
     Safe by default: with no basic auth, anyone who reaches the port can
