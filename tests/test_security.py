@@ -384,6 +384,13 @@ def hostile(attacker):
     srv.server_close()
 
 
+def set_up_with_hostname(backend: "Served", url: str) -> None:
+    """A project whose /setup names ``url`` as Label Studio: the old code then fetched task URLs."""
+    body = setup_body()
+    body["hostname"], body["access_token"] = url, "t"
+    assert backend.http.post("/setup", json=body).status_code == 200
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -421,6 +428,7 @@ def test_attack_unbounded_body_fails(serve, hostile):
     """A 1 GB chunked body (no Content-Length) is cut at AL_FETCH_MAX_BYTES: the process stays small."""
     srv, url = hostile
     backend = serve(base_env(AL_FETCH_ALLOW_HOSTS="127.0.0.1", AL_FETCH_MAX_BYTES=str(2 * 2**20)))
+    set_up_with_hostname(backend, url)
     before = peak_rss_mb(backend.proc.pid)
     t0 = time.monotonic()
     r = backend.http.post("/predict", json=predict_body([(1, f"{url}/huge.txt")]))
@@ -434,6 +442,7 @@ def test_attack_drip_server_holds_request_fails(serve, hostile):
     """A server that drips a byte a second is cut off at the total deadline, not held for minutes."""
     srv, url = hostile
     backend = serve(base_env(AL_FETCH_ALLOW_HOSTS="127.0.0.1", AL_FETCH_TIMEOUT="2"))
+    set_up_with_hostname(backend, url)
     t0 = time.monotonic()
     r = backend.http.post("/predict", json=predict_body([(1, f"{url}/drip.txt"), (2, f"{url}/drip2.txt")]))
     elapsed = time.monotonic() - t0
@@ -445,6 +454,7 @@ def test_attack_redirect_to_internal_address_fails(serve, hostile, attacker):
     """An allowed host answering 302 to an internal address: the redirect is not followed."""
     srv, url = hostile
     backend = serve(base_env(AL_FETCH_ALLOW_HOSTS="127.0.0.1"))
+    set_up_with_hostname(backend, url)
     r = backend.http.post("/predict", json=predict_body([(1, f"{url}/redirect.txt")]))
     assert r.status_code == 200 and r.json()["results"][0]["result"] == []
     assert srv.hits == ["/redirect.txt"] and attacker.seen == []
