@@ -9,4 +9,6 @@ RUN pip install .
 RUN useradd --create-home app
 USER app
 EXPOSE 9090
+# 0.0.0.0 so other containers reach it: serve then requires BASIC_AUTH_USER/BASIC_AUTH_PASS
+# (docker-compose.yml sets them) or AL_ALLOW_INSECURE=1, and says so if neither is set.
 CMD ["al-backend", "serve", "--host", "0.0.0.0", "--port", "9090"]

@@ -13,25 +13,26 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import redis
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
 from backend import __version__
+from backend.auth import require_basic
+from backend.body_limit import BodyLimit
 from backend.config import Settings, get_settings
 from backend.features import warm_up
 from backend.label_config import UnsupportedConfigError
 from backend.metrics import LATENCY, REQUESTS
 from backend.predictor import Predictor
 from backend.dashboard import router as dashboard
-from backend.routes import protected, router
+from backend.routes import errors, protected, router
 from backend.store import UnknownProjectError, connect
 from backend.webhooks import MalformedEventError
 
 log = logging.getLogger("backend")
-
-MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 def redis_location(url: str) -> str:
@@ -72,18 +73,29 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
         title="Label Studio active-learning backend",
         version=__version__,
         description="A Label Studio ML backend that pre-annotates, retrains and orders the queue.",
+        # Served below behind the same basic auth as the API (the schema maps every route).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.predictor = Predictor(r or connect(settings.redis_url), settings)
+    # Added before ``observe``, so it runs inside it and its 413s are logged and counted.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(router)
     app.include_router(protected)
-    app.include_router(dashboard)
+    app.include_router(dashboard, responses=errors(400, 401, 404, 503))
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_basic)])
+    def openapi_schema() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require_basic)])
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return _error(413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
         start = time.perf_counter()
         response = await call_next(request)
         elapsed = time.perf_counter() - start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import ipaddress
 import logging
 import os
 import pathlib
@@ -11,7 +12,9 @@ import shutil
 import sys
 import tempfile
 
-from backend.config import get_settings
+from pydantic import ValidationError
+
+from backend.config import Settings, get_settings
 
 
 def _logging(level: str) -> None:
@@ -21,9 +24,38 @@ def _logging(level: str) -> None:
     )
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the backend reachable from this machine only."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume others can reach it
+
+
+def bind_refusal(host: str, settings: Settings) -> str | None:
+    """Why ``serve`` must not start on ``host`` with these settings, or ``None``.
+
+    Safe by default: with no basic auth, anyone who reaches the port can
+    rewrite projects, forge labels and trigger fetches, so only loopback is
+    served unless ``AL_ALLOW_INSECURE=1`` says the network is trusted.
+    """
+    if is_loopback(host) or settings.auth_enabled or settings.allow_insecure:
+        return None
+    return (f"refusing to serve {host} without authentication: set BASIC_AUTH_USER and BASIC_AUTH_PASS "
+            "(and the same user/password in Label Studio's model settings), or bind 127.0.0.1, "
+            "or set AL_ALLOW_INSECURE=1 if every host that can reach this port is trusted")
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the HTTP backend with several processes (CPU-bound predictions scale by process)."""
     import uvicorn
+
+    refusal = bind_refusal(args.host, get_settings())
+    if refusal:
+        print(f"al-backend serve: {refusal}", file=sys.stderr)
+        return 2
 
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Metrics of all serving processes are merged from files in this folder.
@@ -151,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="al-backend", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the ML backend Label Studio connects to")
-    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; other addresses need basic auth or AL_ALLOW_INSECURE=1)")
     p.add_argument("--port", type=int, default=9090)
     p.add_argument("--workers", type=int, default=int(os.environ.get("AL_WORKERS", "2")),
                    help="serving processes (default: AL_WORKERS or 2)")
@@ -161,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     w.set_defaults(func=worker)
     _simulate_parser(sub)
     args = parser.parse_args(argv)
+    try:
+        get_settings()
+    except ValidationError as exc:  # the message only: pydantic's text would echo secret inputs
+        reasons = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
+        print(f"al-backend: configuration error: {reasons}", file=sys.stderr)
+        return 2
     _logging(get_settings().log_level)
     return args.func(args)
 

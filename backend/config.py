@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,8 +27,15 @@ class Settings(BaseSettings):
     basic_auth_user: str = Field("", validation_alias="BASIC_AUTH_USER")
     basic_auth_pass: SecretStr = Field(SecretStr(""), validation_alias="BASIC_AUTH_PASS")
     webhook_token: SecretStr = Field(SecretStr(""), validation_alias="AL_WEBHOOK_TOKEN")
+    # Serving on a non-loopback address without basic auth needs this explicit opt-in.
+    allow_insecure: bool = Field(False, validation_alias="AL_ALLOW_INSECURE")
     max_text_chars: int = Field(100_000, validation_alias="AL_MAX_TEXT_CHARS", ge=100)
+    # Request bodies over this get 413, counted as they stream (chunked ones too).
+    max_body_bytes: int = Field(64 * 2**20, validation_alias="AL_MAX_BODY_BYTES", ge=1024)
+    # Task data URLs: total deadline per fetch, byte cap, and hosts allowed besides Label Studio's.
     fetch_timeout: float = Field(5.0, validation_alias="AL_FETCH_TIMEOUT", gt=0)
+    fetch_max_bytes: int = Field(10 * 2**20, validation_alias="AL_FETCH_MAX_BYTES", ge=1024)
+    fetch_allow_hosts: str = Field("", validation_alias="AL_FETCH_ALLOW_HOSTS")
     model_poll_interval: float = Field(0.5, validation_alias="AL_MODEL_POLL_INTERVAL", ge=0)
     queue_name: str = Field("al-default", validation_alias="AL_QUEUE")
     worker_nice: int = Field(10, validation_alias="AL_WORKER_NICE", ge=0, le=19)
@@ -47,9 +54,20 @@ class Settings(BaseSettings):
     lock_ttl: float = Field(60.0, validation_alias="AL_LOCK_TTL", ge=1)
     shard_threshold: int = Field(200_000, validation_alias="AL_SHARD_THRESHOLD", ge=1)
 
+    @model_validator(mode="after")
+    def _auth_set_together(self) -> "Settings":
+        # A password without a user used to turn auth off silently: refuse to start instead.
+        if bool(self.basic_auth_user) != bool(self.basic_auth_pass.get_secret_value()):
+            missing = "BASIC_AUTH_PASS" if self.basic_auth_user else "BASIC_AUTH_USER"
+            raise ValueError(
+                f"BASIC_AUTH_USER and BASIC_AUTH_PASS must be set together, or neither: {missing} is empty. "
+                "Set both to turn basic auth on, or unset both"
+            )
+        return self
+
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.basic_auth_user)
+        return bool(self.basic_auth_user and self.basic_auth_pass.get_secret_value())
 
 
 @lru_cache

@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -42,6 +44,82 @@ def _jwt_exp(token: str) -> float:
         return 0.0
 
 
+def origin(url: str) -> tuple[str, str]:
+    """``(scheme, host:port)`` of a URL, lower-cased, the default port made explicit."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
+    except ValueError:
+        port = -1
+    return scheme, f"{(parts.hostname or '').lower()}:{port}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where Label Studio is and the key that may be sent there (and only there).
+
+    ``source`` says which pair it came from: ``"environment"``
+    (``LABEL_STUDIO_URL`` with ``LABEL_STUDIO_API_KEY``) or ``"setup"`` (the
+    ``hostname`` and ``access_token`` of the project's last ``/setup``).
+    """
+
+    url: str
+    key: str
+    source: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(url={self.url!r}, key=***, source={self.source!r})"
+
+
+def resolve_credentials(settings: Any, cfg: Mapping[str, Any]) -> Credentials | None:
+    """The Label Studio a project talks to, and the one key allowed to go there.
+
+    Why so strict: ``/setup`` is a request anyone who reaches the backend can
+    make, so its ``hostname`` is caller-chosen.  The environment's key is
+    therefore only ever paired with the environment's ``LABEL_STUDIO_URL``;
+    ``/setup``'s ``access_token`` only with ``/setup``'s ``hostname`` (or with
+    ``LABEL_STUDIO_URL`` when that is the same origin).  The two are never
+    mixed.  With ``LABEL_STUDIO_URL`` set, ``/setup``'s hostname is ignored.
+    """
+    env_url = (settings.label_studio_url or "").strip()
+    env_key = settings.label_studio_api_key.get_secret_value()
+    setup_url = str(cfg.get("hostname") or "").strip()
+    setup_key = str(cfg.get("access_token") or "")
+    if env_url:
+        if env_key:
+            return Credentials(env_url, env_key, "environment")
+        if setup_key and setup_url and origin(setup_url) == origin(env_url):
+            return Credentials(env_url, setup_key, "setup")
+        return Credentials(env_url, "", "environment")
+    if setup_url:
+        return Credentials(setup_url, setup_key, "setup")
+    return None
+
+
+def credential_conflict(settings: Any, cfg: Mapping[str, Any]) -> str | None:
+    """Why the environment's and ``/setup``'s credentials disagree, or ``None``.
+
+    Shown in the log (WARNING) and in ``/status``: the operator should fix
+    one side, since one of the two is not being used.  Never contains a key.
+    """
+    env_url = (settings.label_studio_url or "").strip()
+    env_key = settings.label_studio_api_key.get_secret_value()
+    setup_url = str(cfg.get("hostname") or "").strip()
+    setup_key = str(cfg.get("access_token") or "")
+    if env_key and not env_url:
+        return ("LABEL_STUDIO_API_KEY is set but LABEL_STUDIO_URL is not, so the key is never sent "
+                "(it goes only to LABEL_STUDIO_URL); set LABEL_STUDIO_URL")
+    # The same key under two names of one host (compose: localhost vs the service alias) is no conflict.
+    if env_url and setup_url and origin(env_url) != origin(setup_url) and setup_key and setup_key != env_key:
+        return (f"Label Studio sent hostname {setup_url[:200]!r} with /setup, but LABEL_STUDIO_URL is "
+                f"{env_url!r}: using LABEL_STUDIO_URL, and /setup's access token is not used")
+    if env_url and env_key and setup_key and setup_key != env_key:
+        return ("LABEL_STUDIO_API_KEY and the access token Label Studio sent with /setup differ: "
+                "using LABEL_STUDIO_API_KEY")
+    return None
+
+
 class LabelStudioClient:
     """Authenticated access to one Label Studio instance."""
 
@@ -59,8 +137,7 @@ class LabelStudioClient:
 
     def same_origin(self, url: str) -> bool:
         """Only URLs on Label Studio's own host may receive its credentials."""
-        a, b = urlsplit(self.url), urlsplit(urljoin(self.url, url))
-        return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+        return origin(self.url) == origin(urljoin(self.url, url))
 
     def auth_header(self) -> dict[str, str]:
         if not self._key:

@@ -21,7 +21,8 @@ import redis
 from backend import project_options, ranking
 from backend.config import Settings
 from backend.label_config import LabelConfig, config_hash, parse_label_config
-from backend.ls_client import LabelStudioClient, LabelStudioError
+from backend.fetch import SafeFetcher
+from backend.ls_client import credential_conflict
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
 from backend.queueing import request_refresh, request_sync
 from backend.store import ProjectStore, UnknownProjectError
@@ -49,7 +50,7 @@ class Predictor:
         self.settings = settings
         self._configs: dict[str, LabelConfig] = {}
         self._versions: dict[int, _Cached] = {}
-        self._clients: dict[tuple[str, str], LabelStudioClient] = {}
+        self._fetch = SafeFetcher(settings)
         self._lock = threading.Lock()
 
     def store(self, project_id: int) -> ProjectStore:
@@ -90,6 +91,9 @@ class Predictor:
                 "project_epoch": project_epoch,
             }
         )
+        conflict = credential_conflict(self.settings, store.config())
+        if conflict:
+            log.warning("project %s: %s", project_id, conflict)
         if old != cfg.config_hash:
             log.info("project %s: label config set up (%d control(s))", project_id, len(cfg.controls))
             # A newly connected project: read its existing tasks and annotations first.
@@ -131,32 +135,8 @@ class Predictor:
 
     # -- data access ---------------------------------------------------------
     def _fetcher(self, project_id: int) -> Callable[[str], str]:
-        """Reads URL task data with Label Studio's credentials (env first, then /setup's).
-
-        The credentials are looked up on the first URL only, so tasks with
-        inline text never touch Redis or the network here.
-        """
-        s = self.settings
-
-        def fetch(link: str) -> str:
-            url, key = s.label_studio_url, s.label_studio_api_key.get_secret_value()
-            if not url:
-                cfg = self.store(project_id).config()
-                url, key = cfg.get("hostname") or "", key or cfg.get("access_token") or ""
-            if not url:
-                raise TaskDataError(
-                    "the text is a URL and no Label Studio URL is known to read it "
-                    "(set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)"
-                )
-            client = self._clients.get((url, key))
-            if client is None:
-                client = self._clients[(url, key)] = LabelStudioClient(url, key, timeout=s.fetch_timeout)
-            try:
-                return client.fetch_text(link, max_bytes=4 * s.max_text_chars)
-            except LabelStudioError as exc:
-                raise TaskDataError(f"cannot read {link[:200]}: {exc}") from None
-
-        return fetch
+        """Reads URL task data safely (``backend.fetch``); credentials are looked up on the first URL only."""
+        return self._fetch.for_project(lambda: self.store(project_id).config())
 
     # -- predictions ---------------------------------------------------------
     def predict(self, project_id: int, tasks: list[dict[str, Any]], label_config: str | None = None) -> list[dict]:

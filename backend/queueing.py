@@ -13,13 +13,26 @@ import uuid
 
 import redis
 from rq import Queue
+from rq.serializers import JSONSerializer
 
 from backend.metrics import JOBS_ENQUEUED
 
 REFRESH_JOB = "worker.jobs.refresh_project"
 # Low priority: pruning old versions from Label Studio, cross-validating a new model.
 LOW_JOBS = {"prune": "worker.jobs.prune_project", "evaluate": "worker.jobs.evaluate_project"}
+SHARDS_JOB = "worker.jobs.help_score_shards"
+#: The function of each job id prefix (ids are ``<prefix>-<project>-<random>``), so
+#: ``/status`` names jobs without deserializing them.
+JOB_FUNCTIONS = {"refresh": REFRESH_JOB, **LOW_JOBS, "shards": SHARDS_JOB}
 PENDING_TTL = 600  # a lost job (worker gone before it started) unblocks after this
+#: Jobs are stored as JSON, never pickle: job arguments are ids and strings, and
+#: a pickle planted in Redis would run code in whichever process loads it.
+JOB_SERIALIZER = JSONSerializer
+
+
+def job_queue(name: str, r: redis.Redis) -> Queue:
+    """An RQ queue that (de)serializes jobs as JSON; every queue of the project is made here."""
+    return Queue(name, connection=r, serializer=JOB_SERIALIZER)
 
 
 def pending_key(prefix: str, project_id: int) -> str:
@@ -30,7 +43,7 @@ def request_refresh(r: redis.Redis, prefix: str, queue_name: str, project_id: in
     """Ask the worker to sync, retrain and re-rank a project; ``False`` if one is already queued."""
     if not r.set(pending_key(prefix, project_id), reason, nx=True, ex=PENDING_TTL):
         return False
-    Queue(queue_name, connection=r).enqueue(
+    job_queue(queue_name, r).enqueue(
         REFRESH_JOB,
         project_id,
         prefix,
@@ -67,7 +80,7 @@ def request_low(r: redis.Redis, prefix: str, queue_name: str, project_id: int, j
     """Queue a low-priority job (``prune`` or ``evaluate``) for a project, coalesced like refreshes."""
     if not r.set(low_pending_key(prefix, project_id, job), 1, nx=True, ex=PENDING_TTL):
         return False
-    Queue(low_queue(queue_name), connection=r).enqueue(
+    job_queue(low_queue(queue_name), r).enqueue(
         LOW_JOBS[job], project_id, prefix, job_id=f"{job}-{project_id}-{uuid.uuid4().hex[:12]}",
         job_timeout=3600, result_ttl=3600, failure_ttl=7 * 24 * 3600,
         description=f"{job} project {project_id}",

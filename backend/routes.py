@@ -7,17 +7,42 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from backend import metrics, schemas
 from backend.auth import require_basic, require_webhook_auth
 from backend.dashboard import read_summary
 from backend.job_status import project_jobs
+from backend.ls_client import credential_conflict
 from backend.predictor import Predictor
 from backend.queueing import request_refresh
 from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
+from backend.task_data import without_lone_surrogates
 from backend.webhooks import handle_event, parse_event
 
 MODEL_CLASS = "ActiveLearningTextClassifier"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: one message saying what was wrong and how to fix it."""
+
+    detail: str
+
+
+ERROR_MEANINGS = {
+    400: "Invalid request: the message names the field or the problem",
+    401: "Basic auth (or, on /webhook, the webhook token) is required and was missing or wrong",
+    404: "The project is not set up on this backend",
+    413: "The request body is over AL_MAX_BODY_BYTES",
+    422: "The label config has nothing this backend can predict",
+    503: "Redis is not answering",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route can answer (so clients and fuzzers know them)."""
+    return {code: {"model": ErrorBody, "description": ERROR_MEANINGS[code]} for code in codes}
+
 
 router = APIRouter()
 protected = APIRouter(dependencies=[Depends(require_basic)])
@@ -45,7 +70,7 @@ def health(predictor: PredictorDep) -> dict:
     return body
 
 
-@protected.post("/setup", response_model=schemas.SetupResponse)
+@protected.post("/setup", response_model=schemas.SetupResponse, responses=errors(400, 401, 413, 422, 503))
 def setup(body: schemas.SetupRequest, predictor: PredictorDep) -> dict:
     pid = parse_project_id(body.project)
     epoch = str(body.project).partition(".")[2]
@@ -60,21 +85,22 @@ def setup(body: schemas.SetupRequest, predictor: PredictorDep) -> dict:
     return {"model_version": version}
 
 
-@protected.post("/predict", response_model=schemas.PredictResponse)
+@protected.post("/predict", response_model=schemas.PredictResponse, responses=errors(400, 401, 404, 413, 422, 503))
 def predict(body: schemas.PredictRequest, predictor: PredictorDep) -> Response:
     """One prediction per task, in order (see ``Predictor.predict``)."""
     if body.project is None:
         raise ValueError('"project" is required, as "<id>.<created_epoch>"')
     pid = parse_project_id(body.project)
-    tasks = [{"id": t.id, "data": t.data} for t in body.tasks]
+    tasks = [{"id": t.id, "data": without_lone_surrogates(t.data)} for t in body.tasks]
     results = predictor.predict(pid, tasks, body.label_config)
     return Response(orjson.dumps({"results": results}), media_type="application/json")
 
 
-@router.post("/webhook", dependencies=[Depends(require_webhook_auth)], response_model=schemas.WebhookResponse)
+@router.post("/webhook", dependencies=[Depends(require_webhook_auth)], response_model=schemas.WebhookResponse,
+             responses=errors(400, 401, 404, 413, 503))
 def webhook(body: Annotated[dict[str, Any], Body()], predictor: PredictorDep) -> JSONResponse:
     """Record the event and enqueue (coalesced) worker jobs; answers in milliseconds."""
-    action, event = parse_event(body)
+    action, event = parse_event(without_lone_surrogates(body))
     if event is None:
         return JSONResponse({"status": "ignored", "action": action, "detail": "event not used by this backend"})
     pid = event.project.id
@@ -88,7 +114,7 @@ def webhook(body: Annotated[dict[str, Any], Body()], predictor: PredictorDep) ->
     return JSONResponse({"status": "ok", "action": action, "detail": detail})
 
 
-@protected.get("/versions")
+@protected.get("/versions", responses=errors(400, 401, 503))
 def versions(predictor: PredictorDep, project: Annotated[str | None, Query()] = None) -> dict:
     """Model versions, newest last; of one project when ``project`` is given."""
     s = predictor.settings
@@ -99,7 +125,7 @@ def versions(predictor: PredictorDep, project: Annotated[str | None, Query()] = 
     return {"versions": out, "model_class": MODEL_CLASS}
 
 
-@protected.get("/status/{project}")
+@protected.get("/status/{project}", responses=errors(400, 401, 404, 503))
 def status(project: str, predictor: PredictorDep) -> dict:
     """What the backend knows of a project: labels, current version and its metrics, last error."""
     store = predictor.store(parse_project_id(project))
@@ -116,10 +142,12 @@ def status(project: str, predictor: PredictorDep) -> dict:
         "status": store.status(),
         "jobs": project_jobs(store.r, [s.queue_name], store.pid),
         "progress": read_summary(store),
+        # Set when LABEL_STUDIO_URL/_API_KEY and /setup's hostname/token disagree (never holds a key).
+        "credentials_warning": credential_conflict(s, store.config()),
     }
 
 
-@protected.get("/metrics")
+@protected.get("/metrics", responses=errors(401, 503))
 def prometheus_metrics(predictor: PredictorDep) -> Response:
     s = predictor.settings
     return Response(metrics.render(predictor.r, s.queue_name, s.key_prefix), media_type="text/plain; version=0.0.4")

@@ -68,6 +68,31 @@ def _paragraphs_text(value: Any, obj: ObjectTag) -> str:
     return "\n".join(parts)
 
 
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def without_lone_surrogates(value: Any) -> Any:
+    """``value`` with lone UTF-16 surrogates (JSON's ``"\\ud800"``) replaced by U+FFFD.
+
+    JSON may escape a lone surrogate, and Python's parser accepts it, but no
+    UTF-8 encoder (orjson, Redis, the featuriser) does: one such character
+    in one task used to fail the whole request with a 500.  The common case
+    costs one ``orjson.dumps``; only a payload that fails it is rebuilt.
+    """
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return _scrub(value)
+    return value
+
+
 def object_text(data: dict, obj: ObjectTag, fetch: Fetch | None = None) -> str:
     """The text of one object tag in ``data`` (fetched when it is a URL)."""
     if obj.value_key not in data:

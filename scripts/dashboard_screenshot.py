@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import uvicorn
 from fastapi.testclient import TestClient
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
+
+from backend.queueing import JOB_SERIALIZER, job_queue
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -63,10 +65,10 @@ def main() -> None:
     # The page links tasks into a Label Studio; the worker itself runs without one (nothing to push).
     app = create_app(settings.model_copy(update={"label_studio_url": "http://localhost:8080"}), r)
     store = ProjectStore(r, "shot", 1)
-    queues = [Queue("shot-queue", connection=r), Queue("shot-queue-low", connection=r)]
+    queues = [job_queue("shot-queue", r), job_queue("shot-queue-low", r)]
 
     def work() -> None:
-        SimpleWorker(queues, connection=r).work(burst=True)
+        SimpleWorker(queues, connection=r, serializer=JOB_SERIALIZER).work(burst=True)
 
     with TestClient(app) as client:
         body = setup_body(1, schema=SCHEMA)

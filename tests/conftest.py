@@ -13,7 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
+
+from backend.queueing import JOB_SERIALIZER, job_queue
 
 from backend.app import create_app
 from backend.config import Settings, get_settings
@@ -72,9 +74,9 @@ def run_worker(redis_conn) -> int:
 
     Returns how many jobs of the main queue ran.
     """
-    q, low = Queue(QUEUE, connection=redis_conn), Queue(QUEUE + "-low", connection=redis_conn)
+    q, low = job_queue(QUEUE, redis_conn), job_queue(QUEUE + "-low", redis_conn)
     before = q.finished_job_registry.count + q.failed_job_registry.count
-    SimpleWorker([q, low], connection=redis_conn).work(burst=True)
+    SimpleWorker([q, low], connection=redis_conn, serializer=JOB_SERIALIZER).work(burst=True)
     return q.finished_job_registry.count + q.failed_job_registry.count - before
 
 

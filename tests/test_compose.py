@@ -17,7 +17,9 @@ import jsonschema
 import pytest
 import yaml
 
+from backend.cli import bind_refusal
 from backend.config import Settings
+from scripts.compose_env import fresh_env
 from tests.e2e.label_studio import LS_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,20 +39,32 @@ def compose_schema() -> dict:
     return json.loads(SCHEMA_CACHE.read_text())
 
 
+VAR = re.compile(r"\$\{([A-Z_]+)(?::([?-])([^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's own ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` substitution."""
+    def sub(m: re.Match) -> str:
+        name, op, arg = m.groups()
+        if env.get(name):
+            return env[name]
+        if op == "?":
+            raise KeyError(f"{name}: {arg}")
+        return arg if op == "-" else ""
+    return VAR.sub(sub, text)
+
+
+ENV = fresh_env()  # what scripts/compose_env.py writes to .env
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    return yaml.safe_load(interpolate((REPO / "docker-compose.yml").read_text(), ENV))
 
 
 def env_of(service: dict) -> dict[str, str]:
     env = service.get("environment") or {}
     return env if isinstance(env, dict) else dict(item.split("=", 1) for item in env)
-
-
-def default_of(value: str) -> str:
-    """``${VAR:-default}`` → ``default``."""
-    m = re.fullmatch(r"\$\{[A-Z_]+:-(.*)\}", value)
-    return m.group(1) if m else value
 
 
 def validate(document: dict) -> None:
@@ -104,7 +118,7 @@ def test_hosts_resolve_to_dotted_aliases_and_ports_match(compose):
         assert "." in url.hostname, f"{var}: Label Studio rejects host names without a dot"
         assert aliases.get(url.hostname) == target and url.port == port
     backend_port = int(services["backend"]["command"][services["backend"]["command"].index("--port") + 1])
-    assert f"{backend_port}:{backend_port}" in services["backend"]["ports"]
+    assert f"127.0.0.1:{backend_port}:{backend_port}" in services["backend"]["ports"]
     assert any(a.startswith("backend.") for a in aliases if aliases[a] == "backend")
 
 
@@ -115,7 +129,69 @@ def test_label_studio_is_the_tested_version_and_accepts_the_backend(compose):
     assert env["ML_BLOCK_LOCAL_IP"] == "false" and env["SSRF_PROTECTION_ENABLED"] == "false"
     assert env["LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN"] == "true"
     # The worker's key is the token Label Studio creates for its first user.
-    assert default_of(env_of(compose["services"]["worker"])["LABEL_STUDIO_API_KEY"]) == default_of(
-        env["LABEL_STUDIO_USER_TOKEN"])
+    assert env_of(compose["services"]["worker"])["LABEL_STUDIO_API_KEY"] == env["LABEL_STUDIO_USER_TOKEN"]
     redis = compose["services"]["redis"]
     assert "--appendonly" in redis["command"] and redis["volumes"]
+
+
+def test_every_secret_is_required_not_defaulted():
+    """No secret has a default: without .env, compose refuses to start (``${VAR:?...}``)."""
+    text = (REPO / "docker-compose.yml").read_text()
+    found = VAR.findall(text)
+    secrets_ = {name for name, _, _ in found if re.search(r"PASS|TOKEN|KEY|SECRET", name)}
+    assert secrets_ >= {"AL_BASIC_AUTH_PASS", "AL_WEBHOOK_TOKEN", "AL_REDIS_PASSWORD", "AL_POSTGRES_PASSWORD",
+                        "LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_TOKEN"}
+    for name, op, _ in found:
+        if name in secrets_:
+            assert op == "?", f"{name} must be required (${{{name}:?...}}), not defaulted"
+    with pytest.raises(KeyError, match="AL_"):
+        interpolate(text, {})
+    # scripts/compose_env.py sets every variable the file requires.
+    required = {name for name, op, _ in found if op == "?"}
+    assert required <= set(ENV), required - set(ENV)
+
+
+def test_compose_env_script_writes_fresh_secrets_once(tmp_path):
+    from scripts.compose_env import main
+
+    path = tmp_path / ".env"
+    assert main([str(path)]) == 0
+    first = path.read_text()
+    assert main([str(path)]) == 1 and path.read_text() == first  # never overwritten
+    assert path.stat().st_mode & 0o077 == 0
+    values = dict(line.split("=", 1) for line in first.splitlines())
+    assert values["AL_BASIC_AUTH_PASS"] != fresh_env()["AL_BASIC_AUTH_PASS"] and len(values["AL_REDIS_PASSWORD"]) >= 32
+
+
+def test_backend_is_served_with_basic_auth_and_webhook_token(compose):
+    backend = compose["services"]["backend"]
+    settings = Settings(**env_of(backend))
+    assert settings.auth_enabled and settings.webhook_token.get_secret_value()
+    host = backend["command"][backend["command"].index("--host") + 1]
+    assert bind_refusal(host, settings) is None
+    # Without the auth variables the same command would refuse to start.
+    bare = {k: v for k, v in env_of(backend).items() if not k.startswith("BASIC_AUTH")}
+    assert bind_refusal(host, Settings(**bare)) is not None
+    assert all(p.startswith("127.0.0.1:") for p in backend["ports"]), "the dashboard port is for this machine only"
+
+
+def test_redis_requires_a_password_the_backend_knows(compose):
+    command = compose["services"]["redis"]["command"]
+    password = command[command.index("--requirepass") + 1]
+    assert password == ENV["AL_REDIS_PASSWORD"]
+    for name in ("backend", "worker"):
+        assert urlsplit(env_of(compose["services"][name])["REDIS_URL"]).password == password
+
+
+def test_label_studio_runs_on_the_compose_postgres(compose):
+    services = compose["services"]
+    pg = services["postgres"]
+    assert pg["image"].split(":")[0] == "postgres"
+    ls = env_of(services["label-studio"])
+    pg_env = env_of(pg)
+    assert ls["DJANGO_DB"] == "default"
+    assert (ls["POSTGRE_NAME"], ls["POSTGRE_USER"], ls["POSTGRE_PASSWORD"]) == (
+        pg_env["POSTGRES_DB"], pg_env["POSTGRES_USER"], pg_env["POSTGRES_PASSWORD"])
+    assert "postgres.al.internal" in pg["networks"]["al"]["aliases"] and ls["POSTGRE_HOST"] == "postgres.al.internal"
+    assert ls["POSTGRE_PORT"] == "5432" and pg["volumes"]
+    assert services["label-studio"]["depends_on"]["postgres"]["condition"] == "service_healthy"

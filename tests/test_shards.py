@@ -7,7 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
+
+from backend.queueing import JOB_SERIALIZER, job_queue
 
 from backend.datasets import load_dataset
 from backend.features import FeatureSpec
@@ -51,7 +53,7 @@ def test_shards_give_the_arrays_of_one_process(store, settings, project, redis_c
     geometry = shards.fit_geometry(X[:1], np.random.default_rng(0))
     assert geometry["components"].shape[0] == 0  # one row: nothing to fit, a defined result
     assert not redis_conn.keys(store.key("shards:*"))  # the work list is cleaned up
-    helpers = Queue(QUEUE, connection=redis_conn).jobs
+    helpers = job_queue(QUEUE, redis_conn).jobs
     assert len(helpers) == 4 and all(j.func_name == "worker.jobs.help_score_shards" for j in helpers)
 
 
@@ -69,9 +71,9 @@ def test_idle_workers_take_shards(store, settings, project, redis_conn, monkeypa
     t = threading.Thread(target=lambda: result.update(scored=_score(store, settings, project)))
     coordinator.append(t)
     t.start()
-    q = Queue(QUEUE, connection=redis_conn)
+    q = job_queue(QUEUE, redis_conn)
     while t.is_alive():  # an RQ worker in this (main) thread, as `al-backend worker` runs it
-        SimpleWorker([q], connection=redis_conn).work(burst=True)
+        SimpleWorker([q], connection=redis_conn, serializer=JOB_SERIALIZER).work(burst=True)
         time.sleep(0.01)
     t.join()
     scored = result["scored"]

@@ -6,7 +6,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fastapi.testclient import TestClient
 
+from backend.app import create_app
 from backend.config import get_settings
 from backend.ls_client import LabelStudioClient, _is_jwt
 from tests.conftest import annotation_event, predict_body, setup_body
@@ -47,6 +49,20 @@ def file_server():
     srv.shutdown()
 
 
+def app_with(redis_conn, monkeypatch, **env: str) -> TestClient:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    get_settings.cache_clear()
+    return TestClient(create_app(get_settings(), redis_conn))
+
+
+@pytest.fixture
+def client(settings, redis_conn, monkeypatch):
+    """/setup's hostname here is a loopback file server: the operator allows it, as it must."""
+    with app_with(redis_conn, monkeypatch, AL_FETCH_ALLOW_HOSTS="127.0.0.1") as c:
+        yield c
+
+
 def test_url_texts_are_read_with_the_setup_credentials(client, worker, file_server):
     body = setup_body()
     body["hostname"], body["access_token"] = file_server, "ls-token"
@@ -62,16 +78,36 @@ def test_url_texts_are_read_with_the_setup_credentials(client, worker, file_serv
     assert ("/data/upload/1/great-lovely-film.txt", "Token ls-token") in FileServer.seen
 
 
-def test_env_credentials_win_over_setup(client, worker, file_server, monkeypatch):
-    monkeypatch.setenv("LABEL_STUDIO_URL", file_server)
-    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "ls-token")
-    get_settings.cache_clear()
-    client.app.state.predictor.settings = get_settings()
-    body = setup_body()
-    body["hostname"], body["access_token"] = "http://127.0.0.1:1", "wrong"
-    client.post("/setup", json=body)
-    results = client.post("/predict", json=predict_body([(10, "/data/upload/1/a-b.txt")])).json()["results"]
+def test_env_credentials_win_over_setup(settings, redis_conn, file_server, monkeypatch):
+    with app_with(redis_conn, monkeypatch, LABEL_STUDIO_URL=file_server, LABEL_STUDIO_API_KEY="ls-token") as client:
+        body = setup_body()
+        body["hostname"], body["access_token"] = "http://127.0.0.1:1", "wrong"
+        client.post("/setup", json=body)
+        results = client.post("/predict", json=predict_body([(10, "/data/upload/1/a-b.txt")])).json()["results"]
     assert len(results) == 1 and FileServer.seen == [("/data/upload/1/a-b.txt", "Token ls-token")]
+
+
+def test_url_texts_train_like_inline_texts(client, worker, store, file_server):
+    """A project whose texts are all /data/upload URLs trains on them (issue 12 item 5: was 40 "unreadable")."""
+    body = setup_body()
+    body["hostname"], body["access_token"] = file_server, "ls-token"
+    client.post("/setup", json=body)
+    words = {"pos": ["great", "lovely", "superb", "wonderful"], "neg": ["awful", "boring", "dull", "terrible"]}
+    n = 0
+    for label, ws in words.items():
+        for i, w in enumerate(ws):
+            n += 1
+            url = f"/data/upload/1/{w}-film-{label}-{i}.txt"
+            client.post("/webhook", json=annotation_event(n, n, url, label))
+    worker()
+    meta = store.version_meta(store.current_version())
+    sentiment = meta["controls"]["sentiment"]
+    assert sentiment["labeled"] == n == 8 and sentiment["unreadable"] == 0
+    assert sentiment["label_counts"] == {"neg": 4, "pos": 4} and "not_trained" not in sentiment
+    assert sum(1 for path, _ in FileServer.seen if path.startswith("/data/upload/1/")) >= n
+    # A text served only as a URL is predicted by the model trained on URL texts.
+    results = client.post("/predict", json=predict_body([(100, "/data/upload/1/superb-lovely-film.txt")])).json()
+    assert results["results"][0]["result"][0]["value"] == {"choices": ["pos"]}
 
 
 def test_credentials_only_go_to_label_studio():

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from rq import Queue
+from backend.queueing import job_queue
 
 from tests.conftest import QUEUE, annotation_event, payload, setup_body, tasks_created
 
 
 def queued(redis_conn) -> int:
-    return Queue(QUEUE, connection=redis_conn).count
+    return job_queue(QUEUE, redis_conn).count
 
 
 def test_burst_of_annotations_is_one_job(client, redis_conn, store, worker):
@@ -113,7 +113,7 @@ def test_repeated_webhook_with_same_labels_wakes_nobody(client, redis_conn, stor
     body = annotation_event(8, 80, "t", "pos")
     assert client.post("/webhook", json=body).json()["detail"] == "annotation 8 recorded"
     redis_conn.delete("t:p:1:refresh_pending")
-    Queue(QUEUE, connection=redis_conn).empty()
+    job_queue(QUEUE, redis_conn).empty()
     later = annotation_event(8, 80, "t", "pos", action="ANNOTATION_UPDATED", updated_at="2026-11-24T05:00:00.000000Z")
     assert client.post("/webhook", json=later).json()["detail"] == "annotation 8 unchanged"
     assert queued(redis_conn) == 0

@@ -9,14 +9,14 @@ import time
 
 import redis
 
-from rq import Queue, Worker
+from rq import Worker
 from threadpoolctl import threadpool_limits
 
 # Import the heavy modules before RQ forks a work horse per job.
 import worker.jobs  # noqa: F401
 from backend.config import Settings, get_settings
 from backend.features import FeatureSpec, warm_up
-from backend.queueing import low_queue
+from backend.queueing import JOB_SERIALIZER, job_queue, low_queue
 from backend.ranking import random_projection
 from backend.store import connect
 from worker.schedule import run_in_background, start_full_sync
@@ -39,7 +39,7 @@ def run(settings: Settings | None = None, *, burst: bool = False) -> bool:
     r = connect(settings.redis_url)
     random_projection(FeatureSpec().n_features)  # built once here, inherited by every job's fork
     warm_up()  # the hasher's character tables, likewise
-    queues = [Queue(settings.queue_name, connection=r), Queue(low_queue(settings.queue_name), connection=r)]
+    queues = [job_queue(settings.queue_name, r), job_queue(low_queue(settings.queue_name), r)]
     stop = threading.Event()
     if not burst:
         synced = start_full_sync(r, settings)
@@ -48,7 +48,7 @@ def run(settings: Settings | None = None, *, burst: bool = False) -> bool:
     try:
         while True:
             try:
-                worked = Worker(queues, connection=r).work(burst=burst, with_scheduler=False)
+                worked = Worker(queues, connection=r, serializer=JOB_SERIALIZER).work(burst=burst, with_scheduler=False)
             except redis.RedisError as exc:
                 if burst:
                     raise

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from backend.config import get_settings
 from backend.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
+from backend.fetch import shared_fetcher
 from backend.label_config import ChoicesControl, LabelConfig
 from backend.model import ChoicesClassifier
 from backend.store import ProjectStore
@@ -35,6 +37,7 @@ def control_features(
     """
     cache_key = f"{spec.key}:{control.name}"
     featurizer = None
+    fetch = None
     ids: list[int] = []
     parts: list[sp.csr_matrix] = []
     skipped: dict[int, str] = {}
@@ -44,11 +47,13 @@ def control_features(
         missing = [tid for tid, raw in zip(chunk, cached) if raw is None]
         fresh: dict[int, bytes] = {}
         if missing:
+            # Texts given as URLs are read like /predict reads them (the same safe fetcher).
+            fetch = fetch or shared_fetcher(get_settings()).for_project(store.config)
             tasks = store.tasks_by_id(missing)
             todo, texts = [], []
             for tid in missing:
                 try:
-                    texts.append(control_text(tasks.get(tid), control, max_chars=max_chars))
+                    texts.append(control_text(tasks.get(tid), control, max_chars=max_chars, fetch=fetch))
                     todo.append(tid)
                 except TaskDataError as exc:
                     skipped[tid] = str(exc)

@@ -16,6 +16,7 @@ import redis
 
 from backend import project_options
 from backend.config import Settings
+from backend.ls_client import resolve_credentials
 from backend.queueing import pending_key, request_refresh, request_sync
 from backend.store import ProjectStore, project_ids
 from worker.refresh import training_overdue
@@ -27,10 +28,8 @@ ERROR_BACKOFF = 60.0  # seconds before a project whose refresh failed is caught 
 
 
 def has_label_studio(store: ProjectStore, settings: Settings) -> bool:
-    if settings.label_studio_url and settings.label_studio_api_key.get_secret_value():
-        return True
-    cfg = store.config()
-    return bool((settings.label_studio_url or cfg.get("hostname")) and cfg.get("access_token"))
+    creds = resolve_credentials(settings, store.config())
+    return bool(creds and creds.key)
 
 
 def behind(store: ProjectStore) -> bool:

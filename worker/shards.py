@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 import scipy.sparse as sp
-from rq import Queue
+from backend.queueing import SHARDS_JOB, job_queue
 
 from backend import ranking
 from backend.features import FeatureSpec
@@ -195,9 +195,9 @@ def score_pool(
     pipe.execute()
     helpers = min(n_shards - 1, 16)
     if helpers > 0:
-        q = Queue(queue_name, connection=store.r)
+        q = job_queue(queue_name, store.r)
         for h in range(helpers):
-            q.enqueue("worker.jobs.help_score_shards", store.pid, token, store.prefix,
+            q.enqueue(SHARDS_JOB, store.pid, token, store.prefix,
                       job_id=f"shards-{store.pid}-{token}-{h}", at_front=True,
                       description=f"help score shards of project {store.pid}", result_ttl=60, failure_ttl=3600)
     try:

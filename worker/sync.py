@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from backend.config import Settings
-from backend.ls_client import LabelStudioClient
+from backend.ls_client import LabelStudioClient, resolve_credentials
 from backend.store import CHANGED, NEW, ProjectStore
 from backend.schemas import AnnotationIn
 from backend.webhooks import compact_annotation
@@ -24,14 +24,11 @@ CLOCK_MARGIN = timedelta(minutes=2)  # annotations changed this recently may be 
 
 
 def client_for(store: ProjectStore, settings: Settings) -> LabelStudioClient | None:
-    """Label Studio credentials: the environment first, else what ``/setup`` sent."""
-    url, key = settings.label_studio_url, settings.label_studio_api_key.get_secret_value()
-    if not url or not key:
-        cfg = store.config()
-        url, key = url or cfg.get("hostname") or "", key or cfg.get("access_token") or ""
-    if not url or not key:
+    """Label Studio's client, or ``None`` without a usable URL and key (see ``resolve_credentials``)."""
+    creds = resolve_credentials(settings, store.config())
+    if creds is None or not creds.key:
         return None
-    return LabelStudioClient(url, key, timeout=30.0)
+    return LabelStudioClient(creds.url, creds.key, timeout=30.0)
 
 
 def _iso(t: datetime) -> str:
