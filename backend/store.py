@@ -141,6 +141,13 @@ class ProjectStore:
         """Every task of the pool, without reading its data."""
         return [int(k) for k in self.r.hkeys(self.key("tasks"))]
 
+    def has_tasks(self, task_ids: list[int]) -> list[bool]:
+        """Whether each task is in the pool (one round trip)."""
+        pipe = self.r.pipeline(transaction=False)
+        for tid in task_ids:
+            pipe.hexists(self.key("tasks"), tid)
+        return [bool(x) for x in pipe.execute()]
+
     def tasks_by_id(self, task_ids: list[int]) -> dict[int, dict]:
         if not task_ids:
             return {}

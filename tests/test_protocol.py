@@ -16,7 +16,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "label-studio-payloads
 def test_fixture_copies_match_shared():
     shared = sorted(p.name for p in SHARED.glob("*.json"))
     ours = sorted(p.name for p in PAYLOADS.glob("*.json"))
-    assert shared == ours
+    assert set(shared) <= set(ours)  # the repository may hold newer captures (scripts/capture_ls_payloads.py)
     for name in shared:
         assert (SHARED / name).read_bytes() == (PAYLOADS / name).read_bytes(), name
 

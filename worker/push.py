@@ -13,7 +13,6 @@ versions are pruned later by a low-priority job.
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 import numpy as np
@@ -29,21 +28,26 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1000
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"
-_MISSING_TASK = re.compile(r"task ID (\d+)")
 
 
 class IncompletePushError(RuntimeError):
     """Label Studio holds a different number of predictions than were sent."""
 
 
-def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int) -> list[dict]:
-    """The ``size`` best-ranked tasks that are still unlabeled, as Label Studio predictions."""
+def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int,
+                     exclude: set[int] = frozenset()) -> list[dict]:
+    """The ``size`` best-ranked tasks that are still unlabeled (and not in ``exclude``), as predictions."""
     version = load_version(store, name)
     if version is None:
         return []
     ranking = store.ranking(name)
-    labeled = {a["task"] for a in store.annotations() if not a.get("was_cancelled")}
-    head = [tid for tid, _ in sorted(ranking.items(), key=lambda kv: kv[1]) if tid not in labeled][:size]
+    skip = {a["task"] for a in store.annotations() if not a.get("was_cancelled")} | set(exclude)
+    order = [tid for tid, _ in sorted(ranking.items(), key=lambda kv: kv[1]) if tid not in skip]
+    head: list[int] = []
+    while len(head) < size and order:  # tasks deleted since the ranking are not in the pool any more
+        batch, order = order[:size - len(head) + 16], order[size - len(head) + 16:]
+        head.extend(t for t, present in zip(batch, store.has_tasks(batch)) if present)
+    head = head[:size]
     results: dict[int, list[dict]] = {tid: [] for tid in head}
     config = LabelConfig.from_dict(store.config()["parsed"])
     for control in config.controls:
@@ -62,24 +66,61 @@ def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int) 
     return [{"task": tid, "result": results[tid], "score": ranking[tid], "model_version": name} for tid in head]
 
 
-def _import(store: ProjectStore, client: LabelStudioClient, predictions: list[dict]) -> int:
-    """Import in chunks; tasks Label Studio no longer has leave the pool and the chunk is resent."""
-    sent = 0
+def _import(store: ProjectStore, client: LabelStudioClient, predictions: list[dict]) -> tuple[list[int], set[int]]:
+    """Import in chunks; returns the tasks sent and the ghosts found.
+
+    Label Studio 1.23.2 refuses a whole batch (400) when one task is not in
+    the project, and its default message names that task only inside a
+    ``repr`` of the item (``... contains invalid "task" field: corresponding
+    task ID couldn't be retrieved ...``; the fast-import flag says ``task ID
+    <n> not found``, one task per answer).  So on such a 400 the worker asks
+    Label Studio which of the chunk's tasks it holds, drops the others from
+    the pool (ghosts: deleted while their webhook was lost) and resends the
+    chunk at once.
+    """
+    sent: list[int] = []
+    ghosts: set[int] = set()
     for start in range(0, len(predictions), CHUNK):
         chunk = predictions[start:start + CHUNK]
-        for _ in range(5):
-            try:
+        try:
+            client.import_predictions(store.pid, chunk)
+        except LabelStudioError as exc:
+            if exc.status != 400 or ('"task"' not in exc.body and "task ID" not in exc.body):
+                raise
+            ids = [p["task"] for p in chunk]
+            missing = set(ids) - client.existing_task_ids(store.pid, ids)
+            if not missing:
+                raise
+            store.delete_tasks(missing)
+            ghosts |= missing
+            log.warning("project %s: %d task(s) of the head are gone from Label Studio (a lost TASKS_DELETED?); "
+                        "dropped from the pool and pushed again", store.pid, len(missing))
+            chunk = [p for p in chunk if p["task"] not in missing]
+            if chunk:
                 client.import_predictions(store.pid, chunk)
-                sent += len(chunk)
-                break
-            except LabelStudioError as exc:
-                missing = {int(m) for m in _MISSING_TASK.findall(exc.body)} if exc.status == 400 else set()
-                if not missing:
-                    raise
-                store.delete_tasks(missing)
-                log.info("project %s: %d task(s) gone from Label Studio; dropped from the pool", store.pid, len(missing))
-                chunk = [p for p in chunk if p["task"] not in missing]
-    return sent
+        sent.extend(p["task"] for p in chunk)
+    return sent, ghosts
+
+
+def import_head(store: ProjectStore, client: LabelStudioClient, name: str, size: int, max_chars: int,
+                exclude: set[int] = frozenset()) -> list[int]:
+    """Import the next ``size`` tasks of ``name``'s ranking (after ``exclude``); returns the tasks sent.
+
+    Ghost tasks found on the way are replaced by the next tasks of the
+    ranking, so the head keeps its size.
+    """
+    done: list[int] = []
+    skip = set(exclude)
+    for _ in range(3):  # a ghost in the replacements too is rare; a third one waits for the next push
+        predictions = head_predictions(store, name, size - len(done), max_chars, exclude=skip)
+        if not predictions:
+            break
+        sent, ghosts = _import(store, client, predictions)
+        done.extend(sent)
+        skip |= set(sent) | ghosts
+        if not ghosts:
+            break
+    return done
 
 
 def push_current(store: ProjectStore, client: LabelStudioClient, options: ProjectOptions, max_chars: int) -> dict:
@@ -94,9 +135,9 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
     if state.get("state") == "started":
         client.delete_model_version(store.pid, name)  # the partial result of an attempt that died
     store.set_push_state(name, {"state": "started", "started_at": time.time()})
-    predictions = head_predictions(store, name, options.head_size, max_chars)
     t_import = time.monotonic()
-    sent = _import(store, client, predictions)
+    pushed = import_head(store, client, name, options.head_size, max_chars)
+    sent = len(pushed)
     t_verify = time.monotonic()
     held = client.model_versions(store.pid).get(name, 0)
     if held != sent:
