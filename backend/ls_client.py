@@ -151,6 +151,15 @@ class LabelStudioClient:
         wanted = set(task_ids)
         return {t["id"] for t in tasks if t.get("id") in wanted}
 
+    def annotation(self, annotation_id: int) -> dict | None:
+        """One annotation, or ``None`` when Label Studio does not hold it (404)."""
+        try:
+            return self.request("GET", f"api/annotations/{int(annotation_id)}/").json()
+        except LabelStudioError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def import_predictions(self, project_id: int, predictions: list[dict]) -> int:
         resp = self.request("POST", f"api/projects/{project_id}/import/predictions", json=predictions)
         return int(resp.json().get("created", len(predictions)))

@@ -78,6 +78,9 @@ class Predictor:
         cfg = self._parse(schema)
         project_options.resolve(self.settings, extra_params)  # raises InvalidOptionsError
         store = self.store(project_id)
+        if store.claim(project_epoch, hostname):  # a recreated project inherits nothing (store.py)
+            log.warning("project %s: Label Studio's project was recreated (new creation time); old state wiped",
+                        project_id)
         old = store.config().get("config_hash")
         store.save_config(
             {

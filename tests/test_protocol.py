@@ -95,7 +95,7 @@ def test_every_webhook_replay_is_accepted(client, store):
         assert r.json() == {"status": "ok", "action": body["action"], "detail": detail}, name
     assert store.annotations() == []  # created, updated, then deleted
     assert set(store.tasks()) == {8, 21, 22}
-    assert store.r.sismember(store.key("annotations_deleted"), 1)
+    assert store.r.sismember(store.key("deletions_unconfirmed"), 1)  # the worker asks Label Studio
 
 
 def test_annotation_webhook_records_the_label(client, store):

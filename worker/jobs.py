@@ -25,7 +25,7 @@ from worker.push import IncompletePushError, prune, push_current
 from worker.progress import record as record_progress, record_before_drop
 from worker import shards
 from worker.refresh import build_version, evaluate
-from worker.sync import client_for, reconcile
+from worker.sync import client_for, confirm_deletions, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,13 @@ def _refresh(store: ProjectStore, settings) -> dict:
             r.set(store.key("sync_requested"), sync)
             errors.append(f"sync: {exc}")
             summary["sync"] = {"error": str(exc)}
+    if client is not None:
+        try:
+            summary["deletions"] = confirm_deletions(store, client)
+        except LabelStudioError as exc:
+            errors.append(f"confirming deletions: {exc}")
+    else:  # nobody to ask: the webhook is all there is
+        r.delete(store.key("deletions_unconfirmed"))
     store.set_status(stage="train")
     summary["version"] = build_version(store, settings, force=force)
     if summary["version"].get("published"):

@@ -17,7 +17,7 @@ import redis
 from backend import project_options
 from backend.config import Settings
 from backend.queueing import pending_key, request_refresh, request_sync
-from backend.store import ProjectStore, project_ids
+from backend.store import ProjectStore, migrate, project_ids
 from worker.refresh import training_overdue
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,10 @@ def _due(store: ProjectStore, settings: Settings, now: float) -> str | None:
 
 
 def start_full_sync(r: redis.Redis, settings: Settings) -> list[int]:
-    """On worker start: reconcile every project fully (webhooks may have been lost while down)."""
+    """On worker start: migrate old state, then reconcile every project fully (webhooks may have been lost)."""
+    migrated = migrate(r, settings.key_prefix)
+    if migrated:
+        log.info("migrated the state of %d project(s) to the current layout", len(migrated))
     started = []
     for pid in project_ids(r, settings.key_prefix):
         store = ProjectStore(r, settings.key_prefix, pid)

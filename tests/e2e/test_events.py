@@ -68,3 +68,41 @@ def test_push_recovers_from_a_task_deleted_while_its_webhook_was_lost(ls, stack,
     head = _head(ls, pid)
     assert ghost not in head and len(head) == 60
     assert "gone from Label Studio" in stack.log("worker")
+
+
+def _ls_annotation_ids(ls, pid: int) -> set[int]:
+    with ls.client() as c:
+        body = c.get("/api/tasks/", params={"project": pid, "page_size": 1000, "fields": "all"}).json()
+    return {a["id"] for t in body["tasks"] for a in t.get("annotations") or []}
+
+
+def test_bulk_create_annotations_from_predictions_is_counted_within_seconds(ls, stack, project):
+    pid, _ = project
+    before = stack.status(pid)
+    n_labeled = before["current"]["labeled_tasks"]
+    chosen = _head(ls, pid)[:3]
+    with ls.client() as c:
+        c.post("/api/dm/actions", params={"id": "predictions_to_annotations", "project": pid},
+               json={"selectedItems": {"all": False, "included": chosen},
+                     "model_version": ls.project(pid)["model_version"]}).raise_for_status()
+    # (Without model_version, Label Studio converts every prediction of those tasks, of every version.)
+    # One ANNOTATIONS_CREATED event carries all three: recorded at once, not at the next reconcile.
+    wait_for(lambda: stack.status(pid)["annotations"] == before["annotations"] + 3, 5, 0.2,
+             "the bulk-created annotations in the backend")
+    wait_for(lambda: synced(ls, stack, pid, n_labeled + 3), 60, what="a version trained on them in Label Studio")
+
+
+def test_forged_deletion_does_not_block_future_annotations_in_label_studio(ls, stack, project):
+    """Security: an ANNOTATIONS_DELETED naming held and future ids neither drops labels nor blocks new ones."""
+    pid, truth = project
+    held = _ls_annotation_ids(ls, pid)
+    n_labeled = stack.status(pid)["current"]["labeled_tasks"]
+    forged = {"action": "ANNOTATIONS_DELETED", "project": {"id": pid},
+              "annotations": [{"id": i} for i in sorted(held) + list(range(max(held) + 1, max(held) + 20))]}
+    assert httpx.post(stack.url + "/webhook", json=forged, timeout=10).status_code == 200
+    task = ls.next_task(pid)
+    created = ls.annotate(task["id"], choice(truth[task["id"]][1]))
+    assert max(held) < created["id"] < max(held) + 20  # an id the forged event named in advance
+    status = wait_for(lambda: synced(ls, stack, pid, n_labeled + 1), 60,
+                      what="a version trained on every label Label Studio holds")
+    assert status["annotations"] == len(held) + 1
