@@ -59,6 +59,26 @@ def request_sync(r: redis.Redis, prefix: str, queue_name: str, project_id: int, 
     return request_refresh(r, prefix, queue_name, project_id, reason)
 
 
+TOPUP_JOB = "worker.jobs.topup_project"
+
+
+def topup_queue(queue_name: str) -> str:
+    """The queue of head top-ups: both worker processes take it before anything else they do."""
+    return f"{queue_name}-topup"
+
+
+def request_topup(r: redis.Redis, prefix: str, queue_name: str, project_id: int) -> bool:
+    """Ask for the next slice of the served version's ranking (``backend/head.py``), coalesced."""
+    if not r.set(f"{prefix}:p:{project_id}:topup_pending", 1, nx=True, ex=PENDING_TTL):
+        return False
+    Queue(topup_queue(queue_name), connection=r).enqueue(
+        TOPUP_JOB, project_id, prefix, job_id=f"topup-{project_id}-{uuid.uuid4().hex[:12]}",
+        job_timeout=600, result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"top up project {project_id}",
+    )
+    JOBS_ENQUEUED.labels("topup").inc()
+    return True
+
+
 def low_pending_key(prefix: str, project_id: int, job: str) -> str:
     return f"{prefix}:p:{project_id}:{job}_pending"
 

@@ -8,12 +8,12 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from backend import metrics, schemas
+from backend import head, metrics, schemas
 from backend.auth import require_basic, require_webhook_auth
 from backend.dashboard import read_summary
 from backend.job_status import project_jobs
 from backend.predictor import Predictor
-from backend.queueing import request_refresh
+from backend.queueing import request_refresh, request_topup
 from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
 from backend.webhooks import handle_event, parse_event
 
@@ -84,7 +84,8 @@ def webhook(body: Annotated[dict[str, Any], Body()], predictor: PredictorDep) ->
     def refresh(reason: str) -> bool:
         return request_refresh(predictor.r, s.key_prefix, s.queue_name, pid, reason)
 
-    detail = handle_event(action, event, store, refresh)
+    detail = handle_event(action, event, store, refresh,
+                          lambda: request_topup(predictor.r, s.key_prefix, s.queue_name, pid))
     return JSONResponse({"status": "ok", "action": action, "detail": detail})
 
 
@@ -114,6 +115,7 @@ def status(project: str, predictor: PredictorDep) -> dict:
         "current_version": current,
         "current": store.version_meta(current) if current else None,
         "status": store.status(),
+        "head": head.info(store),  # how much of the queue Label Studio serves is left (backend/head.py)
         "jobs": project_jobs(store.r, [s.queue_name], store.pid),
         "progress": read_summary(store),
     }

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from backend import schemas
+from backend import head, schemas
 from backend.label_config import UnsupportedConfigError, parse_label_config
 from backend.metrics import WEBHOOKS
 from backend.store import NEW, CHANGED, STALE, UNCHANGED, ProjectStore, epoch_of
@@ -77,6 +77,7 @@ def handle_event(
     event: BaseModel,
     store: ProjectStore,
     refresh: Callable[[str], bool],
+    topup: Callable[[], bool] | None = None,
 ) -> str:
     """Apply one event to the project's state; returns a short description.
 
@@ -94,6 +95,8 @@ def handle_event(
         if event.task is not None and event.task.id is not None:
             store.add_tasks([(event.task.id, event.task.data)])
         outcome = store.upsert_annotation(compact_annotation(event.annotation, task_id))
+        if outcome == NEW and task_id is not None and head.note_labeled(store, [task_id]) and topup:
+            topup()
         if outcome == STALE:
             return f"annotation {event.annotation.id} ignored (older than the one held)"
         if outcome == UNCHANGED:
@@ -103,10 +106,15 @@ def handle_event(
     if isinstance(event, schemas.AnnotationsCreatedEvent):
         tasks = [(t.id, t.data) for t in event.task if t.id is not None]
         store.add_tasks(tasks)
-        changed = 0
+        changed, new_tasks = 0, []
         for a in event.annotation:
             task_id = a.task if isinstance(a.task, int) else (a.task or {}).get("id")
-            changed += store.upsert_annotation(compact_annotation(a, task_id)) in (NEW, CHANGED)
+            outcome = store.upsert_annotation(compact_annotation(a, task_id))
+            changed += outcome in (NEW, CHANGED)
+            if outcome == NEW and task_id is not None:
+                new_tasks.append(task_id)
+        if head.note_labeled(store, new_tasks) and topup:
+            topup()
         if changed:
             refresh("annotations created")
         return f"{len(event.annotation)} annotation(s) received ({changed} new or changed)"

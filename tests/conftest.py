@@ -73,8 +73,9 @@ def run_worker(redis_conn) -> int:
     Returns how many jobs of the main queue ran.
     """
     q, low = Queue(QUEUE, connection=redis_conn), Queue(QUEUE + "-low", connection=redis_conn)
+    topup = Queue(QUEUE + "-topup", connection=redis_conn)
     before = q.finished_job_registry.count + q.failed_job_registry.count
-    SimpleWorker([q, low], connection=redis_conn).work(burst=True)
+    SimpleWorker([topup, q, low], connection=redis_conn).work(burst=True)
     return q.finished_job_registry.count + q.failed_job_registry.count - before
 
 

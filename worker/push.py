@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from backend import head
 from backend.label_config import LabelConfig
 from backend.ls_client import LabelStudioClient, LabelStudioError
 from backend.project_options import ProjectOptions
@@ -135,8 +136,9 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
     if state.get("state") == "started":
         client.delete_model_version(store.pid, name)  # the partial result of an attempt that died
     store.set_push_state(name, {"state": "started", "started_at": time.time()})
+    plan = sized_head(store, options.head_size)
     t_import = time.monotonic()
-    pushed = import_head(store, client, name, options.head_size, max_chars)
+    pushed = import_head(store, client, name, plan.size, max_chars)
     sent = len(pushed)
     t_verify = time.monotonic()
     held = client.model_versions(store.pid).get(name, 0)
@@ -148,15 +150,47 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
     if options.set_sampling:
         fields["sampling"] = UNCERTAINTY_SAMPLING
     t_point = time.monotonic()
+    head.start(store, name, pushed, plan)  # before Label Studio serves it: every label then counts
     client.update_project(store.pid, **fields)
     duration = round(time.monotonic() - t0, 3)
     timings = {"predictions_s": round(t_import - t0, 3), "import_s": round(t_verify - t_import, 3),
                "verify_s": round(t_point - t_verify, 3), "point_s": round(time.monotonic() - t_point, 3)}
     store.set_push_state(name, {"state": "complete", "count": sent, "duration_s": duration, "at": time.time(),
-                                "timings": timings})
+                                "timings": timings, "head_plan": {"size": plan.size, "threshold": plan.threshold}})
     store.set_ls_version(name)
     log.info("project %s: pushed %s (%d predictions) in %.2fs", store.pid, name, sent, duration)
     return {"pushed": True, "version": name, "count": sent, "duration_s": duration, "timings": timings}
+
+
+def sized_head(store: ProjectStore, base: int) -> head.HeadPlan:
+    """The head for the measured labeling rate and the last refresh's duration (``backend/head.py``)."""
+    status = store.status()
+    started, finished = status.get("last_refresh_started"), status.get("last_refresh_finished")
+    refresh_s = finished - started if started and finished and finished >= started else 0.0
+    return head.plan_head(base, head.labeling_rate(store), refresh_s)
+
+
+def top_up(store: ProjectStore, client: LabelStudioClient, max_chars: int) -> dict:
+    """Push the next slice of the served version's ranking when its head runs low.
+
+    The served version (the one Label Studio's project points at) keeps its
+    ranking in Redis; the tasks after those already pushed, in the same
+    order and with their scores (higher than the head's), bring the head back
+    to its planned size.  Runs beside a refresh (no project lock): it only
+    adds predictions to a version that is already complete in Label Studio.
+    """
+    name = store.ls_version()
+    if name is None or store.push_state(name).get("state") != "complete":
+        return {"topped_up": 0, "reason": "no version served"}
+    meta = store.r.hgetall(store.key(f"head_meta:{name}"))
+    left = store.r.scard(store.key(f"head_left:{name}"))
+    if not meta or left >= int(meta[b"threshold"]):
+        return {"topped_up": 0, "left": left}
+    want = int(meta[b"size"]) - left
+    sent = import_head(store, client, name, want, max_chars, exclude=head.pushed(store, name))
+    head.extend(store, name, sent)
+    log.info("project %s: head of %s topped up with %d task(s) (%d were left)", store.pid, name, len(sent), left)
+    return {"topped_up": len(sent), "left": left, "version": name}
 
 
 def prune(store: ProjectStore, client: LabelStudioClient, keep: int) -> list[str]:

@@ -12,6 +12,7 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 
+from backend import head
 from backend.config import Settings
 from backend.ls_client import LabelStudioClient
 from backend.store import CHANGED, NEW, ProjectStore
@@ -106,6 +107,7 @@ def reconcile(store: ProjectStore, client: LabelStudioClient, *, full: bool, del
     in_ls: set[int] = set()
     counts = {"tasks": 0, "annotations_written": 0, "annotations_removed": 0, "tasks_removed": 0}
     tasks = client.iter_tasks(store.pid) if full else client.labeled_tasks(store.pid)
+    found: list[int] = []
     batch: list[tuple[int, dict]] = []
     for task in tasks:
         tid = task["id"]
@@ -119,9 +121,13 @@ def reconcile(store: ProjectStore, client: LabelStudioClient, *, full: bool, del
         for raw in task.get("annotations") or []:
             ann = AnnotationIn.model_validate(raw)
             in_ls.add(ann.id)
-            if store.upsert_annotation(compact_annotation(ann, tid)) in (NEW, CHANGED):
+            outcome = store.upsert_annotation(compact_annotation(ann, tid))
+            if outcome in (NEW, CHANGED):
                 counts["annotations_written"] += 1
+            if outcome == NEW:
+                found.append(tid)
     store.add_tasks(batch)
+    head.note_labeled(store, found, timed=False)  # labels whose webhook was lost leave the head too
     gone = held_here - in_ls
     if gone:
         counts["annotations_removed"] = store.delete_annotations(gone)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from backend.store import connect
 from tests.e2e.conftest import CONFIG, choice, make_project, synced, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -106,3 +107,30 @@ def test_forged_deletion_does_not_block_future_annotations_in_label_studio(ls, s
     status = wait_for(lambda: synced(ls, stack, pid, n_labeled + 1), 60,
                       what="a version trained on every label Label Studio holds")
     assert status["annotations"] == len(held) + 1
+
+
+def test_head_is_topped_up_before_it_runs_dry_while_a_refresh_is_busy(ls, stack, project):
+    """A refresh holding the project (a large pool trains for a minute): the served head still never runs out."""
+    pid, truth = project
+    status = wait_for(lambda: synced(ls, stack, pid, stack.status(pid)["current"]["labeled_tasks"]), 60,
+                      what="an idle loop")
+    version = status["current_version"]
+    lock = f"{stack.env['AL_KEY_PREFIX']}:p:{pid}:lock"
+    r = connect(stack.env["REDIS_URL"])
+    assert r.set(lock, "held by the test", nx=True, ex=300)  # as a long refresh would
+    try:
+        served = []
+        for _ in range(70):  # more than the head of 60
+            in_head = set(_head(ls, pid))
+            task = ls.next_task(pid)
+            served.append(task["id"] in in_head)
+            ls.annotate(task["id"], choice(truth[task["id"]][1]))
+        info = stack.status(pid)["head"]
+        assert ls.project(pid)["model_version"] == version  # no new version reached Label Studio
+        assert all(served), "Label Studio served a task outside the head"
+        assert info["version"] == version and info["topped_up"] >= 10 and info["pushed"] >= 70
+        assert info["left"] > 0 and not info["served_outside_head"]
+    finally:
+        r.delete(lock)
+    wait_for(lambda: stack.status(pid)["current"]["labeled_tasks"] > status["current"]["labeled_tasks"], 120,
+             what="the loop to resume")
