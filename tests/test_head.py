@@ -44,3 +44,12 @@ def test_webhook_requests_one_topup_when_the_head_runs_low(client, store, redis_
     assert Queue(QUEUE + "-topup", connection=redis_conn).count == 1  # coalesced
     status = client.get("/status/1").json()
     assert status["head"]["left"] == 0 and status["head"]["ran_dry_at"] > 0
+
+
+def test_dashboard_line_shows_head_left_and_tasks_served_outside():
+    from backend.dashboard import _head_line
+
+    line = _head_line({"version": "v3", "pushed": 260, "left": 12, "topped_up": 60, "labeled_outside": 2,
+                       "served_outside_head": True})
+    assert "12 of 260 tasks left" in line and "60 topped up" in line and "outside it." in line
+    assert _head_line(None) == ""

@@ -64,7 +64,7 @@ def confirm_deletions(store: ProjectStore, client: LabelStudioClient) -> dict:
         except Exception:
             store.r.sadd(store.key("deletions_unconfirmed"), *ids[i:])
             raise
-        if raw is None:
+        if raw is None or raw.get("project") != store.pid:  # another project's id proves nothing here
             store.delete_annotations([ann_id])  # a late create webhook may have brought it back
             continue
         ann = AnnotationIn.model_validate(raw)

@@ -96,14 +96,19 @@ def test_bulk_create_annotations_from_predictions_is_counted_within_seconds(ls, 
 def test_forged_deletion_does_not_block_future_annotations_in_label_studio(ls, stack, project):
     """Security: an ANNOTATIONS_DELETED naming held and future ids neither drops labels nor blocks new ones."""
     pid, truth = project
+    # An annotation of another project: its id, named in this project's deletion, must not move here.
+    other = ls.create_project("another project", CONFIG)["id"]
+    (other_task,) = ls.import_tasks(other, [{"text": "another project's task"}])
+    foreign = ls.annotate(other_task, choice("fresh"))["id"]
     held = _ls_annotation_ids(ls, pid)
     n_labeled = stack.status(pid)["current"]["labeled_tasks"]
     forged = {"action": "ANNOTATIONS_DELETED", "project": {"id": pid},
-              "annotations": [{"id": i} for i in sorted(held) + list(range(max(held) + 1, max(held) + 20))]}
+              "annotations": [{"id": i} for i in sorted(held) + [foreign]
+                              + list(range(foreign + 1, foreign + 20))]}
     assert httpx.post(stack.url + "/webhook", json=forged, timeout=10).status_code == 200
     task = ls.next_task(pid)
     created = ls.annotate(task["id"], choice(truth[task["id"]][1]))
-    assert max(held) < created["id"] < max(held) + 20  # an id the forged event named in advance
+    assert foreign < created["id"] < foreign + 20  # an id the forged event named in advance
     status = wait_for(lambda: synced(ls, stack, pid, n_labeled + 1), 60,
                       what="a version trained on every label Label Studio holds")
     assert status["annotations"] == len(held) + 1
