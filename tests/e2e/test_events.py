@@ -122,7 +122,8 @@ def test_head_is_topped_up_before_it_runs_dry_while_a_refresh_is_busy(ls, stack,
     version = status["current_version"]
     lock = f"{stack.env['AL_KEY_PREFIX']}:p:{pid}:lock"
     r = connect(stack.env["REDIS_URL"])
-    assert r.set(lock, "held by the test", nx=True, ex=300)  # as a long refresh would
+    # Take the project's lock as a long refresh would (once the scheduled reconcile, if any, let go).
+    wait_for(lambda: r.set(lock, "held by the test", nx=True, ex=300), 60, 0.1, "the project's lock")
     try:
         served = []
         for _ in range(70):  # more than the head of 60
