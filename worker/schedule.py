@@ -13,10 +13,11 @@ import threading
 import time
 
 import redis
+from rq import Queue
 
 from backend import project_options
 from backend.config import Settings
-from backend.queueing import pending_key, request_refresh, request_sync
+from backend.queueing import PENDING_TTL, pending_key, request_refresh, request_sync
 from backend.store import ProjectStore, migrate, project_ids
 from worker.refresh import training_overdue
 
@@ -42,6 +43,33 @@ def behind(store: ProjectStore) -> bool:
     return meta is None or meta.get("epochs") != list(store.epochs())
 
 
+ORPHAN_AFTER = 30.0  # seconds a pending flag may stand without its job before it is cleared
+
+
+def clear_orphaned_pending(store: ProjectStore, queue_name: str) -> bool:
+    """Clear a ``refresh_pending`` flag whose job is gone; returns whether it did.
+
+    The flag lets one event of a burst enqueue a job, and the job clears it
+    when it starts.  A job lost at that moment (Redis restarted while the job
+    started, the queue emptied by hand) leaves the flag standing for its TTL
+    (10 min), and every event meanwhile is coalesced into a job that does
+    not exist: the loop stalls.  A flag older than ``ORPHAN_AFTER`` with no
+    refresh of the project queued or running is cleared.
+    """
+    key = pending_key(store.prefix, store.pid)
+    ttl = store.r.ttl(key)
+    if ttl is None or ttl < 0 or PENDING_TTL - ttl < ORPHAN_AFTER:
+        return False
+    q = Queue(queue_name, connection=store.r)
+    marker = f"refresh-{store.pid}-"
+    if any(j.startswith(marker) for j in q.get_job_ids()) or any(
+            j.startswith(marker) for j in q.started_job_registry.get_job_ids()):
+        return False
+    store.r.delete(key)
+    log.warning("project %s: a refresh was pending without a job (lost); cleared", store.pid)
+    return True
+
+
 def tick(r: redis.Redis, settings: Settings, now: float | None = None) -> list[tuple[int, str]]:
     """Enqueue what is due; returns ``(project, reason)`` pairs (empty if another worker had this tick)."""
     now = time.time() if now is None else now
@@ -65,6 +93,7 @@ def tick(r: redis.Redis, settings: Settings, now: float | None = None) -> list[t
 def _due(store: ProjectStore, settings: Settings, now: float) -> str | None:
     """Enqueue the one thing due for a project, if any; returns what it was."""
     r, prefix, queue, pid = store.r, store.prefix, settings.queue_name, store.pid
+    clear_orphaned_pending(store, queue)
     status = store.status()
     if behind(store) and now - (status.get("last_error_at") or 0) >= ERROR_BACKOFF:
         # Changes no published version has seen, and no job on it: a job
@@ -78,8 +107,7 @@ def _due(store: ProjectStore, settings: Settings, now: float) -> str | None:
         return None
     interval = settings.reconcile_interval
     if interval and now - (status.get("last_sync_at") or 0) >= interval:
-        request_sync(r, prefix, queue, pid, full=False, reason="scheduled sync")
-        return "sync"
+        return "sync" if request_sync(r, prefix, queue, pid, full=False, reason="scheduled sync") else None
     if current and store.ls_version() != current and now >= (status.get("push_retry_at") or 0):
         return "push" if request_refresh(r, prefix, queue, pid, "push retry") else None
     return None
