@@ -21,7 +21,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from backend import progress
+from backend import head, progress
 from backend.auth import require_basic
 from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
 
@@ -280,11 +280,22 @@ def project_page(s: dict | None, pid: int, ls_url: str) -> str:
         f"{_e(rec.get('reason', ''))}</div>"
         f"{_numbers(s)}<p class=\"muted\">version {_e(s.get('version'))}, strategy {_e(s.get('strategy'))}, "
         f"control share {_e(s.get('control_share'))}, recorded {updated}; reloads every {REFRESH_SECONDS} s</p>"
+        f"{_head_line(s.get('head'))}"
         f'<div class="grid">{cards}'
         f'<div class="card"><h2>Review: suspicious labels and disagreements</h2>{_review(s, ls_url, pid)}</div>'
         f'<div class="card"><h2>Stopping rules</h2>{_rules(s)}</div></div>'
     )
     return _page(f"project {pid}", body)
+
+
+def _head_line(h: dict | None) -> str:
+    """How much of the queue Label Studio serves is left (``backend/head.py``)."""
+    if not h:
+        return ""
+    warn = " Label Studio served tasks outside it." if h.get("served_outside_head") else ""
+    return (f'<p id="head" class="muted">head of {_e(h.get("version"))}: {h.get("left", 0):,} of '
+            f'{h.get("pushed", 0):,} tasks left, {h.get("topped_up", 0):,} topped up; '
+            f'{h.get("labeled_outside", 0):,} labels outside it.{_e(warn)}</p>')
 
 
 def _store(request: Request, pid: int) -> ProjectStore:
@@ -312,4 +323,7 @@ def dashboard_project(project: str, request: Request) -> HTMLResponse:
     store = _store(request, parse_project_id(project))
     if not store.exists():
         raise UnknownProjectError(f"project {project} is not set up on this backend")
-    return HTMLResponse(project_page(read_summary(store), store.pid, label_studio_url(request, store)))
+    summary = read_summary(store)
+    if summary is not None:
+        summary = {**summary, "head": head.info(store)}
+    return HTMLResponse(project_page(summary, store.pid, label_studio_url(request, store)))

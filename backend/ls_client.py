@@ -211,6 +211,32 @@ class LabelStudioClient:
         params = {"exportType": "JSON", "download_all_tasks": "false"}
         return self.request("GET", f"api/projects/{project_id}/export", params=params, timeout=300).json()
 
+    def existing_task_ids(self, project_id: int, task_ids: list[int]) -> set[int]:
+        """Which of ``task_ids`` the project holds now (one call; ids only matter).
+
+        Label Studio 1.23.2's prediction import refuses a whole batch for one
+        unknown task, and by default its message names the task only inside
+        a Python ``repr`` of the item; asking is exact whatever the message.
+        """
+        if not task_ids:
+            return set()
+        query = {"selectedItems": {"all": False, "included": list(task_ids)}}
+        params = {"project": project_id, "page": 1, "page_size": len(task_ids), "fields": "task_only",
+                  "resolve_uri": "false", "query": orjson.dumps(query).decode()}
+        body = self.request("GET", "api/tasks/", params=params).json()
+        tasks = body.get("tasks", body) if isinstance(body, dict) else body
+        wanted = set(task_ids)
+        return {t["id"] for t in tasks if t.get("id") in wanted}
+
+    def annotation(self, annotation_id: int) -> dict | None:
+        """One annotation, or ``None`` when Label Studio does not hold it (404)."""
+        try:
+            return self.request("GET", f"api/annotations/{int(annotation_id)}/").json()
+        except LabelStudioError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def import_predictions(self, project_id: int, predictions: list[dict]) -> int:
         resp = self.request("POST", f"api/projects/{project_id}/import/predictions", json=predictions)
         return int(resp.json().get("created", len(predictions)))

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client import multiprocess
 from rq import Queue
+from rq.serializers import JSONSerializer
 
 REQUESTS = Counter("al_requests_total", "HTTP requests answered", ["route", "status"])
 LATENCY = Histogram(
@@ -40,7 +41,7 @@ class QueueCollector:
     def collect(self):
         g = GaugeMetricFamily("al_queue_jobs", "Jobs in the worker queue by state", labels=["queue", "state"])
         try:
-            q = Queue(self.queue_name, connection=self.r)
+            q = Queue(self.queue_name, connection=self.r, serializer=JSONSerializer)
             g.add_metric([self.queue_name, "queued"], q.count)
             g.add_metric([self.queue_name, "started"], q.started_job_registry.count)
             g.add_metric([self.queue_name, "failed"], q.failed_job_registry.count)

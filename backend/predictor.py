@@ -24,7 +24,7 @@ from backend.label_config import LabelConfig, config_hash, parse_label_config
 from backend.fetch import SafeFetcher
 from backend.ls_client import credential_conflict
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
-from backend.queueing import request_refresh, request_sync
+from backend.queueing import request_sync
 from backend.store import ProjectStore, UnknownProjectError
 from backend.task_data import TaskDataError, control_text
 from backend.versions import LoadedVersion, choices_result, load_version, task_utility
@@ -79,6 +79,9 @@ class Predictor:
         cfg = self._parse(schema)
         project_options.resolve(self.settings, extra_params)  # raises InvalidOptionsError
         store = self.store(project_id)
+        if store.claim(project_epoch, hostname):  # a recreated project inherits nothing (store.py)
+            log.warning("project %s: Label Studio's project was recreated (new creation time); old state wiped",
+                        project_id)
         old = store.config().get("config_hash")
         store.save_config(
             {
@@ -144,7 +147,9 @@ class Predictor:
 
         ``score`` is the task's place in the project's queue as a fraction of
         the pool (0 = annotate next); each result item's own ``score`` is the
-        model's probability for the label it proposes.
+        model's probability for the label it proposes.  Scoring never adds a
+        task to the pool: only tasks Label Studio announced (``TASKS_CREATED``
+        or a sync) are ranked and pushed, so an unknown id cannot stop a push.
         """
         cfg = self.config_for(project_id, label_config)
         version = self.current(project_id)
@@ -186,9 +191,8 @@ class Predictor:
                 if item is not None:
                     results[i].append(item)
 
-        scores, unranked = self._scores(project_id, tasks, version, readable, probas, geometry)
+        scores, _ = self._scores(project_id, tasks, version, readable, probas, geometry)
         TASKS_PREDICTED.labels("model" if version and version.models else "cold").inc(n)
-        self._remember_tasks(project_id, [tasks[i] for i in unranked])
         return [
             {"result": results[i], "score": round(float(scores[i]), 6), "model_version": version_name}
             for i in range(n)
@@ -220,12 +224,3 @@ class Predictor:
             utility = task_utility(version.models, sub_probas, X_missing, version.centroid)
             scores[[rows[j] for j in idx]] = ranking.live_score(utility, version.quantiles)
         return scores, [i for i in range(n) if ranked[i] is None]
-
-    def _remember_tasks(self, project_id: int, tasks: list[dict]) -> None:
-        """Unranked tasks seen here join the worker's pool (one Redis command)."""
-        new = [(t["id"], t["data"]) for t in tasks if isinstance(t.get("id"), int) and isinstance(t.get("data"), dict)]
-        try:
-            if new and self.store(project_id).add_tasks(new, overwrite=False):
-                request_refresh(self.r, self.settings.key_prefix, self.settings.queue_name, project_id, "new tasks")
-        except redis.RedisError as exc:
-            log.warning("project %s: could not record tasks for the worker: %s", project_id, type(exc).__name__)

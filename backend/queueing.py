@@ -21,9 +21,10 @@ REFRESH_JOB = "worker.jobs.refresh_project"
 # Low priority: pruning old versions from Label Studio, cross-validating a new model.
 LOW_JOBS = {"prune": "worker.jobs.prune_project", "evaluate": "worker.jobs.evaluate_project"}
 SHARDS_JOB = "worker.jobs.help_score_shards"
+TOPUP_JOB = "worker.jobs.topup_project"
 #: The function of each job id prefix (ids are ``<prefix>-<project>-<random>``), so
 #: ``/status`` names jobs without deserializing them.
-JOB_FUNCTIONS = {"refresh": REFRESH_JOB, **LOW_JOBS, "shards": SHARDS_JOB}
+JOB_FUNCTIONS = {"refresh": REFRESH_JOB, **LOW_JOBS, "shards": SHARDS_JOB, "topup": TOPUP_JOB}
 PENDING_TTL = 600  # a lost job (worker gone before it started) unblocks after this
 #: Jobs are stored as JSON, never pickle: job arguments are ids and strings, and
 #: a pickle planted in Redis would run code in whichever process loads it.
@@ -70,6 +71,25 @@ def request_sync(r: redis.Redis, prefix: str, queue_name: str, project_id: int, 
     else:
         r.set(key, "incremental", nx=True)
     return request_refresh(r, prefix, queue_name, project_id, reason)
+
+
+
+
+def topup_queue(queue_name: str) -> str:
+    """The queue of head top-ups: both worker processes take it before anything else they do."""
+    return f"{queue_name}-topup"
+
+
+def request_topup(r: redis.Redis, prefix: str, queue_name: str, project_id: int) -> bool:
+    """Ask for the next slice of the served version's ranking (``backend/head.py``), coalesced."""
+    if not r.set(f"{prefix}:p:{project_id}:topup_pending", 1, nx=True, ex=PENDING_TTL):
+        return False
+    job_queue(topup_queue(queue_name), r).enqueue(
+        TOPUP_JOB, project_id, prefix, job_id=f"topup-{project_id}-{uuid.uuid4().hex[:12]}",
+        job_timeout=600, result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"top up project {project_id}",
+    )
+    JOBS_ENQUEUED.labels("topup").inc()
+    return True
 
 
 def low_pending_key(prefix: str, project_id: int, job: str) -> str:

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from backend import metrics, schemas
+from backend import head, metrics, schemas
 from backend.auth import require_basic, require_webhook_auth
 from backend.dashboard import read_summary
 from backend.job_status import project_jobs
 from backend.ls_client import credential_conflict
 from backend.predictor import Predictor
-from backend.queueing import request_refresh
+from backend.queueing import request_refresh, request_topup
 from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
 from backend.task_data import without_lone_surrogates
 from backend.webhooks import handle_event, parse_event
@@ -110,7 +110,8 @@ def webhook(body: Annotated[dict[str, Any], Body()], predictor: PredictorDep) ->
     def refresh(reason: str) -> bool:
         return request_refresh(predictor.r, s.key_prefix, s.queue_name, pid, reason)
 
-    detail = handle_event(action, event, store, refresh)
+    detail = handle_event(action, event, store, refresh,
+                          lambda: request_topup(predictor.r, s.key_prefix, s.queue_name, pid))
     return JSONResponse({"status": "ok", "action": action, "detail": detail})
 
 
@@ -140,6 +141,7 @@ def status(project: str, predictor: PredictorDep) -> dict:
         "current_version": current,
         "current": store.version_meta(current) if current else None,
         "status": store.status(),
+        "head": head.info(store),  # how much of the queue Label Studio serves is left (backend/head.py)
         "jobs": project_jobs(store.r, [s.queue_name], store.pid),
         "progress": read_summary(store),
         # Set when LABEL_STUDIO_URL/_API_KEY and /setup's hostname/token disagree (never holds a key).

@@ -79,6 +79,7 @@ class PredictResponse(BaseModel):
 class ProjectRef(_LS):
     id: int
     label_config: str | None = None
+    created_at: str | None = None  # the project's identity, with its id (``store.epoch_of``)
 
 
 class AnnotationIn(_LS):
@@ -100,6 +101,15 @@ class AnnotationEvent(_LS):
     project: ProjectRef
     annotation: AnnotationIn
     task: Task | None = None
+
+
+class AnnotationsCreatedEvent(_LS):
+    """Bulk creation (Data Manager: *Create Annotations From Predictions*): lists under singular keys."""
+
+    action: str
+    project: ProjectRef
+    annotation: list[AnnotationIn]
+    task: list[Task] = Field(default_factory=list)
 
 
 class AnnotationsDeletedEvent(_LS):

@@ -3,24 +3,42 @@
 One ``ProjectStore`` per Label Studio project.  Keys are namespaced as
 ``<prefix>:p:<project id>:<what>`` so several deployments (or the tests) can
 share a Redis.  Writes that must not go backwards (annotation updates that
-arrive out of order, deleted annotations that arrive late) are single Lua
-scripts, so two backend processes can never interleave them.
+arrive out of order) are single Lua scripts, so two backend processes can
+never interleave them.
+
+**One identity per project.**  Label Studio names a project ``"<id>.<created
+epoch>"`` in ``/setup``, and every webhook carries the project's
+``created_at``.  The key namespace stays the plain id (short keys, nothing to
+rename), and the project's identity, its creation epoch and the Label Studio
+host ``/setup`` named, is stored beside the state (``<...>:identity``).  When
+``/setup`` or a webhook shows another epoch, the project was recreated (a
+reset or reinstalled Label Studio, or a second instance using the same id):
+every key of the old project is deleted first, so the new one starts clean
+and inherits nothing.  A same epoch from another host is the same project
+reached through another address and keeps its state.
+
+**Label Studio is the truth.**  There are no tombstones: a deletion webhook
+removes the annotations named and records their ids as *unconfirmed*; the
+worker then asks Label Studio about each (``worker/sync.py``) and restores
+what it still holds, so a forged ``ANNOTATIONS_DELETED`` cannot remove a label
+for longer than one worker run, nor block annotations created later, and a
+reconcile makes the labeled set equal to Label Studio's.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import orjson
 import redis
 
-# Keep an annotation only if it is not deleted and not older than what we hold.
-# Returns 0 (stale or deleted: ignored), 1 (new), 2 (its labels changed) or
+# Keep an annotation only if it is not older than what we hold.
+# Returns 0 (stale: ignored), 1 (new), 2 (its labels changed) or
 # 3 (same labels, e.g. a repeated webhook: stored, but nothing to retrain).
 _UPSERT_ANNOTATION = """
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local outcome = 1
 if cur then
@@ -30,7 +48,7 @@ if cur then
   if ok and old['content'] == ARGV[4] then outcome = 3 end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if outcome ~= 3 then redis.call('INCR', KEYS[3]) end
+if outcome ~= 3 then redis.call('INCR', KEYS[2]) end
 return outcome
 """
 
@@ -90,6 +108,41 @@ class ProjectStore:
     def key(self, what: str) -> str:
         return f"{self.base}:{what}"
 
+    # -- identity ----------------------------------------------------------
+    def identity(self) -> dict:
+        raw = self.r.get(self.key("identity"))
+        return orjson.loads(raw) if raw else {}
+
+    def claim(self, epoch: int | None, hostname: str | None = None) -> bool:
+        """Make this store the project created at ``epoch``; returns ``True`` if an older project's state was wiped.
+
+        ``None`` (Label Studio did not say) changes nothing.  A store
+        without an identity (state from before identities) adopts the epoch
+        its config recorded at ``/setup``, if any, and is wiped only if that
+        differs.
+        """
+        if epoch is None:
+            return False
+        ident = self.identity()
+        known = ident.get("epoch")
+        if known is None:
+            known = self.config().get("project_epoch")
+        if known is not None and int(known) != int(epoch):
+            self.wipe()
+            ident = {}
+        new = {**ident, "epoch": int(epoch), **({"hostname": hostname} if hostname else {})}
+        if new != ident:
+            self.r.set(self.key("identity"), orjson.dumps(new))
+        return known is not None and int(known) != int(epoch)
+
+    def wipe(self) -> int:
+        """Delete every key of this project (the lock stays: a running job finishes on its own)."""
+        keep = self.key("lock").encode()
+        keys = [k for k in self.r.scan_iter(match=f"{self.base}:*", count=1000) if k != keep]
+        for i in range(0, len(keys), 1000):
+            self.r.delete(*keys[i:i + 1000])
+        return len(keys)
+
     # -- config ------------------------------------------------------------
     def save_config(self, fields: dict[str, Any]) -> None:
         """Store the project's config fields (JSON-encoded) and register the project."""
@@ -130,7 +183,6 @@ class ProjectStore:
             return 0
         pipe = self.r.pipeline()
         pipe.hdel(self.key("tasks"), *ids)
-        pipe.sadd(self.key("tasks_deleted"), *ids)
         pipe.incr(self.key("pool_epoch"))
         return pipe.execute()[0]
 
@@ -140,6 +192,13 @@ class ProjectStore:
     def task_ids(self) -> list[int]:
         """Every task of the pool, without reading its data."""
         return [int(k) for k in self.r.hkeys(self.key("tasks"))]
+
+    def has_tasks(self, task_ids: list[int]) -> list[bool]:
+        """Whether each task is in the pool (one round trip)."""
+        pipe = self.r.pipeline(transaction=False)
+        for tid in task_ids:
+            pipe.hexists(self.key("tasks"), tid)
+        return [bool(x) for x in pipe.execute()]
 
     def tasks_by_id(self, task_ids: list[int]) -> dict[int, dict]:
         if not task_ids:
@@ -157,7 +216,7 @@ class ProjectStore:
         script = self.r.register_script(_UPSERT_ANNOTATION)
         return int(
             script(
-                keys=[self.key("annotations"), self.key("annotations_deleted"), self.key("labels_epoch")],
+                keys=[self.key("annotations"), self.key("labels_epoch")],
                 args=[ann["id"], orjson.dumps(ann), ann.get("updated_at") or "", ann.get("content", "")],
             )
         )
@@ -171,17 +230,31 @@ class ProjectStore:
         labels, pool = self.r.mget(self.key("labels_epoch"), self.key("pool_epoch"))
         return int(labels or 0), int(pool or 0)
 
-    def delete_annotations(self, ann_ids: Iterable[int]) -> int:
+    def delete_annotations(self, ann_ids: Iterable[int], *, unconfirmed: bool = False) -> int:
+        """Remove annotations held here; ``unconfirmed``: also ask the worker to check them with Label Studio.
+
+        No tombstone is left: an id deleted here may be created again (Label
+        Studio is the truth, see the module docstring).
+        """
         ids = list(ann_ids)
         if not ids:
             return 0
         pipe = self.r.pipeline()
-        pipe.sadd(self.key("annotations_deleted"), *ids)
         pipe.hdel(self.key("annotations"), *ids)
-        removed = pipe.execute()[1]
+        if unconfirmed:
+            pipe.sadd(self.key("deletions_unconfirmed"), *ids)
+        removed = pipe.execute()[0]
         if removed:
             self.r.incr(self.key("labels_epoch"))
         return removed
+
+    def take_unconfirmed_deletions(self, limit: int) -> list[int]:
+        """Up to ``limit`` deleted annotation ids that Label Studio has not confirmed yet (removed from the set)."""
+        return [int(x) for x in self.r.spop(self.key("deletions_unconfirmed"), limit) or []]
+
+    def annotation(self, ann_id: int) -> dict | None:
+        raw = self.r.hget(self.key("annotations"), ann_id)
+        return orjson.loads(raw) if raw else None
 
     def annotations(self) -> list[dict]:
         return [orjson.loads(v) for v in self.r.hvals(self.key("annotations"))]
@@ -305,3 +378,39 @@ class ProjectStore:
 
 def project_ids(r: redis.Redis, prefix: str) -> list[int]:
     return sorted(int(x) for x in r.smembers(f"{prefix}:projects"))
+
+
+def epoch_of(created_at: str | None) -> int | None:
+    """The creation epoch Label Studio puts in ``"<id>.<created_epoch>"`` (``int(created_at.timestamp())``)."""
+    if not created_at:
+        return None
+    try:
+        return int(datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return None
+
+
+# Keys that older layouts kept and this one must not: deletion tombstones
+# blocked annotations forever, even against a full reconcile.
+_OLD_KEYS = ("annotations_deleted", "tasks_deleted")
+
+
+def migrate(r: redis.Redis, prefix: str) -> list[int]:
+    """Bring every project's state to the current layout; returns the projects changed.
+
+    Idempotent and cheap; run by the worker and the serving processes at start.
+    Tombstone sets are dropped, and a project set up before identities gets
+    the epoch its ``/setup`` recorded as its identity.
+    """
+    changed = []
+    for pid in project_ids(r, prefix):
+        store = ProjectStore(r, prefix, pid)
+        dropped = r.delete(*(store.key(k) for k in _OLD_KEYS))
+        adopted = False
+        if not r.exists(store.key("identity")):
+            epoch = store.config().get("project_epoch")
+            if epoch is not None:
+                adopted = store.claim(int(epoch), store.config().get("hostname") or None) is False
+        if dropped or adopted:
+            changed.append(pid)
+    return changed

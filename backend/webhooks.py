@@ -16,16 +16,17 @@ from typing import Any, Callable
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from backend import schemas
+from backend import head, schemas
 from backend.label_config import UnsupportedConfigError, parse_label_config
 from backend.metrics import WEBHOOKS
-from backend.store import STALE, UNCHANGED, ProjectStore
+from backend.store import NEW, CHANGED, STALE, UNCHANGED, ProjectStore, epoch_of
 
 log = logging.getLogger(__name__)
 
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "ANNOTATION_CREATED": schemas.AnnotationEvent,
     "ANNOTATION_UPDATED": schemas.AnnotationEvent,
+    "ANNOTATIONS_CREATED": schemas.AnnotationsCreatedEvent,
     "ANNOTATIONS_DELETED": schemas.AnnotationsDeletedEvent,
     "TASKS_CREATED": schemas.TasksCreatedEvent,
     "TASKS_DELETED": schemas.TasksDeletedEvent,
@@ -76,9 +77,17 @@ def handle_event(
     event: BaseModel,
     store: ProjectStore,
     refresh: Callable[[str], bool],
+    topup: Callable[[], bool] | None = None,
 ) -> str:
-    """Apply one event to the project's state; returns a short description."""
+    """Apply one event to the project's state; returns a short description.
+
+    Every event names its project with ``created_at``: an event of a
+    recreated project first wipes the old one's state (``ProjectStore.claim``).
+    """
     WEBHOOKS.labels(action).inc()
+    if store.claim(epoch_of(event.project.created_at)):
+        log.warning("project %s: Label Studio's project was recreated (new creation time); old state wiped",
+                    store.pid)
     if isinstance(event, schemas.AnnotationEvent):
         task_id = event.annotation.task if isinstance(event.annotation.task, int) else None
         if task_id is None and event.task is not None:
@@ -86,15 +95,33 @@ def handle_event(
         if event.task is not None and event.task.id is not None:
             store.add_tasks([(event.task.id, event.task.data)])
         outcome = store.upsert_annotation(compact_annotation(event.annotation, task_id))
+        if outcome == NEW and task_id is not None and head.note_labeled(store, [task_id]) and topup:
+            topup()
         if outcome == STALE:
-            return f"annotation {event.annotation.id} ignored (stale or deleted)"
+            return f"annotation {event.annotation.id} ignored (older than the one held)"
         if outcome == UNCHANGED:
             return f"annotation {event.annotation.id} unchanged"
         refresh("annotation")
         return f"annotation {event.annotation.id} recorded"
+    if isinstance(event, schemas.AnnotationsCreatedEvent):
+        tasks = [(t.id, t.data) for t in event.task if t.id is not None]
+        store.add_tasks(tasks)
+        changed, new_tasks = 0, []
+        for a in event.annotation:
+            task_id = a.task if isinstance(a.task, int) else (a.task or {}).get("id")
+            outcome = store.upsert_annotation(compact_annotation(a, task_id))
+            changed += outcome in (NEW, CHANGED)
+            if outcome == NEW and task_id is not None:
+                new_tasks.append(task_id)
+        if head.note_labeled(store, new_tasks) and topup:
+            topup()
+        if changed:
+            refresh("annotations created")
+        return f"{len(event.annotation)} annotation(s) received ({changed} new or changed)"
     if isinstance(event, schemas.AnnotationsDeletedEvent):
-        n = store.delete_annotations(a.id for a in event.annotations)
-        if n:
+        # Removed now; the worker asks Label Studio about each and restores what it still holds.
+        n = store.delete_annotations((a.id for a in event.annotations), unconfirmed=True)
+        if event.annotations:
             refresh("annotations deleted")
         return f"{len(event.annotations)} annotation(s) deleted ({n} were known)"
     if isinstance(event, schemas.TasksCreatedEvent):

@@ -14,7 +14,11 @@ as ``shared/label-studio-payloads``), on a throw-away project id:
 3. measures, on one keep-alive connection, with texts the model never saw:
    ``/predict`` with 1 task (latency percentiles), ``/predict`` with 1,000
    tasks (tasks/s), ``/webhook`` ``ANNOTATION_UPDATED`` (latency), and the
-   RSS of the serving processes afterwards;
+   RSS of the serving processes afterwards.  ``/predict`` is measured twice:
+   on *announced* tasks (sent by ``TASKS_CREATED`` before training, so the
+   worker ranked them: the score is a lookup) and on *unannounced* ones (the
+   same texts under ids the backend never heard of, as a task opened before
+   its webhook arrived: features, model and a live place in the queue);
 4. prints a table and writes everything as JSON (``--out``).
 
 ``--repeat K`` runs the measurement rounds K times and reports the median
@@ -62,6 +66,7 @@ from backend.datasets import load_dataset  # noqa: E402
 
 WARMUP_SINGLE, WARMUP_BATCH, WARMUP_WEBHOOK = 50, 2, 50
 BATCH_SIZE = 1000
+UNANNOUNCED_OFFSET = 500_000  # ids of the unannounced copies: never sent in TASKS_CREATED
 TARGETS = {  # what this project asks of its own backend on a 2-core machine
     "predict_1_p50_ms": ("<=", 5.0),
     "predict_1_p99_ms": ("<=", 20.0),
@@ -494,6 +499,9 @@ def print_table(
         ("/predict 1 task max (ms)", summary["predict_1_max_ms"], None),
         ("/predict 1,000 tasks (tasks/s)", summary["predict_1000_tasks_per_s"], "predict_1000_tasks_per_s"),
         ("/predict 1,000 tasks p50 (ms)", summary["predict_1000_p50_ms"], None),
+        ("unannounced: /predict 1 task p50 (ms)", summary["predict_1_unannounced_p50_ms"], None),
+        ("unannounced: /predict 1 task p99 (ms)", summary["predict_1_unannounced_p99_ms"], None),
+        ("unannounced: 1,000 tasks (tasks/s)", summary["predict_1000_unannounced_tasks_per_s"], None),
         ("/webhook UPDATED p50 (ms)", summary["webhook_p50_ms"], None),
         ("/webhook UPDATED p99 (ms)", summary["webhook_p99_ms"], "webhook_p99_ms"),
         ("/webhook label changes p50 (ms)", summary["webhook_changed_p50_ms"], None),
@@ -504,12 +512,12 @@ def print_table(
     if train_info:
         print(f"training: labels sent in {train_info['labels_sent_s']:.1f} s; trained model serving "
               f"{train_info['train_wait_s']:.1f} s after START_TRAINING ({train_info['version']}, via {train_info['via']})")
-    print(f"{'measure (median of rounds)':36} {'value':>10}  target")
-    print("-" * 68)
+    print(f"{'measure (median of rounds)':40} {'value':>10}  target")
+    print("-" * 72)
     for label, value, key in rows:
         shown = "n/a" if value is None else f"{value:10.1f}"
-        print(f"{label:36} {shown:>10}  {verdict(key, value) if key else ''}")
-    print("-" * 68)
+        print(f"{label:40} {shown:>10}  {verdict(key, value) if key else ''}")
+    print("-" * 72)
     for m in mem:
         if "rss_mb" in m:
             uss = f", USS {m['uss_mb']:.0f} MB" if "uss_mb" in m else ""
@@ -585,16 +593,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trained model serving {train_info['train_wait_s']:.1f} s after START_TRAINING")
 
     checker = PredictChecker()
+    # The same held-out texts under ids no webhook announced: never ranked, scored live.
+    unannounced = [(base + UNANNOUNCED_OFFSET + i, text) for i, (_, text) in enumerate(pool)]
     rounds = []
     for k in range(args.repeat):
         r_single = bench_single(client, project, pid, cfg, pool, args.single_requests, checker)
         r_batch = bench_batch(client, project, pid, cfg, pool, args.batch_requests, checker)
+        u_single = bench_single(client, project, pid, cfg, unannounced, args.single_requests, checker)
+        u_batch = bench_batch(client, project, pid, cfg, unannounced, args.batch_requests, checker)
         r_hook = bench_webhook(client, pid, cfg, webhook_tasks, args.webhook_requests, change=False)
         r_change = bench_webhook(client, pid, cfg, webhook_tasks, args.webhook_requests, change=True)
-        rounds.append({"predict_1": r_single, "predict_1000": r_batch, "webhook": r_hook, "webhook_changed": r_change})
+        rounds.append({"predict_1": r_single, "predict_1000": r_batch, "predict_1_unannounced": u_single,
+                       "predict_1000_unannounced": u_batch, "webhook": r_hook, "webhook_changed": r_change})
         print(f"round {k + 1}/{args.repeat}: /predict 1 p50 {r_single['p50_ms']:.1f} ms p99 {r_single['p99_ms']:.1f} ms"
-              f" | 1,000 tasks {r_batch['tasks_per_s']:,.0f}/s | /webhook p99 {r_hook['p99_ms']:.1f} ms"
-              f" (label changes: {r_change['p99_ms']:.1f} ms)")
+              f" (unannounced {u_single['p50_ms']:.1f} / {u_single['p99_ms']:.1f} ms)"
+              f" | 1,000 tasks {r_batch['tasks_per_s']:,.0f}/s (unannounced {u_batch['tasks_per_s']:,.0f}/s)"
+              f" | /webhook p99 {r_hook['p99_ms']:.1f} ms (label changes: {r_change['p99_ms']:.1f} ms)")
     procs, found_by = server_processes(args.url, args.server_pids)
     mem = memory(procs)
     if not procs:
@@ -602,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
 
     flat = [{**{f"predict_1_{k}": v for k, v in r["predict_1"].items()},
              **{f"predict_1000_{k}": v for k, v in r["predict_1000"].items()},
+             **{f"predict_1_unannounced_{k}": v for k, v in r["predict_1_unannounced"].items()},
+             **{f"predict_1000_unannounced_{k}": v for k, v in r["predict_1000_unannounced"].items()},
              **{f"webhook_{k}": v for k, v in r["webhook"].items() if k != "errors"},
              **{f"webhook_changed_{k}": v for k, v in r["webhook_changed"].items() if k != "errors"}} for r in rounds]
     summary = {key: median_of(flat, key) for key in flat[0]}

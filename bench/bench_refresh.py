@@ -58,25 +58,40 @@ def populate(pool: int) -> None:
     store.save_config({"schema": LABEL_CONFIG, "config_hash": cfg.config_hash, "parsed": cfg.to_dict(),
                        "hostname": "", "access_token": "", "extra_params": {}})
     ds = load_dataset("crowdflower-tweets")
-    n = len(ds.texts)
+    n, order = len(ds.texts), _order(len(ds.texts))
     for start in range(0, pool, 50_000):
         store.add_tasks(
-            (i + 1, {"text": ds.texts[i % n] + ("" if i < n else f" #{i // n}")})
+            (i + 1, {"text": ds.texts[order[i % n]] + ("" if i < n else f" #{i // n}")})
             for i in range(start, min(pool, start + 50_000))
         )
 
 
-def label(first: int, count: int) -> None:
-    """Record ``count`` annotations (real labels, two classes) as the webhook would."""
-    from backend.datasets import load_dataset
-    from backend.store import ProjectStore, connect
+def _order(n: int) -> list[int]:
+    """A fixed shuffle of the dataset, which is sorted by label: every slice of the pool has every label."""
+    import numpy as np
 
+    return np.random.default_rng(0).permutation(n).tolist()
+
+
+def label(first: int, count: int) -> None:
+    """Record ``count`` annotations (real labels, two classes) as the webhook would.
+
+    The labels are the config's own choices (``pos``/``neg``): a label the
+    config does not have is dropped by training, and the refresh would
+    measure cold-start ranking instead.
+    """
+    from backend.datasets import load_dataset
+    from backend.label_config import parse_label_config
+    from backend.store import ProjectStore, connect
+    from tests.conftest import LABEL_CONFIG
+
+    pos, neg = parse_label_config(LABEL_CONFIG).controls[0].labels[:2]
     ds = load_dataset("crowdflower-tweets")
     store = ProjectStore(connect(BENCH_REDIS_URL), PREFIX, 1)
+    order = _order(len(ds.texts))
     for i in range(first, first + count):
         tid = i * 7 + 1
-        lab = "Positive" if ds.labels[(tid - 1) % len(ds.texts)] in ("happiness", "love", "fun", "enthusiasm",
-                                                                      "relief", "surprise") else "Negative"
+        lab = pos if ds.labels[order[(tid - 1) % len(ds.texts)]] == "positive" else neg  # vs negative, neutral
         store.upsert_annotation({"id": i + 1, "task": tid, "was_cancelled": False, "completed_by": 1,
                                  "updated_at": "2026-11-24T00:00:00Z", "content": f"{tid}:{lab}",
                                  "result": [{"from_name": "sentiment", "to_name": "text", "type": "choices",
@@ -100,8 +115,19 @@ def refresh_once() -> None:
     wall = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"wall_s": wall, "peak_rss_mb": rss, "ranked": meta.get("ranked"),
-                      "kind": meta.get("kind"), "shards": meta.get("shards"),
+                      "kind": meta.get("kind"), "version": meta.get("version"), "trained_in": meta.get("trained_in"),
+                      "controls": meta.get("controls"), "shards": meta.get("shards"),
                       "by_helpers": meta.get("shards_by_helpers"), "timings": meta.get("timings")}))
+
+
+def check_trained(res: dict, n_labels: int) -> None:
+    """The refresh retrained a real model on every label: what a running project pays per label."""
+    control = (res.get("controls") or {}).get("sentiment") or {}
+    if res.get("kind") != "model" or res.get("trained_in") != res.get("version") or "not_trained" in control:
+        raise SystemExit(f"the refresh did not publish a model trained on its labels: kind={res.get('kind')}, "
+                         f"trained_in={res.get('trained_in')}, version={res.get('version')}, control={control}")
+    if sum((control.get("label_counts") or {}).values()) != n_labels:
+        raise SystemExit(f"trained on {control.get('label_counts')}, expected {n_labels} labels")
 
 
 def run_refresh(helpers: int) -> dict:
@@ -148,6 +174,7 @@ def main() -> None:
     label(0, args.labels)
     print(f"project of {args.pool:,} tasks and {args.labels} labels written in {time.perf_counter() - t:.1f}s")
     cold = run_refresh(0)
+    check_trained(cold, args.labels)
     print(f"first refresh (featurises every task): {cold['wall_s']:.1f}s, peak RSS {cold['peak_rss_mb']:.0f} MB")
     results: dict[int, list[dict]] = {c: [] for c in counts}
     n_labels = args.labels
@@ -156,10 +183,12 @@ def main() -> None:
             label(n_labels, 1)
             n_labels += 1
             res = run_refresh(c - 1)
+            check_trained(res, n_labels)
             results[c].append(res)
             print(f"  run {rep + 1}, {c} worker(s): {res['wall_s']:.2f}s, peak RSS {res['peak_rss_mb']:.0f} MB, "
-                  f"shards {res['shards']} ({res['by_helpers']} by helpers), timings {res['timings']}")
-    print(f"\nrefresh of {args.pool:,} tasks, warm feature cache (median of {args.repeat}):")
+                  f"trained on {n_labels} labels, shards {res['shards']} ({res['by_helpers']} by helpers), "
+                  f"timings {res['timings']}")
+    print(f"\nrefresh of {args.pool:,} tasks with retraining, warm feature cache (median of {args.repeat}):")
     base = statistics.median(r["wall_s"] for r in results[counts[0]])
     for c in counts:
         wall = statistics.median(r["wall_s"] for r in results[c])

@@ -75,8 +75,9 @@ def run_worker(redis_conn) -> int:
     Returns how many jobs of the main queue ran.
     """
     q, low = job_queue(QUEUE, redis_conn), job_queue(QUEUE + "-low", redis_conn)
+    topup = job_queue(QUEUE + "-topup", redis_conn)
     before = q.finished_job_registry.count + q.failed_job_registry.count
-    SimpleWorker([q, low], connection=redis_conn, serializer=JOB_SERIALIZER).work(burst=True)
+    SimpleWorker([topup, q, low], connection=redis_conn, serializer=JOB_SERIALIZER).work(burst=True)
     return q.finished_job_registry.count + q.failed_job_registry.count - before
 
 

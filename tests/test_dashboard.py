@@ -11,7 +11,6 @@ import threading
 import time
 from datetime import datetime, timezone
 
-import httpx
 import orjson
 import numpy as np
 import pytest

@@ -16,7 +16,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "label-studio-payloads
 def test_fixture_copies_match_shared():
     shared = sorted(p.name for p in SHARED.glob("*.json"))
     ours = sorted(p.name for p in PAYLOADS.glob("*.json"))
-    assert shared == ours
+    assert set(shared) <= set(ours)  # the repository may hold newer captures (scripts/capture_ls_payloads.py)
     for name in shared:
         assert (SHARED / name).read_bytes() == (PAYLOADS / name).read_bytes(), name
 
@@ -95,7 +95,7 @@ def test_every_webhook_replay_is_accepted(client, store):
         assert r.json() == {"status": "ok", "action": body["action"], "detail": detail}, name
     assert store.annotations() == []  # created, updated, then deleted
     assert set(store.tasks()) == {8, 21, 22}
-    assert store.r.sismember(store.key("annotations_deleted"), 1)
+    assert store.r.sismember(store.key("deletions_unconfirmed"), 1)  # the worker asks Label Studio
 
 
 def test_annotation_webhook_records_the_label(client, store):

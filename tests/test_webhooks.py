@@ -43,13 +43,15 @@ def test_repeated_and_reordered_updates_keep_the_newest(client, store):
     assert ann["result"][0]["value"]["choices"] == ["neg"]
 
 
-def test_late_create_after_delete_does_not_resurrect(client, store):
+def test_delete_leaves_no_tombstone_but_asks_the_worker_to_confirm(client, store):
+    """Label Studio is the truth: a deleted id may come back, and the worker checks each deletion."""
     body = payload("webhook_annotations_deleted")
     body["annotations"] = [{"id": 5}]
     client.post("/webhook", json=body)
     r = client.post("/webhook", json=annotation_event(5, 50, "t", "pos"))
-    assert r.json()["detail"] == "annotation 5 ignored (stale or deleted)"
-    assert store.annotations() == []
+    assert r.json()["detail"] == "annotation 5 recorded"
+    assert [a["id"] for a in store.annotations()] == [5]
+    assert store.r.smembers(store.key("deletions_unconfirmed")) == {b"5"}
 
 
 def test_cancelled_annotation_is_kept_but_not_a_label(client, store, worker):

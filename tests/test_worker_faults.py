@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import psutil
+from rq import Queue
 
 from backend.datasets import load_dataset
 from backend.versions import load_version
@@ -70,3 +71,22 @@ def test_worker_killed_mid_training_recovers(client, store, tmp_path):
     finally:
         worker.kill()
         worker.wait(10)
+
+
+def test_a_pending_flag_without_its_job_is_cleared(client, store, redis_conn, settings):
+    """A job lost as it started (Redis restarted) must not leave the loop coalescing into nothing."""
+    from backend.queueing import PENDING_TTL, pending_key
+    from worker.schedule import ORPHAN_AFTER, clear_orphaned_pending
+
+    client.post("/setup", json=setup_body())
+    Queue(settings.queue_name, connection=redis_conn).empty()  # the job /setup asked for: lost
+    key = pending_key(store.prefix, store.pid)
+    redis_conn.set(key, "lost", ex=PENDING_TTL)
+    assert not clear_orphaned_pending(store, settings.queue_name)  # too young to tell
+    redis_conn.expire(key, int(PENDING_TTL - ORPHAN_AFTER - 5))
+    client.post("/webhook", json=annotation_event(1, 10, "good", "pos"))  # coalesced into the lost job
+    assert not Queue(settings.queue_name, connection=redis_conn).get_job_ids()
+    assert clear_orphaned_pending(store, settings.queue_name)
+    client.post("/webhook", json=annotation_event(2, 11, "bad", "neg"))
+    assert len(Queue(settings.queue_name, connection=redis_conn).get_job_ids()) == 1
+    assert not clear_orphaned_pending(store, settings.queue_name)  # now its job is queued

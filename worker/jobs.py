@@ -21,11 +21,11 @@ from backend.config import Settings, get_settings
 from backend.ls_client import LabelStudioError
 from backend.queueing import low_pending_key, pending_key, request_low, request_refresh
 from backend.store import ProjectStore, connect
-from worker.push import IncompletePushError, prune, push_current
+from worker.push import IncompletePushError, prune, push_current, top_up
 from worker.progress import record as record_progress, record_before_drop
 from worker import shards
 from worker.refresh import build_version, evaluate
-from worker.sync import client_for, reconcile
+from worker.sync import client_for, confirm_deletions, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,13 @@ def _refresh(store: ProjectStore, settings) -> dict:
             r.set(store.key("sync_requested"), sync)
             errors.append(f"sync: {exc}")
             summary["sync"] = {"error": str(exc)}
+    if client is not None:
+        try:
+            summary["deletions"] = confirm_deletions(store, client)
+        except LabelStudioError as exc:
+            errors.append(f"confirming deletions: {exc}")
+    else:  # nobody to ask: the webhook is all there is
+        r.delete(store.key("deletions_unconfirmed"))
     store.set_status(stage="train")
     summary["version"] = build_version(store, settings, force=force)
     if summary["version"].get("published"):
@@ -166,6 +173,33 @@ def evaluate_project(project_id: int, prefix: str | None = None) -> dict:
     controls = evaluate(store, settings)
     record_progress(store, settings)  # learning curve, stopping signals, review list (worker/progress.py)
     return controls
+
+
+def topup_project(project_id: int, prefix: str | None = None) -> dict:
+    """Top up the head Label Studio serves (``worker/push.py``); never waits for a refresh.
+
+    Runs on its own queue, which both worker processes take first, and
+    without the project lock (a refresh of a large pool may hold it for a
+    minute, which is exactly when the head runs low).  One top-up at a time.
+    """
+    settings = get_settings()
+    prefix = prefix or settings.key_prefix
+    r = connect(settings.redis_url)
+    store = ProjectStore(r, prefix, project_id)
+    r.delete(f"{prefix}:p:{project_id}:topup_pending")
+    client = client_for(store, settings)
+    if client is None:
+        return {"topped_up": 0, "reason": "no Label Studio access"}
+    lock = r.lock(store.key("topup_lock"), timeout=300, blocking_timeout=0)
+    if not lock.acquire():
+        return {"topped_up": 0, "reason": "another top-up is running"}
+    try:
+        return top_up(store, client, settings.max_text_chars)
+    finally:
+        try:
+            lock.release()
+        except (LockError, RedisError):
+            pass
 
 
 def help_score_shards(project_id: int, token: str, prefix: str | None = None) -> int:

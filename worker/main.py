@@ -1,9 +1,11 @@
-"""``al-backend worker``: a real RQ worker on the project's queues, plus the scheduler."""
+"""``al-backend worker``: real RQ workers on the project's queues (two processes), plus the scheduler."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import signal
 import threading
 import time
 
@@ -16,7 +18,7 @@ from threadpoolctl import threadpool_limits
 import worker.jobs  # noqa: F401
 from backend.config import Settings, get_settings
 from backend.features import FeatureSpec, warm_up
-from backend.queueing import JOB_SERIALIZER, job_queue, low_queue
+from backend.queueing import JOB_SERIALIZER, job_queue, low_queue, topup_queue
 from backend.ranking import random_projection
 from backend.store import connect
 from worker.schedule import run_in_background, start_full_sync
@@ -25,7 +27,15 @@ log = logging.getLogger(__name__)
 
 
 def run(settings: Settings | None = None, *, burst: bool = False) -> bool:
-    """Process jobs until stopped (or until the queues are empty with ``burst``)."""
+    """Process jobs until stopped (or until the queues are empty with ``burst``).
+
+    Two processes: this one takes head top-ups, then refreshes; a forked
+    child takes top-ups, then the low-priority jobs (evaluate, prune).  RQ
+    never preempts a job, so with one process a label arriving while a
+    cross-validation or a prune runs waited for it (4-17 s at a 100k pool);
+    now refreshes never wait behind them.  ``burst`` (tests, benchmarks)
+    drains every queue in this process.
+    """
     settings = settings or get_settings()
     if settings.worker_nice:
         # Training is background work: on a shared machine the serving
@@ -36,30 +46,58 @@ def run(settings: Settings | None = None, *, burst: bool = False) -> bool:
         # Studio and the serving processes, threads fight for the same cores
         # (k-means 0.8 s -> 5.7 s measured under load); scale with workers.
         threadpool_limits(settings.worker_threads)
-    r = connect(settings.redis_url)
     random_projection(FeatureSpec().n_features)  # built once here, inherited by every job's fork
     warm_up()  # the hasher's character tables, likewise
-    queues = [job_queue(settings.queue_name, r), job_queue(low_queue(settings.queue_name), r)]
+    name = settings.queue_name
+    if burst:
+        return _work(settings, [topup_queue(name), name, low_queue(name)], burst=True)
+    low = multiprocessing.get_context("fork").Process(
+        target=_low_priority_process, args=(settings, [topup_queue(name), low_queue(name)]),
+        name="al-worker-low", daemon=True)
+    low.start()
+    r = connect(settings.redis_url)
     stop = threading.Event()
-    if not burst:
-        synced = start_full_sync(r, settings)
-        log.info("worker on queues %s; full sync requested for %d project(s)", [q.name for q in queues], len(synced))
-        run_in_background(r, settings, stop)
+    synced = start_full_sync(r, settings)
+    log.info("worker on queues %s (low-priority process %s on %s); full sync requested for %d project(s)",
+             [topup_queue(name), name], low.pid, [topup_queue(name), low_queue(name)], len(synced))
+    run_in_background(r, settings, stop)
     try:
-        while True:
-            try:
-                worked = Worker(queues, connection=r, serializer=JOB_SERIALIZER).work(burst=burst, with_scheduler=False)
-            except redis.RedisError as exc:
-                if burst:
-                    raise
-                log.warning("worker stopped on a Redis error (%s)", type(exc).__name__)
-            if burst or _redis_answers(r):
-                return worked if burst else True  # a requested stop (SIGTERM/SIGINT), not Redis
-            # RQ gives up when Redis goes away mid-job; wait for it and start over.
-            _wait_for_redis(r)
-            log.info("Redis is back; restarting the worker")
+        return _work(settings, [topup_queue(name), name], burst=False)
     finally:
         stop.set()
+        if low.is_alive():
+            low.terminate()
+            low.join(15)
+
+
+def _low_priority_process(settings: Settings, queue_names: list[str]) -> None:
+    """The child's loop; it stops with the parent (SIGTERM from ``run``, or the parent gone)."""
+    parent = os.getppid()
+
+    def orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(2)
+        os.kill(os.getpid(), signal.SIGTERM)  # RQ finishes the job in hand, then stops
+
+    threading.Thread(target=orphaned, name="al-orphan-watch", daemon=True).start()
+    _work(settings, queue_names, burst=False)
+
+
+def _work(settings: Settings, queue_names: list[str], *, burst: bool) -> bool:
+    r = connect(settings.redis_url)
+    queues = [job_queue(q, r) for q in queue_names]
+    while True:
+        try:
+            worked = Worker(queues, connection=r, serializer=JOB_SERIALIZER).work(burst=burst, with_scheduler=False)
+        except redis.RedisError as exc:
+            if burst:
+                raise
+            log.warning("worker stopped on a Redis error (%s)", type(exc).__name__)
+        if burst or _redis_answers(r):
+            return worked if burst else True  # a requested stop (SIGTERM/SIGINT), not Redis
+        # RQ gives up when Redis goes away mid-job; wait for it and start over.
+        _wait_for_redis(r)
+        log.info("Redis is back; restarting the worker")
 
 
 def _redis_answers(r: redis.Redis) -> bool:

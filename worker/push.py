@@ -13,11 +13,11 @@ versions are pruned later by a low-priority job.
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 import numpy as np
 
+from backend import head
 from backend.label_config import LabelConfig
 from backend.ls_client import LabelStudioClient, LabelStudioError
 from backend.project_options import ProjectOptions
@@ -29,21 +29,26 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1000
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"
-_MISSING_TASK = re.compile(r"task ID (\d+)")
 
 
 class IncompletePushError(RuntimeError):
     """Label Studio holds a different number of predictions than were sent."""
 
 
-def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int) -> list[dict]:
-    """The ``size`` best-ranked tasks that are still unlabeled, as Label Studio predictions."""
+def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int,
+                     exclude: set[int] = frozenset()) -> list[dict]:
+    """The ``size`` best-ranked tasks that are still unlabeled (and not in ``exclude``), as predictions."""
     version = load_version(store, name)
     if version is None:
         return []
     ranking = store.ranking(name)
-    labeled = {a["task"] for a in store.annotations() if not a.get("was_cancelled")}
-    head = [tid for tid, _ in sorted(ranking.items(), key=lambda kv: kv[1]) if tid not in labeled][:size]
+    skip = {a["task"] for a in store.annotations() if not a.get("was_cancelled")} | set(exclude)
+    order = [tid for tid, _ in sorted(ranking.items(), key=lambda kv: kv[1]) if tid not in skip]
+    head: list[int] = []
+    while len(head) < size and order:  # tasks deleted since the ranking are not in the pool any more
+        batch, order = order[:size - len(head) + 16], order[size - len(head) + 16:]
+        head.extend(t for t, present in zip(batch, store.has_tasks(batch)) if present)
+    head = head[:size]
     results: dict[int, list[dict]] = {tid: [] for tid in head}
     config = LabelConfig.from_dict(store.config()["parsed"])
     for control in config.controls:
@@ -62,24 +67,61 @@ def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int) 
     return [{"task": tid, "result": results[tid], "score": ranking[tid], "model_version": name} for tid in head]
 
 
-def _import(store: ProjectStore, client: LabelStudioClient, predictions: list[dict]) -> int:
-    """Import in chunks; tasks Label Studio no longer has leave the pool and the chunk is resent."""
-    sent = 0
+def _import(store: ProjectStore, client: LabelStudioClient, predictions: list[dict]) -> tuple[list[int], set[int]]:
+    """Import in chunks; returns the tasks sent and the ghosts found.
+
+    Label Studio 1.23.2 refuses a whole batch (400) when one task is not in
+    the project, and its default message names that task only inside a
+    ``repr`` of the item (``... contains invalid "task" field: corresponding
+    task ID couldn't be retrieved ...``; the fast-import flag says ``task ID
+    <n> not found``, one task per answer).  So on such a 400 the worker asks
+    Label Studio which of the chunk's tasks it holds, drops the others from
+    the pool (ghosts: deleted while their webhook was lost) and resends the
+    chunk at once.
+    """
+    sent: list[int] = []
+    ghosts: set[int] = set()
     for start in range(0, len(predictions), CHUNK):
         chunk = predictions[start:start + CHUNK]
-        for _ in range(5):
-            try:
+        try:
+            client.import_predictions(store.pid, chunk)
+        except LabelStudioError as exc:
+            if exc.status != 400 or ('"task"' not in exc.body and "task ID" not in exc.body):
+                raise
+            ids = [p["task"] for p in chunk]
+            missing = set(ids) - client.existing_task_ids(store.pid, ids)
+            if not missing:
+                raise
+            store.delete_tasks(missing)
+            ghosts |= missing
+            log.warning("project %s: %d task(s) of the head are gone from Label Studio (a lost TASKS_DELETED?); "
+                        "dropped from the pool and pushed again", store.pid, len(missing))
+            chunk = [p for p in chunk if p["task"] not in missing]
+            if chunk:
                 client.import_predictions(store.pid, chunk)
-                sent += len(chunk)
-                break
-            except LabelStudioError as exc:
-                missing = {int(m) for m in _MISSING_TASK.findall(exc.body)} if exc.status == 400 else set()
-                if not missing:
-                    raise
-                store.delete_tasks(missing)
-                log.info("project %s: %d task(s) gone from Label Studio; dropped from the pool", store.pid, len(missing))
-                chunk = [p for p in chunk if p["task"] not in missing]
-    return sent
+        sent.extend(p["task"] for p in chunk)
+    return sent, ghosts
+
+
+def import_head(store: ProjectStore, client: LabelStudioClient, name: str, size: int, max_chars: int,
+                exclude: set[int] = frozenset()) -> list[int]:
+    """Import the next ``size`` tasks of ``name``'s ranking (after ``exclude``); returns the tasks sent.
+
+    Ghost tasks found on the way are replaced by the next tasks of the
+    ranking, so the head keeps its size.
+    """
+    done: list[int] = []
+    skip = set(exclude)
+    for _ in range(3):  # a ghost in the replacements too is rare; a third one waits for the next push
+        predictions = head_predictions(store, name, size - len(done), max_chars, exclude=skip)
+        if not predictions:
+            break
+        sent, ghosts = _import(store, client, predictions)
+        done.extend(sent)
+        skip |= set(sent) | ghosts
+        if not ghosts:
+            break
+    return done
 
 
 def push_current(store: ProjectStore, client: LabelStudioClient, options: ProjectOptions, max_chars: int) -> dict:
@@ -94,9 +136,10 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
     if state.get("state") == "started":
         client.delete_model_version(store.pid, name)  # the partial result of an attempt that died
     store.set_push_state(name, {"state": "started", "started_at": time.time()})
-    predictions = head_predictions(store, name, options.head_size, max_chars)
+    plan = sized_head(store, options.head_size)
     t_import = time.monotonic()
-    sent = _import(store, client, predictions)
+    pushed = import_head(store, client, name, plan.size, max_chars)
+    sent = len(pushed)
     t_verify = time.monotonic()
     held = client.model_versions(store.pid).get(name, 0)
     if held != sent:
@@ -107,15 +150,47 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
     if options.set_sampling:
         fields["sampling"] = UNCERTAINTY_SAMPLING
     t_point = time.monotonic()
+    head.start(store, name, pushed, plan)  # before Label Studio serves it: every label then counts
     client.update_project(store.pid, **fields)
     duration = round(time.monotonic() - t0, 3)
     timings = {"predictions_s": round(t_import - t0, 3), "import_s": round(t_verify - t_import, 3),
                "verify_s": round(t_point - t_verify, 3), "point_s": round(time.monotonic() - t_point, 3)}
     store.set_push_state(name, {"state": "complete", "count": sent, "duration_s": duration, "at": time.time(),
-                                "timings": timings})
+                                "timings": timings, "head_plan": {"size": plan.size, "threshold": plan.threshold}})
     store.set_ls_version(name)
     log.info("project %s: pushed %s (%d predictions) in %.2fs", store.pid, name, sent, duration)
     return {"pushed": True, "version": name, "count": sent, "duration_s": duration, "timings": timings}
+
+
+def sized_head(store: ProjectStore, base: int) -> head.HeadPlan:
+    """The head for the measured labeling rate and the last refresh's duration (``backend/head.py``)."""
+    status = store.status()
+    started, finished = status.get("last_refresh_started"), status.get("last_refresh_finished")
+    refresh_s = finished - started if started and finished and finished >= started else 0.0
+    return head.plan_head(base, head.labeling_rate(store), refresh_s)
+
+
+def top_up(store: ProjectStore, client: LabelStudioClient, max_chars: int) -> dict:
+    """Push the next slice of the served version's ranking when its head runs low.
+
+    The served version (the one Label Studio's project points at) keeps its
+    ranking in Redis; the tasks after those already pushed, in the same
+    order and with their scores (higher than the head's), bring the head back
+    to its planned size.  Runs beside a refresh (no project lock): it only
+    adds predictions to a version that is already complete in Label Studio.
+    """
+    name = store.ls_version()
+    if name is None or store.push_state(name).get("state") != "complete":
+        return {"topped_up": 0, "reason": "no version served"}
+    meta = store.r.hgetall(store.key(f"head_meta:{name}"))
+    left = store.r.scard(store.key(f"head_left:{name}"))
+    if not meta or left >= int(meta[b"threshold"]):
+        return {"topped_up": 0, "left": left}
+    want = int(meta[b"size"]) - left
+    sent = import_head(store, client, name, want, max_chars, exclude=head.pushed(store, name))
+    head.extend(store, name, sent)
+    log.info("project %s: head of %s topped up with %d task(s) (%d were left)", store.pid, name, len(sent), left)
+    return {"topped_up": len(sent), "left": left, "version": name}
 
 
 def prune(store: ProjectStore, client: LabelStudioClient, keep: int) -> list[str]:

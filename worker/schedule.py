@@ -17,8 +17,8 @@ import redis
 from backend import project_options
 from backend.config import Settings
 from backend.ls_client import resolve_credentials
-from backend.queueing import pending_key, request_refresh, request_sync
-from backend.store import ProjectStore, project_ids
+from backend.queueing import PENDING_TTL, job_queue, pending_key, request_refresh, request_sync
+from backend.store import ProjectStore, migrate, project_ids
 from worker.refresh import training_overdue
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,33 @@ def behind(store: ProjectStore) -> bool:
     current = store.current_version()
     meta = store.version_meta(current) if current else None
     return meta is None or meta.get("epochs") != list(store.epochs())
+
+
+ORPHAN_AFTER = 30.0  # seconds a pending flag may stand without its job before it is cleared
+
+
+def clear_orphaned_pending(store: ProjectStore, queue_name: str) -> bool:
+    """Clear a ``refresh_pending`` flag whose job is gone; returns whether it did.
+
+    The flag lets one event of a burst enqueue a job, and the job clears it
+    when it starts.  A job lost at that moment (Redis restarted while the job
+    started, the queue emptied by hand) leaves the flag standing for its TTL
+    (10 min), and every event meanwhile is coalesced into a job that does
+    not exist: the loop stalls.  A flag older than ``ORPHAN_AFTER`` with no
+    refresh of the project queued or running is cleared.
+    """
+    key = pending_key(store.prefix, store.pid)
+    ttl = store.r.ttl(key)
+    if ttl is None or ttl < 0 or PENDING_TTL - ttl < ORPHAN_AFTER:
+        return False
+    q = job_queue(queue_name, store.r)
+    marker = f"refresh-{store.pid}-"
+    if any(j.startswith(marker) for j in q.get_job_ids()) or any(
+            j.startswith(marker) for j in q.started_job_registry.get_job_ids()):
+        return False
+    store.r.delete(key)
+    log.warning("project %s: a refresh was pending without a job (lost); cleared", store.pid)
+    return True
 
 
 def tick(r: redis.Redis, settings: Settings, now: float | None = None) -> list[tuple[int, str]]:
@@ -64,6 +91,7 @@ def tick(r: redis.Redis, settings: Settings, now: float | None = None) -> list[t
 def _due(store: ProjectStore, settings: Settings, now: float) -> str | None:
     """Enqueue the one thing due for a project, if any; returns what it was."""
     r, prefix, queue, pid = store.r, store.prefix, settings.queue_name, store.pid
+    clear_orphaned_pending(store, queue)
     status = store.status()
     if behind(store) and now - (status.get("last_error_at") or 0) >= ERROR_BACKOFF:
         # Changes no published version has seen, and no job on it: a job
@@ -77,15 +105,17 @@ def _due(store: ProjectStore, settings: Settings, now: float) -> str | None:
         return None
     interval = settings.reconcile_interval
     if interval and now - (status.get("last_sync_at") or 0) >= interval:
-        request_sync(r, prefix, queue, pid, full=False, reason="scheduled sync")
-        return "sync"
+        return "sync" if request_sync(r, prefix, queue, pid, full=False, reason="scheduled sync") else None
     if current and store.ls_version() != current and now >= (status.get("push_retry_at") or 0):
         return "push" if request_refresh(r, prefix, queue, pid, "push retry") else None
     return None
 
 
 def start_full_sync(r: redis.Redis, settings: Settings) -> list[int]:
-    """On worker start: reconcile every project fully (webhooks may have been lost while down)."""
+    """On worker start: migrate old state, then reconcile every project fully (webhooks may have been lost)."""
+    migrated = migrate(r, settings.key_prefix)
+    if migrated:
+        log.info("migrated the state of %d project(s) to the current layout", len(migrated))
     started = []
     for pid in project_ids(r, settings.key_prefix):
         store = ProjectStore(r, settings.key_prefix, pid)

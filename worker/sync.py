@@ -12,6 +12,7 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 
+from backend import head
 from backend.config import Settings
 from backend.ls_client import LabelStudioClient, resolve_credentials
 from backend.store import CHANGED, NEW, ProjectStore
@@ -31,6 +32,48 @@ def client_for(store: ProjectStore, settings: Settings) -> LabelStudioClient | N
     return LabelStudioClient(creds.url, creds.key, timeout=30.0)
 
 
+CONFIRM_ONE_BY_ONE = 50  # more unconfirmed deletions than this: one incremental reconcile settles them all
+
+
+def confirm_deletions(store: ProjectStore, client: LabelStudioClient) -> dict:
+    """Ask Label Studio about annotations a deletion webhook named; restore those it still holds.
+
+    A deletion only removes what Label Studio no longer has: a forged or
+    stale ``ANNOTATIONS_DELETED`` is undone here, before the next training.
+    A few ids are checked one by one (one small call each); a bulk deletion
+    is settled by one incremental reconcile.
+    """
+    ids = store.take_unconfirmed_deletions(CONFIRM_ONE_BY_ONE + 1)
+    if not ids:
+        return {}
+    if len(ids) > CONFIRM_ONE_BY_ONE:
+        rest = store.take_unconfirmed_deletions(10**7)
+        try:
+            counts = reconcile(store, client, full=False, deleted=set(ids) | set(rest))
+        except Exception:
+            store.r.sadd(store.key("deletions_unconfirmed"), *ids, *rest)
+            raise
+        return {"checked": len(ids) + len(rest), "restored": counts["annotations_written"]}
+    restored = 0
+    for i, ann_id in enumerate(ids):
+        try:
+            raw = client.annotation(ann_id)
+        except Exception:
+            store.r.sadd(store.key("deletions_unconfirmed"), *ids[i:])
+            raise
+        if raw is None or raw.get("project") != store.pid:  # another project's id proves nothing here
+            store.delete_annotations([ann_id])  # a late create webhook may have brought it back
+            continue
+        ann = AnnotationIn.model_validate(raw)
+        task_id = ann.task if isinstance(ann.task, int) else (ann.task or {}).get("id")
+        if store.upsert_annotation(compact_annotation(ann, task_id)) in (NEW, CHANGED):
+            restored += 1
+    if restored:
+        log.warning("project %s: %d annotation(s) named in a deletion webhook are still in Label Studio; restored",
+                    store.pid, restored)
+    return {"checked": len(ids), "restored": restored}
+
+
 def _iso(t: datetime) -> str:
     """Label Studio's own timestamp format, so stored times compare as strings."""
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -39,14 +82,16 @@ def _iso(t: datetime) -> str:
 TASK_BATCH = 1000
 
 
-def reconcile(store: ProjectStore, client: LabelStudioClient, *, full: bool) -> dict:
+def reconcile(store: ProjectStore, client: LabelStudioClient, *, full: bool, deleted: set[int] = frozenset()) -> dict:
     """Apply Label Studio's annotations (and, when ``full``, its task list) to the store.
 
     Incremental: every labeled task through the export API, which costs in
     proportion to the labels, not the pool.  Full: every task, page by page,
     which also finds tasks added or deleted while webhooks were lost.
     Annotations Label Studio no longer has are deleted here, except those
-    changed in the last ``CLOCK_MARGIN`` (a webhook may be ahead of the read).
+    changed in the last ``CLOCK_MARGIN`` (a webhook may be ahead of the read)
+    unless a deletion webhook named them (``deleted``).  Every annotation
+    Label Studio lists is stored, whatever was deleted here before.
     """
     t0 = time.monotonic()
     now = datetime.now(timezone.utc)
@@ -54,11 +99,12 @@ def reconcile(store: ProjectStore, client: LabelStudioClient, *, full: bool) -> 
     # Snapshots taken before reading Label Studio: only what existed then can be
     # "missing" from its answer; anything a webhook adds meanwhile is kept.
     known_tasks = set(store.task_ids()) if full else set()
-    held_here = {a["id"] for a in store.annotations() if (a.get("updated_at") or "") < settled}
+    held_here = {a["id"] for a in store.annotations() if (a.get("updated_at") or "") < settled or a["id"] in deleted}
     seen_tasks: set[int] = set()
     in_ls: set[int] = set()
     counts = {"tasks": 0, "annotations_written": 0, "annotations_removed": 0, "tasks_removed": 0}
     tasks = client.iter_tasks(store.pid) if full else client.labeled_tasks(store.pid)
+    found: list[int] = []
     batch: list[tuple[int, dict]] = []
     for task in tasks:
         tid = task["id"]
@@ -72,9 +118,13 @@ def reconcile(store: ProjectStore, client: LabelStudioClient, *, full: bool) -> 
         for raw in task.get("annotations") or []:
             ann = AnnotationIn.model_validate(raw)
             in_ls.add(ann.id)
-            if store.upsert_annotation(compact_annotation(ann, tid)) in (NEW, CHANGED):
+            outcome = store.upsert_annotation(compact_annotation(ann, tid))
+            if outcome in (NEW, CHANGED):
                 counts["annotations_written"] += 1
+            if outcome == NEW:
+                found.append(tid)
     store.add_tasks(batch)
+    head.note_labeled(store, found, timed=False)  # labels whose webhook was lost leave the head too
     gone = held_here - in_ls
     if gone:
         counts["annotations_removed"] = store.delete_annotations(gone)
