@@ -21,7 +21,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from backend import progress
+from backend import progress, refusals
 from backend.auth import require_basic
 from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
 
@@ -263,11 +263,12 @@ def _rules(s: dict) -> str:
             f"<table><tr><th>signal</th><th>now</th></tr>{sig}</table>")
 
 
-def project_page(s: dict | None, pid: int, ls_url: str) -> str:
+def project_page(s: dict | None, pid: int, ls_url: str, refusal: dict | None = None) -> str:
     """The dashboard of one project (pure: summary in, HTML out)."""
+    notice = _refused_card({pid: refusal}) if refusal else ""
     if not s:
-        return _page(f"project {pid}", '<p id="empty">No trained model has been evaluated yet: the page fills in '
-                                       "after the first training (two different labels).</p>")
+        return _page(f"project {pid}", notice + '<p id="empty">No trained model has been evaluated yet: the page '
+                                                "fills in after the first training (two different labels).</p>")
     rec = s.get("recommendation") or {}
     action = rec.get("action", progress.KEEP_GOING)
     plots = _plots(orjson.dumps(s, option=orjson.OPT_SORT_KEYS))
@@ -275,7 +276,7 @@ def project_page(s: dict | None, pid: int, ls_url: str) -> str:
               f"Label distribution ({_e(s.get('control'))})"]
     cards = "".join(f'<div class="card"><h2>{t}</h2>{p}</div>' for t, p in zip(titles, plots))
     updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s.get("updated_at") or 0))
-    body = (
+    body = notice + (
         f'<div class="rec rec-{action.replace(" ", "-")}" id="recommendation"><b>{_e(action.capitalize())}</b> — '
         f"{_e(rec.get('reason', ''))}</div>"
         f"{_numbers(s)}<p class=\"muted\">version {_e(s.get('version'))}, strategy {_e(s.get('strategy'))}, "
@@ -287,6 +288,22 @@ def project_page(s: dict | None, pid: int, ls_url: str) -> str:
     return _page(f"project {pid}", body)
 
 
+def _refused_card(refused: dict[int, dict]) -> str:
+    """Projects the backend refused, and why: Label Studio itself shows the user none of this."""
+    if not refused:
+        return ""
+    rows = "".join(
+        f"<tr><td>project {pid}</td><td>{_e(r.get('route', ''))}</td>"
+        f"<td>{_e(time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(r.get('at') or 0)))}</td>"
+        f"<td>{_e(r.get('reason', ''))}</td></tr>"
+        for pid, r in refused.items()
+    )
+    return ('<div class="card refused" id="refused"><h2>Refused projects</h2><p class="muted">Label Studio shows only '
+            "\"422 Client Error\" for these; here is why. Fix the label config or <i>Extra params</i> and connect the "
+            "model again.</p><table><tr><th>project</th><th>refused at</th><th>when</th><th>reason</th></tr>"
+            f"{rows}</table></div>")
+
+
 def _store(request: Request, pid: int) -> ProjectStore:
     return request.app.state.predictor.store(pid)
 
@@ -295,6 +312,7 @@ def _store(request: Request, pid: int) -> ProjectStore:
 def dashboard_index(request: Request) -> HTMLResponse:
     """Every project this backend serves, with its recommendation."""
     predictor = request.app.state.predictor
+    refused = refusals.refused_projects(predictor.r, predictor.settings.key_prefix)
     rows = []
     for pid in project_ids(predictor.r, predictor.settings.key_prefix):
         s = read_summary(_store(request, pid)) or {}
@@ -303,13 +321,14 @@ def dashboard_index(request: Request) -> HTMLResponse:
                     f"<td>{_pct(s.get('accuracy'))}</td><td>{_e(rec)}</td></tr>")
     table = ("<table id=\"projects\"><tr><th>project</th><th>labeled</th><th>accuracy</th><th>recommendation</th></tr>"
              + "".join(rows) + "</table>") if rows else '<p class="muted">No project is set up yet.</p>'
-    return HTMLResponse(_page("active learning: projects", f'<div class="card">{table}</div>'))
+    return HTMLResponse(_page("active learning: projects", _refused_card(refused) + f'<div class="card">{table}</div>'))
 
 
 @router.get("/dashboard/{project}", response_class=HTMLResponse)
 def dashboard_project(project: str, request: Request) -> HTMLResponse:
     """Learning curve, savings, kappa, label distribution, recommendation and review list of one project."""
     store = _store(request, parse_project_id(project))
-    if not store.exists():
+    refusal = refusals.get(store)
+    if not store.exists() and not refusal:
         raise UnknownProjectError(f"project {project} is not set up on this backend")
-    return HTMLResponse(project_page(read_summary(store), store.pid, label_studio_url(request, store)))
+    return HTMLResponse(project_page(read_summary(store), store.pid, label_studio_url(request, store), refusal))

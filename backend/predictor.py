@@ -18,9 +18,9 @@ from typing import Any, Callable
 import numpy as np
 import redis
 
-from backend import project_options, ranking
+from backend import project_options, ranking, refusals
 from backend.config import Settings
-from backend.label_config import LabelConfig, config_hash, parse_label_config
+from backend.label_config import LabelConfig, UnsupportedConfigError, config_hash, parse_label_config
 from backend.ls_client import LabelStudioClient, LabelStudioError
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
 from backend.queueing import request_refresh, request_sync
@@ -32,6 +32,13 @@ log = logging.getLogger(__name__)
 
 COLD_START = "cold-start"  # model_version before the worker has published anything
 SKIPPED_SCORE = 1.0  # tasks we cannot read go to the end of the queue
+
+
+def _refusal_text(exc: Exception) -> str:
+    """The reason as the HTTP answer words it (see ``app.py``'s error handlers)."""
+    if isinstance(exc, UnsupportedConfigError):
+        return f"unsupported label config: {exc}"
+    return str(exc)
 
 
 @dataclass
@@ -74,10 +81,19 @@ class Predictor:
         extra_params: dict | None = None,
         project_epoch: int | None = None,
     ) -> str:
-        """Validate and remember a project's config; returns its model version."""
-        cfg = self._parse(schema)
-        project_options.resolve(self.settings, extra_params)  # raises InvalidOptionsError
+        """Validate and remember a project's config; returns its model version.
+
+        A refusal (nothing predictable in the config, invalid options) is
+        logged at WARNING and kept for the dashboard before it is raised:
+        Label Studio shows the user none of its text.
+        """
         store = self.store(project_id)
+        try:
+            cfg = self._parse(schema)
+            project_options.resolve(self.settings, extra_params)
+        except (UnsupportedConfigError, project_options.InvalidOptionsError) as exc:
+            refusals.record(store, "/setup", _refusal_text(exc))
+            raise
         old = store.config().get("config_hash")
         store.save_config(
             {
@@ -90,6 +106,7 @@ class Predictor:
                 "project_epoch": project_epoch,
             }
         )
+        refusals.clear(store)
         if old != cfg.config_hash:
             log.info("project %s: label config set up (%d control(s))", project_id, len(cfg.controls))
             # A newly connected project: read its existing tasks and annotations first.
@@ -100,7 +117,11 @@ class Predictor:
     def config_for(self, project_id: int, label_config: str | None) -> LabelConfig:
         """The request's config when given (it is what Label Studio has now), else the stored one."""
         if label_config:
-            return self._parse(label_config)
+            try:
+                return self._parse(label_config)
+            except UnsupportedConfigError as exc:
+                refusals.record(self.store(project_id), "/predict", _refusal_text(exc))
+                raise
         schema = self.store(project_id).schema()
         if not schema:
             raise UnknownProjectError(

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from backend import metrics, schemas
+from backend import metrics, refusals, schemas
 from backend.auth import require_basic, require_webhook_auth
 from backend.dashboard import read_summary
 from backend.job_status import project_jobs
@@ -101,9 +101,12 @@ def versions(predictor: PredictorDep, project: Annotated[str | None, Query()] = 
 
 @protected.get("/status/{project}")
 def status(project: str, predictor: PredictorDep) -> dict:
-    """What the backend knows of a project: labels, current version and its metrics, last error."""
+    """What the backend knows of a project: labels, current version and its metrics, last error, refusal."""
     store = predictor.store(parse_project_id(project))
+    refusal = refusals.get(store)
     if not store.exists():
+        if refusal:  # Label Studio could not connect it: say why
+            return {"project": store.pid, "refusal": refusal}
         raise UnknownProjectError(f"project {project} is not set up on this backend")
     current = store.current_version()
     s = predictor.settings
@@ -116,6 +119,7 @@ def status(project: str, predictor: PredictorDep) -> dict:
         "status": store.status(),
         "jobs": project_jobs(store.r, [s.queue_name], store.pid),
         "progress": read_summary(store),
+        "refusal": refusal,
     }
 
 
