@@ -39,6 +39,11 @@ def read_summary(store: ProjectStore) -> dict | None:
     return orjson.loads(raw) if raw else None
 
 
+def ignored_controls(store: ProjectStore) -> list[dict]:
+    """Controls of the stored label config that are not predicted, each with why."""
+    return list((store.config().get("parsed") or {}).get("ignored") or [])
+
+
 def label_studio_url(request: Request, store: ProjectStore) -> str:
     """Where annotators open tasks: ``LABEL_STUDIO_URL``, else the hostname Label Studio sent with ``/setup``."""
     url = request.app.state.settings.label_studio_url or store.config().get("hostname") or ""
@@ -263,9 +268,21 @@ def _rules(s: dict) -> str:
             f"<table><tr><th>signal</th><th>now</th></tr>{sig}</table>")
 
 
-def project_page(s: dict | None, pid: int, ls_url: str, refusal: dict | None = None) -> str:
+def _ignored_card(ignored: list[dict]) -> str:
+    if not ignored:
+        return ""
+    rows = "".join(f"<tr><td>&lt;{_e(i['tag'])}&gt;</td><td>{_e(i['name'])}</td><td>{_e(i['reason'])}</td></tr>"
+                   for i in ignored)
+    return ('<div class="card" id="ignored"><h2>Not predicted (ignored controls)</h2><p class="muted">These controls '
+            "of the label config get no pre-annotation; annotators fill them in as usual, and the other controls "
+            "are predicted and trained normally.</p>"
+            f"<table><tr><th>tag</th><th>name</th><th>why</th></tr>{rows}</table></div>")
+
+
+def project_page(s: dict | None, pid: int, ls_url: str, refusal: dict | None = None,
+                 ignored: list[dict] | None = None) -> str:
     """The dashboard of one project (pure: summary in, HTML out)."""
-    notice = _refused_card({pid: refusal}) if refusal else ""
+    notice = (_refused_card({pid: refusal}) if refusal else "") + _ignored_card(ignored or [])
     if not s:
         return _page(f"project {pid}", notice + '<p id="empty">No trained model has been evaluated yet: the page '
                                                 "fills in after the first training (two different labels).</p>")
@@ -331,4 +348,5 @@ def dashboard_project(project: str, request: Request) -> HTMLResponse:
     refusal = refusals.get(store)
     if not store.exists() and not refusal:
         raise UnknownProjectError(f"project {project} is not set up on this backend")
-    return HTMLResponse(project_page(read_summary(store), store.pid, label_studio_url(request, store), refusal))
+    return HTMLResponse(project_page(read_summary(store), store.pid, label_studio_url(request, store), refusal,
+                                     ignored_controls(store)))

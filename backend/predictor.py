@@ -107,6 +107,9 @@ class Predictor:
             }
         )
         refusals.clear(store)
+        if cfg.ignored:
+            log.warning("project %s: not predicted (ignored) in the label config: %s", project_id,
+                        "; ".join(i.describe() for i in cfg.ignored))
         if old != cfg.config_hash:
             log.info("project %s: label config set up (%d control(s))", project_id, len(cfg.controls))
             # A newly connected project: read its existing tasks and annotations first.

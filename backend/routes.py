@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from backend import metrics, refusals, schemas
 from backend.auth import require_basic, require_webhook_auth
-from backend.dashboard import read_summary
+from backend.dashboard import ignored_controls, read_summary
 from backend.job_status import project_jobs
 from backend.predictor import Predictor
 from backend.queueing import request_refresh
@@ -120,6 +120,7 @@ def status(project: str, predictor: PredictorDep) -> dict:
         "jobs": project_jobs(store.r, [s.queue_name], store.pid),
         "progress": read_summary(store),
         "refusal": refusal,
+        "ignored_controls": ignored_controls(store),
     }
 
 
