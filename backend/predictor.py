@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import orjson
 import redis
 
 from backend import project_options, ranking, refusals
@@ -199,6 +200,7 @@ class Predictor:
         fetch = self._fetcher(project_id)
         probas: dict[str, np.ndarray] = {}
         featurizer = version.featurizer if version else None
+        min_confidence = self._min_confidence(project_id) if version else 0.0
         # The first control's rows, texts and features place unranked tasks.
         geometry: tuple[list[int], list[str], Any] | None = None
         for control in cfg.controls:
@@ -226,7 +228,7 @@ class Predictor:
             probas[control.name][rows] = proba
             allowed = np.isin(model.classes_, control.labels)
             for j, i in enumerate(rows):
-                item = choices_result(control, model.classes_, proba[j], allowed)
+                item = choices_result(control, model.classes_, proba[j], allowed, min_confidence)
                 if item is not None:
                     results[i].append(item)
 
@@ -237,6 +239,15 @@ class Predictor:
             {"result": results[i], "score": round(float(scores[i]), 6), "model_version": version_name}
             for i in range(n)
         ]
+
+    def _min_confidence(self, project_id: int) -> float:
+        """The project's ``min_confidence`` (one HGET: the options, not the whole config)."""
+        raw = self.r.hget(self.store(project_id).key("config"), "extra_params")
+        extra = orjson.loads(raw) if raw else None
+        try:
+            return project_options.resolve(self.settings, extra if isinstance(extra, dict) else None).min_confidence
+        except project_options.InvalidOptionsError:
+            return self.settings.min_confidence  # refused at /setup already; serve the default
 
     def _scores(self, project_id, tasks, version, readable, probas, geometry) -> tuple[np.ndarray, list[int]]:
         """Ranked tasks keep the worker's score; the rest get a live estimate.

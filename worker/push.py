@@ -36,7 +36,8 @@ class IncompletePushError(RuntimeError):
     """Label Studio holds a different number of predictions than were sent."""
 
 
-def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int) -> list[dict]:
+def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int,
+                     min_confidence: float = 0.0) -> list[dict]:
     """The ``size`` best-ranked tasks that are still unlabeled, as Label Studio predictions."""
     version = load_version(store, name)
     if version is None:
@@ -56,7 +57,7 @@ def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int) 
         proba = model.predict_proba(X)
         allowed = np.isin(model.classes_, control.labels)
         for tid, row in zip(ids, proba):
-            item = choices_result(control, model.classes_, row, allowed)
+            item = choices_result(control, model.classes_, row, allowed, min_confidence)
             if item is not None:
                 results[tid].append(item)
     return [{"task": tid, "result": results[tid], "score": ranking[tid], "model_version": name} for tid in head]
@@ -94,7 +95,7 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
     if state.get("state") == "started":
         client.delete_model_version(store.pid, name)  # the partial result of an attempt that died
     store.set_push_state(name, {"state": "started", "started_at": time.time()})
-    predictions = head_predictions(store, name, options.head_size, max_chars)
+    predictions = head_predictions(store, name, options.head_size, max_chars, options.min_confidence)
     t_import = time.monotonic()
     sent = _import(store, client, predictions)
     t_verify = time.monotonic()

@@ -93,6 +93,19 @@ def test_template_with_ignored_controls_connects_trains_and_orders_the_queue(ls,
     task = ls.next_task(pid)
     assert ls.project(pid)["model_version"] == version and ls.project(pid)["sampling"] == "Uncertainty sampling"
     assert task["id"] == min(pending, key=pending.get)
+    # The Data Manager's columns (what the dashboard tells leads to show): "Prediction score" is the
+    # queue position (the current version's score), "Prediction results" shows each item's own score.
+    with ls.client() as c:
+        rows = c.get("/api/tasks/", params={"project": pid, "page_size": 1000, "fields": "all"}).json()["tasks"]
+    shown = {t["id"]: t for t in rows}
+    some = sorted(pending, key=pending.get)[:5]
+    print("Data Manager row:", {k: shown[some[0]].get(k) for k in ("predictions_score", "predictions_results")})
+    for tid in some:
+        assert shown[tid]["predictions_score"] == pytest.approx(pending[tid], abs=1e-6)
+        assert "score:" in shown[tid]["predictions_results"]
+    # The dashboard page carries Label Studio's project title and how to read the queue.
+    page = httpx.get(f"{stack.url}/dashboard/{pid}", timeout=10).text
+    assert f"template {template} (project {pid})" in page and 'id="how-to-read"' in page
 
 
 @pytest.mark.parametrize("template, tag", [("named-entity-recognition", '<Labels name="label">'),
@@ -112,6 +125,7 @@ def test_templates_with_nothing_to_predict_are_refused_with_a_readable_reason(ls
     lines = wait_for(logged, 10, what="the WARNING line")
     assert tag in lines[-1] and "nothing in this label config can be predicted" in lines[-1]
     page = httpx.get(stack.url + "/dashboard", timeout=10).text
-    assert f"project {pid}" in page or f"template {template}" in page
+    # Named with Label Studio's title, read through its API.
+    assert f"template {template} (project {pid})" in page
     assert tag.replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;") in page
     assert stack.status(pid)["refusal"]["route"] == "/setup"
