@@ -47,3 +47,16 @@ def test_an_invalid_threshold_is_refused_at_setup(client):
     body["extra_params"] = {"min_confidence": 1.5}
     r = client.post("/setup", json=body)
     assert r.status_code == 400 and "min_confidence" in r.json()["detail"]
+
+
+def test_the_measurement_script_counts_shown_and_wrong_pre_annotations():
+    """``scripts/min_confidence.py`` on the built-in digits (small): a higher threshold shows fewer, never more."""
+    from scripts.min_confidence import measure, table
+
+    result = measure("digits", seeds=1, checkpoints=[100, 200], head=50, thresholds=(0.0, 0.5, 0.9), max_rows=1500)
+    for where in ("head", "random"):
+        for per_t in result["counts"][where].values():
+            (n0, s0, w0), (_, s5, w5), (_, s9, w9) = per_t.values()
+            assert n0 > 0 and s0 == n0  # no threshold: every task shows its pre-annotation
+            assert s0 >= s5 >= s9 and w0 >= w5 >= w9 and 0 <= w0 <= s0
+    assert "| 100 | off | 100% |" in table(result)
