@@ -213,7 +213,8 @@ def _plots(raw: bytes) -> tuple[str, ...]:
         ("plot-kappa", "Stabilising predictions", _kappa, (6.4, 3.0)),
         ("plot-labels", "Label distribution", _labels, (6.4, 2.6)),
     ]
-    with _plot_lock, matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: small, searchable
+    # Text stays text (small, searchable) and is never mathtext: labels are user data ("$x^$" must not fail).
+    with _plot_lock, matplotlib.rc_context({"svg.fonttype": "none", "text.parse_math": False}):
         for plot_id, title, draw, size in specs:
             fig = Figure(figsize=size)
             draw(fig.subplots(), s)

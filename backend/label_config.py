@@ -20,6 +20,8 @@ from defusedxml import DefusedXmlException
 
 SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs")
 CHOICE_MODES = {"single": False, "single-radio": False, "multiple": True}
+#: Larger configs are refused before parsing (Label Studio's own templates are a few KB; 40,000 options fit).
+MAX_CONFIG_BYTES = 2 * 2**20
 SUPPORTED = "<Choices> over <Text>, <HyperText> or <Paragraphs> (text classification)"
 #: Control tags that may come without ``toName`` (Label Studio's templates have ``<Rating>`` without one).
 CONTROL_TAGS = frozenset({"Choices", "TextArea", "Rating", "Number", "DateTime", "Taxonomy", "Ranker", "Pairwise"})
@@ -112,8 +114,8 @@ class LabelConfig:
 
 
 def config_hash(xml: str) -> str:
-    """A short stable hash of the raw config, to notice edits cheaply."""
-    return hashlib.sha256(xml.encode("utf-8")).hexdigest()[:16]
+    """A short stable hash of the raw config, to notice edits cheaply (never fails, even on invalid text)."""
+    return hashlib.sha256(xml.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _describe(el: Element) -> str:
@@ -198,11 +200,30 @@ def parse_label_config(xml: str) -> LabelConfig:
     Raises
     ------
     UnsupportedConfigError
-        Not XML, or nothing in it can be predicted.  The message lists what
-        was found, what is supported and what to change.
+        Empty, over ``MAX_CONFIG_BYTES``, not valid Unicode or not XML, or
+        nothing in it can be predicted.  The message lists what was found,
+        what is supported and what to change.
+
+    Notes
+    -----
+    Linear in the size of the config (one pass over the elements; options
+    and names deduplicated through dicts and sets), so the limit, not the
+    parser, bounds the time.
     """
     if not xml or not xml.strip():
         raise UnsupportedConfigError("the label config is empty")
+    try:
+        size = len(xml.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise UnsupportedConfigError(
+            f"the label config holds text that is not valid Unicode ({xml[exc.start:exc.end]!r} at character "
+            f"{exc.start}, {exc.reason}); remove that character in Label Studio's label config editor"
+        ) from None
+    if size > MAX_CONFIG_BYTES:
+        raise UnsupportedConfigError(
+            f"the label config is {size / 2**20:.1f} MB; the limit is {MAX_CONFIG_BYTES // 2**20} MB. "
+            "Very long option lists belong in a <Taxonomy> or in dynamic choices, not in the config"
+        )
     try:
         root = SafeET.fromstring(xml)
     except (SafeET.ParseError, DefusedXmlException) as exc:

@@ -35,6 +35,20 @@ COLD_START = "cold-start"  # model_version before the worker has published anyth
 SKIPPED_SCORE = 1.0  # tasks we cannot read go to the end of the queue
 
 
+def _storable(data: dict) -> bool:
+    """Whether task data can be stored as JSON: text with a lone surrogate (``\\ud800``) cannot.
+
+    Such a task still gets its prediction; it only does not join the pool
+    here (the worker's reconcile reads it from Label Studio, if that has it).
+    """
+    try:
+        orjson.dumps(data)
+        return True
+    except orjson.JSONEncodeError:
+        log.warning("task data that is not valid Unicode (a lone surrogate) is not added to the pool")
+        return False
+
+
 def _refusal_text(exc: Exception) -> str:
     """The reason as the HTTP answer words it (see ``app.py``'s error handlers)."""
     if isinstance(exc, UnsupportedConfigError):
@@ -279,6 +293,7 @@ class Predictor:
     def _remember_tasks(self, project_id: int, tasks: list[dict]) -> None:
         """Unranked tasks seen here join the worker's pool (one Redis command)."""
         new = [(t["id"], t["data"]) for t in tasks if isinstance(t.get("id"), int) and isinstance(t.get("data"), dict)]
+        new = [(tid, data) for tid, data in new if _storable(data)]
         try:
             if new and self.store(project_id).add_tasks(new, overwrite=False):
                 request_refresh(self.r, self.settings.key_prefix, self.settings.queue_name, project_id, "new tasks")
