@@ -322,7 +322,8 @@ Data Manager and tick <b>Prediction results</b>, which shows each result with it
 current model version only; <i>Prediction results</i> lists the results of every version Label Studio still
 holds (the current one and a few older ones, until they are pruned).</li>
 <li>The first tasks are the ones the model is least sure about, so their pre-selected choice is often wrong:
-annotators should read, not just accept. About {control} of the queue is random tasks (<i>control share</i>),
+annotators should read, not just accept (or set <code>min_confidence</code> in <i>Extra params</i> to
+show a pre-annotation only when the model is sure enough). About {control} of the queue is random tasks (<i>control share</i>),
 which keeps the accuracy above honest.</li>
 </ul>
 """
