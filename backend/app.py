@@ -14,10 +14,12 @@ from urllib.parse import urlsplit
 
 import redis
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend import __version__
 from backend.auth import require_basic
@@ -41,7 +43,9 @@ def redis_location(url: str) -> str:
     return f"{parts.hostname}:{parts.port or 6379}{parts.path or ''}"
 
 
-def _error(status: int, message: str) -> JSONResponse:
+def _error(request: Request, status: int, message: str) -> JSONResponse:
+    """The answer, with its reason kept for the request log (``observe``)."""
+    request.state.error_reason = message
     return JSONResponse({"detail": message}, status_code=status)
 
 
@@ -52,6 +56,25 @@ def _validation_message(errors: list) -> str:
         parts.append(f"{loc}: {e.get('msg')}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "invalid request: " + "; ".join(parts) + more
+
+
+def _log_request(request: Request, response, start: float) -> None:
+    """One line per request: DEBUG when it worked, WARNING with the reason for a 4xx, ERROR for a 5xx.
+
+    The path only: query strings may carry the webhook token.  Reasons are
+    the answers' own ``detail`` texts, which never contain secrets.
+    """
+    status = response.status_code
+    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if not log.isEnabledFor(level):
+        return
+    elapsed = (time.perf_counter() - start) * 1e3
+    reason = getattr(request.state, "error_reason", None)
+    if reason:
+        log.log(level, "%s %s -> %d in %.1f ms: %s", request.method, request.url.path, status, elapsed,
+                reason[:2000])
+    else:
+        log.log(level, "%s %s -> %d in %.1f ms", request.method, request.url.path, status, elapsed)
 
 
 @asynccontextmanager
@@ -103,38 +126,42 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
         label = getattr(route, "path", "unmatched")
         REQUESTS.labels(label, str(response.status_code)).inc()
         LATENCY.labels(label).observe(elapsed)
-        level = logging.DEBUG if response.status_code < 400 else logging.INFO
-        # The path only: query strings may carry the webhook token.
-        log.log(level, "%s %s -> %d in %.1f ms", request.method, request.url.path, response.status_code, elapsed * 1e3)
+        _log_request(request, response, start)
         return response
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        # 401, 404 of unknown routes, 405...: the default answer, with the reason logged.
+        request.state.error_reason = str(exc.detail)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
-    async def bad_request(_: Request, exc: RequestValidationError):
-        return _error(400, _validation_message(exc.errors()))
+    async def bad_request(request: Request, exc: RequestValidationError):
+        return _error(request, 400, _validation_message(exc.errors()))
 
     @app.exception_handler(ValidationError)
-    async def bad_model(_: Request, exc: ValidationError):
-        return _error(400, _validation_message(exc.errors()))
+    async def bad_model(request: Request, exc: ValidationError):
+        return _error(request, 400, _validation_message(exc.errors()))
 
     @app.exception_handler(UnsupportedConfigError)
-    async def unsupported(_: Request, exc: UnsupportedConfigError):
-        return _error(422, f"unsupported label config: {exc}")
+    async def unsupported(request: Request, exc: UnsupportedConfigError):
+        return _error(request, 422, f"unsupported label config: {exc}")
 
     @app.exception_handler(MalformedEventError)
-    async def malformed(_: Request, exc: MalformedEventError):
-        return _error(400, f"malformed webhook: {exc}")
+    async def malformed(request: Request, exc: MalformedEventError):
+        return _error(request, 400, f"malformed webhook: {exc}")
 
     @app.exception_handler(UnknownProjectError)
-    async def unknown(_: Request, exc: UnknownProjectError):
-        return _error(404, str(exc))
+    async def unknown(request: Request, exc: UnknownProjectError):
+        return _error(request, 404, str(exc))
 
     @app.exception_handler(ValueError)
-    async def value_error(_: Request, exc: ValueError):
-        return _error(400, str(exc))
+    async def value_error(request: Request, exc: ValueError):
+        return _error(request, 400, str(exc))
 
     @app.exception_handler(redis.RedisError)
-    async def redis_down(_: Request, exc: redis.RedisError):
+    async def redis_down(request: Request, exc: redis.RedisError):
         log.error("Redis error: %s", type(exc).__name__)
-        return _error(503, f"Redis at {redis_location(settings.redis_url)} is not answering ({type(exc).__name__})")
+        return _error(request, 503, f"Redis at {redis_location(settings.redis_url)} is not answering ({type(exc).__name__})")
 
     return app

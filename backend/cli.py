@@ -6,6 +6,7 @@ import argparse
 import atexit
 import ipaddress
 import logging
+import logging.config
 import os
 import pathlib
 import shutil
@@ -17,11 +18,32 @@ from pydantic import ValidationError
 from backend.config import Settings, get_settings
 
 
+#: One format for every process (serving processes, workers, the CLI): time, level, logger, pid.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
+
+
+def log_config(level: str) -> dict:
+    """A ``logging.config.dictConfig`` dict: the root logger writes ``LOG_FORMAT`` to stderr.
+
+    uvicorn applies it in *each* serving process it spawns (``log_config``),
+    so WARNING lines of every process reach the console; configuring only
+    the parent process (``basicConfig``) loses them in the children.
+    uvicorn's own loggers propagate to the root, in the same format.
+    """
+    lvl = level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": {"format": LOG_FORMAT}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"}},
+        "root": {"level": lvl, "handlers": ["stderr"]},
+        "loggers": {name: {"handlers": [], "propagate": True, "level": lvl}
+                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+    }
+
+
 def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
+    logging.config.dictConfig(log_config(level))
 
 
 def is_loopback(host: str) -> bool:
@@ -74,7 +96,7 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         access_log=False,  # our middleware logs paths without query strings (tokens)
-        log_level=settings.log_level.lower(),
+        log_config=log_config(settings.log_level),
         timeout_graceful_shutdown=5,
     )
     return 0

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     train_interval: float = Field(0.0, validation_alias="AL_TRAIN_INTERVAL", ge=0)
     strategy: str = Field("margin", validation_alias="AL_STRATEGY")
     control_share: float = Field(0.1, validation_alias="AL_CONTROL_SHARE", ge=0, le=1)
+    min_confidence: float = Field(0.0, validation_alias="AL_MIN_CONFIDENCE", ge=0, le=1)
     reconcile_interval: float = Field(300.0, validation_alias="AL_RECONCILE_INTERVAL", ge=0)
     push_retry_delay: float = Field(30.0, validation_alias="AL_PUSH_RETRY_DELAY", ge=0)
     lock_ttl: float = Field(60.0, validation_alias="AL_LOCK_TTL", ge=1)

@@ -1,10 +1,12 @@
 """Parse a Label Studio label config into what the models need.
 
 Label Studio sends the project's XML config with ``/setup`` and ``/predict``.
-Only text classification is supported: ``<Choices>`` bound to ``<Text>``,
-``<HyperText>`` or ``<Paragraphs>``.  Anything else is rejected here, at the
-edge, with a message that names the offending tag, because Label Studio shows
-that message to the user who connected the backend.
+The backend predicts text classification: ``<Choices>`` bound to ``<Text>``,
+``<HyperText>`` or ``<Paragraphs>``.  Real configs mix those with controls it
+does not predict (a ``<TextArea>`` comment, a ``<Rating>``, ``<Labels>``...):
+those are *ignored*, each with the reason, and never block the supported
+ones.  Only a config with nothing to predict is refused, with a message that
+says what was found, what is supported and what to change.
 """
 
 from __future__ import annotations
@@ -18,6 +20,23 @@ from defusedxml import DefusedXmlException
 
 SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs")
 CHOICE_MODES = {"single": False, "single-radio": False, "multiple": True}
+#: Larger configs are refused before parsing (Label Studio's own templates are a few KB; 40,000 options fit).
+MAX_CONFIG_BYTES = 2 * 2**20
+SUPPORTED = "<Choices> over <Text>, <HyperText> or <Paragraphs> (text classification)"
+#: Control tags that may come without ``toName`` (Label Studio's templates have ``<Rating>`` without one).
+CONTROL_TAGS = frozenset({"Choices", "TextArea", "Rating", "Number", "DateTime", "Taxonomy", "Ranker", "Pairwise"})
+#: Why a control tag is not predicted, in the user's words.
+WHY_IGNORED = {
+    "TextArea": "free text is not predicted",
+    "Rating": "ratings are not predicted",
+    "Number": "numbers are not predicted",
+    "DateTime": "dates are not predicted",
+    "Labels": "span labels (named entities) are not predicted yet",
+    "HyperTextLabels": "span labels are not predicted yet",
+    "ParagraphLabels": "span labels are not predicted yet",
+    "Taxonomy": "taxonomies are not predicted",
+    "Relations": "relations are not predicted",
+}
 
 
 class UnsupportedConfigError(ValueError):
@@ -51,11 +70,24 @@ class ChoicesControl:
 
 
 @dataclass(frozen=True)
+class IgnoredControl:
+    """A control tag the backend does not predict, and why (shown on the dashboard and in ``/status``)."""
+
+    name: str
+    tag: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"<{self.tag} name=\"{self.name}\">: {self.reason}"
+
+
+@dataclass(frozen=True)
 class LabelConfig:
-    """The supported part of a label config, plus a hash to detect changes."""
+    """The supported part of a label config, what was ignored, and a hash to detect changes."""
 
     controls: tuple[ChoicesControl, ...]
     config_hash: str
+    ignored: tuple[IgnoredControl, ...] = ()
 
     def control(self, name: str) -> ChoicesControl:
         for c in self.controls:
@@ -77,12 +109,13 @@ class LabelConfig:
             )
             for c in d["controls"]
         )
-        return cls(controls=controls, config_hash=d["config_hash"])
+        ignored = tuple(IgnoredControl(**i) for i in d.get("ignored") or ())
+        return cls(controls=controls, config_hash=d["config_hash"], ignored=ignored)
 
 
 def config_hash(xml: str) -> str:
-    """A short stable hash of the raw config, to notice edits cheaply."""
-    return hashlib.sha256(xml.encode("utf-8")).hexdigest()[:16]
+    """A short stable hash of the raw config, to notice edits cheaply (never fails, even on invalid text)."""
+    return hashlib.sha256(xml.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _describe(el: Element) -> str:
@@ -90,10 +123,14 @@ def _describe(el: Element) -> str:
     return f"<{el.tag} name=\"{name}\">" if name else f"<{el.tag}>"
 
 
+class _Ignore(Exception):
+    """This control cannot be predicted; the message is the reason shown to the user."""
+
+
 def _object_tag(el: Element) -> ObjectTag:
     value = (el.get("value") or "").strip()
     if not value.startswith("$") or len(value) < 2:
-        raise UnsupportedConfigError(
+        raise _Ignore(
             f"{_describe(el)} must take its text from the task data, e.g. value=\"$text\" (got value=\"{value}\")"
         )
     return ObjectTag(
@@ -107,16 +144,46 @@ def _object_tag(el: Element) -> ObjectTag:
 
 
 def _choice_labels(el: Element) -> tuple[str, ...]:
-    labels: list[str] = []
+    """Options in document order, each once (a dict keeps order: linear in the options)."""
+    labels: dict[str, None] = {}
     for child in el.iter("Choice"):
         label = child.get("alias") or child.get("value")
-        if label and label not in labels:
-            labels.append(label)
+        if label:
+            labels.setdefault(label, None)
     return tuple(labels)
 
 
+def _choices_control(el: Element, objects: dict[str, Element]) -> ChoicesControl:
+    """One supported ``<Choices>``; raises ``_Ignore`` with the reason otherwise."""
+    if (el.get("value") or "").startswith("$"):
+        raise _Ignore("its options come from task data (dynamic choices), which is not supported")
+    if (el.get("perRegion") or "").lower() == "true":
+        raise _Ignore("per-region choices are not predicted (only choices about the whole task)")
+    mode = (el.get("choice") or "single").lower()
+    if mode not in CHOICE_MODES:
+        raise _Ignore(f"choice=\"{mode}\" is not one of {', '.join(CHOICE_MODES)}")
+    bound: list[ObjectTag] = []
+    for to_name in (n.strip() for n in el.get("toName", "").split(",")):
+        if not to_name:
+            continue
+        if to_name not in objects:
+            raise _Ignore(f"toName=\"{to_name}\" names no object tag")
+        obj = objects[to_name]
+        if obj.tag not in SUPPORTED_OBJECTS:
+            raise _Ignore(f"it classifies {_describe(obj)}; only text objects ({', '.join(SUPPORTED_OBJECTS)}) "
+                          "are classified")
+        bound.append(_object_tag(obj))
+    if not bound:
+        raise _Ignore("its toName is empty")
+    labels = _choice_labels(el)
+    needed = 1 if CHOICE_MODES[mode] else 2
+    if len(labels) < needed:
+        raise _Ignore(f"it needs at least {needed} <Choice> option(s) (got {len(labels)})")
+    return ChoicesControl(name=el.get("name", ""), labels=labels, multiple=CHOICE_MODES[mode], objects=tuple(bound))
+
+
 def parse_label_config(xml: str) -> LabelConfig:
-    """Parse and validate a label config.
+    """Parse a label config: the controls to predict, and the ignored ones with why.
 
     Parameters
     ----------
@@ -127,17 +194,36 @@ def parse_label_config(xml: str) -> LabelConfig:
     Returns
     -------
     LabelConfig
-        One ``ChoicesControl`` per ``<Choices>`` block, in document order.
+        One ``ChoicesControl`` per supported ``<Choices>`` block, in document
+        order; every other control in ``ignored``, with the reason.
 
     Raises
     ------
     UnsupportedConfigError
-        Not XML, no ``<Choices>``, other control tags, a ``toName`` that points
-        nowhere, a ``<Choices>`` bound to an object other than text, or a
-        ``<Choices>`` without options.  The message names the tag.
+        Empty, over ``MAX_CONFIG_BYTES``, not valid Unicode or not XML, or
+        nothing in it can be predicted.  The message lists what was found,
+        what is supported and what to change.
+
+    Notes
+    -----
+    Linear in the size of the config (one pass over the elements; options
+    and names deduplicated through dicts and sets), so the limit, not the
+    parser, bounds the time.
     """
     if not xml or not xml.strip():
         raise UnsupportedConfigError("the label config is empty")
+    try:
+        size = len(xml.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise UnsupportedConfigError(
+            f"the label config holds text that is not valid Unicode ({xml[exc.start:exc.end]!r} at character "
+            f"{exc.start}, {exc.reason}); remove that character in Label Studio's label config editor"
+        ) from None
+    if size > MAX_CONFIG_BYTES:
+        raise UnsupportedConfigError(
+            f"the label config is {size / 2**20:.1f} MB; the limit is {MAX_CONFIG_BYTES // 2**20} MB. "
+            "Very long option lists belong in a <Taxonomy> or in dynamic choices, not in the config"
+        )
     try:
         root = SafeET.fromstring(xml)
     except (SafeET.ParseError, DefusedXmlException) as exc:
@@ -147,63 +233,38 @@ def parse_label_config(xml: str) -> LabelConfig:
     controls: list[Element] = []
     for el in root.iter():
         name = el.get("name")
-        if el.get("toName") is not None:
+        if el.get("toName") is not None or (el.tag in CONTROL_TAGS and name):
             controls.append(el)
         elif name and (el.get("value") or "").startswith("$"):
             objects[name] = el
 
-    unsupported = [c for c in controls if c.tag != "Choices"]
-    if unsupported:
-        listed = ", ".join(_describe(c) for c in unsupported)
-        raise UnsupportedConfigError(
-            f"unsupported control tag(s): {listed}. This backend predicts <Choices> "
-            f"over {', '.join(SUPPORTED_OBJECTS)} (text classification) only."
-        )
-    if not controls:
-        raise UnsupportedConfigError(
-            "the label config has no <Choices> control. This backend predicts <Choices> "
-            f"over {', '.join(SUPPORTED_OBJECTS)} (text classification) only."
-        )
-
     parsed: list[ChoicesControl] = []
+    ignored: list[IgnoredControl] = []
+    names: set[str] = set()
     for el in controls:
-        desc = _describe(el)
-        if not el.get("name"):
-            raise UnsupportedConfigError("a <Choices> control has no name attribute")
-        if (el.get("value") or "").startswith("$"):
-            raise UnsupportedConfigError(f"{desc} takes its options from task data (dynamic choices); not supported")
-        mode = (el.get("choice") or "single").lower()
-        if mode not in CHOICE_MODES:
-            raise UnsupportedConfigError(
-                f"{desc} has choice=\"{mode}\"; expected one of {', '.join(CHOICE_MODES)}"
-            )
-        bound: list[ObjectTag] = []
-        for to_name in (n.strip() for n in el.get("toName", "").split(",")):
-            if not to_name:
-                continue
-            if to_name not in objects:
-                raise UnsupportedConfigError(
-                    f"{desc} has toName=\"{to_name}\", but no object tag is named \"{to_name}\""
-                )
-            obj = objects[to_name]
-            if obj.tag not in SUPPORTED_OBJECTS:
-                raise UnsupportedConfigError(
-                    f"{desc} is bound to {_describe(obj)}; supported objects: {', '.join(SUPPORTED_OBJECTS)}"
-                )
-            bound.append(_object_tag(obj))
-        if not bound:
-            raise UnsupportedConfigError(f"{desc} has an empty toName")
-        labels = _choice_labels(el)
-        needed = 1 if CHOICE_MODES[mode] else 2
-        if len(labels) < needed:
-            raise UnsupportedConfigError(
-                f"{desc} needs at least {needed} <Choice> option(s) (got {len(labels)})"
-            )
-        parsed.append(
-            ChoicesControl(name=el.get("name", ""), labels=labels, multiple=CHOICE_MODES[mode], objects=tuple(bound))
-        )
-    names = [c.name for c in parsed]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise UnsupportedConfigError(f"several <Choices> share the name {', '.join(dupes)}")
-    return LabelConfig(controls=tuple(parsed), config_hash=config_hash(xml))
+        name = el.get("name") or ""
+        try:
+            if el.tag != "Choices":
+                raise _Ignore(WHY_IGNORED.get(el.tag, f"<{el.tag}> controls are not predicted"))
+            if not name:
+                raise _Ignore("it has no name attribute")
+            if name in names:
+                raise _Ignore("another <Choices> has the same name")
+            parsed.append(_choices_control(el, objects))
+            names.add(name)
+        except _Ignore as why:
+            ignored.append(IgnoredControl(name=name, tag=el.tag, reason=str(why)))
+    if not parsed:
+        raise UnsupportedConfigError(_nothing_to_predict(ignored))
+    return LabelConfig(controls=tuple(parsed), config_hash=config_hash(xml), ignored=tuple(ignored))
+
+
+def _nothing_to_predict(ignored: list[IgnoredControl]) -> str:
+    found = "; ".join(i.describe() for i in ignored[:10]) or "no control tag at all"
+    if len(ignored) > 10:
+        found += f" (and {len(ignored) - 10} more)"
+    return (
+        f"nothing in this label config can be predicted. Found: {found}. This backend predicts {SUPPORTED}. "
+        "To use it, classify text: add a <Choices name=\"...\" toName=\"...\"> with at least two <Choice> "
+        "options, bound to a <Text>, <HyperText> or <Paragraphs> tag; the other controls can stay (they are ignored)."
+    )

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import orjson
 import redis
 
-from backend import project_options, ranking
+from backend import project_options, ranking, refusals
 from backend.config import Settings
-from backend.label_config import LabelConfig, config_hash, parse_label_config
 from backend.fetch import SafeFetcher
+from backend.label_config import LabelConfig, UnsupportedConfigError, config_hash, parse_label_config
 from backend.ls_client import credential_conflict
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
 from backend.queueing import request_sync
@@ -33,6 +34,13 @@ log = logging.getLogger(__name__)
 
 COLD_START = "cold-start"  # model_version before the worker has published anything
 SKIPPED_SCORE = 1.0  # tasks we cannot read go to the end of the queue
+
+
+def _refusal_text(exc: Exception) -> str:
+    """The reason as the HTTP answer words it (see ``app.py``'s error handlers)."""
+    if isinstance(exc, UnsupportedConfigError):
+        return f"unsupported label config: {exc}"
+    return str(exc)
 
 
 @dataclass
@@ -75,10 +83,19 @@ class Predictor:
         extra_params: dict | None = None,
         project_epoch: int | None = None,
     ) -> str:
-        """Validate and remember a project's config; returns its model version."""
-        cfg = self._parse(schema)
-        project_options.resolve(self.settings, extra_params)  # raises InvalidOptionsError
+        """Validate and remember a project's config; returns its model version.
+
+        A refusal (nothing predictable in the config, invalid options) is
+        logged at WARNING and kept for the dashboard before it is raised:
+        Label Studio shows the user none of its text.
+        """
         store = self.store(project_id)
+        try:
+            cfg = self._parse(schema)
+            project_options.resolve(self.settings, extra_params)
+        except (UnsupportedConfigError, project_options.InvalidOptionsError) as exc:
+            refusals.record(store, "/setup", _refusal_text(exc))
+            raise
         if store.claim(project_epoch, hostname):  # a recreated project inherits nothing (store.py)
             log.warning("project %s: Label Studio's project was recreated (new creation time); old state wiped",
                         project_id)
@@ -97,6 +114,10 @@ class Predictor:
         conflict = credential_conflict(self.settings, store.config())
         if conflict:
             log.warning("project %s: %s", project_id, conflict)
+        refusals.clear(store)
+        if cfg.ignored:
+            log.warning("project %s: not predicted (ignored) in the label config: %s", project_id,
+                        "; ".join(i.describe() for i in cfg.ignored))
         if old != cfg.config_hash:
             log.info("project %s: label config set up (%d control(s))", project_id, len(cfg.controls))
             # A newly connected project: read its existing tasks and annotations first.
@@ -107,7 +128,11 @@ class Predictor:
     def config_for(self, project_id: int, label_config: str | None) -> LabelConfig:
         """The request's config when given (it is what Label Studio has now), else the stored one."""
         if label_config:
-            return self._parse(label_config)
+            try:
+                return self._parse(label_config)
+            except UnsupportedConfigError as exc:
+                refusals.record(self.store(project_id), "/predict", _refusal_text(exc))
+                raise
         schema = self.store(project_id).schema()
         if not schema:
             raise UnknownProjectError(
@@ -160,6 +185,7 @@ class Predictor:
         fetch = self._fetcher(project_id)
         probas: dict[str, np.ndarray] = {}
         featurizer = version.featurizer if version else None
+        min_confidence = self._min_confidence(project_id) if version else 0.0
         # The first control's rows, texts and features place unranked tasks.
         geometry: tuple[list[int], list[str], Any] | None = None
         for control in cfg.controls:
@@ -187,7 +213,7 @@ class Predictor:
             probas[control.name][rows] = proba
             allowed = np.isin(model.classes_, control.labels)
             for j, i in enumerate(rows):
-                item = choices_result(control, model.classes_, proba[j], allowed)
+                item = choices_result(control, model.classes_, proba[j], allowed, min_confidence)
                 if item is not None:
                     results[i].append(item)
 
@@ -197,6 +223,15 @@ class Predictor:
             {"result": results[i], "score": round(float(scores[i]), 6), "model_version": version_name}
             for i in range(n)
         ]
+
+    def _min_confidence(self, project_id: int) -> float:
+        """The project's ``min_confidence`` (one HGET: the options, not the whole config)."""
+        raw = self.r.hget(self.store(project_id).key("config"), "extra_params")
+        extra = orjson.loads(raw) if raw else None
+        try:
+            return project_options.resolve(self.settings, extra if isinstance(extra, dict) else None).min_confidence
+        except project_options.InvalidOptionsError:
+            return self.settings.min_confidence  # refused at /setup already; serve the default
 
     def _scores(self, project_id, tasks, version, readable, probas, geometry) -> tuple[np.ndarray, list[int]]:
         """Ranked tasks keep the worker's score; the rest get a live estimate.

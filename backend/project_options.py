@@ -33,6 +33,10 @@ class ProjectOptions(BaseModel):
     control_share: float = Field(
         selection.DEFAULT_CONTROL_SHARE, ge=0, le=1, description="fraction of the queue given to random tasks"
     )
+    min_confidence: float = Field(
+        0, ge=0, le=1,
+        description="show a pre-annotation only when the model's probability for it reaches this (0: always)",
+    )
     # When to stop (backend/progress.py; 0 turns a rule off).
     label_budget: int = Field(0, ge=0, description="stop once this many tasks are labeled (0: no budget)")
     target_accuracy: float = Field(0, ge=0, le=1, description="stop once the estimated accuracy reaches this")
@@ -82,6 +86,7 @@ def defaults(settings: Settings) -> dict[str, Any]:
         "train_interval": settings.train_interval,
         "strategy": settings.strategy,
         "control_share": settings.control_share,
+        "min_confidence": settings.min_confidence,
     }
 
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from backend import head, metrics, schemas
+from backend import head, metrics, refusals, schemas
 from backend.auth import require_basic, require_webhook_auth
-from backend.dashboard import read_summary
+from backend.dashboard import ignored_controls, read_summary
 from backend.job_status import project_jobs
 from backend.ls_client import credential_conflict
 from backend.predictor import Predictor
@@ -128,9 +128,12 @@ def versions(predictor: PredictorDep, project: Annotated[str | None, Query()] = 
 
 @protected.get("/status/{project}", responses=errors(400, 401, 404, 503))
 def status(project: str, predictor: PredictorDep) -> dict:
-    """What the backend knows of a project: labels, current version and its metrics, last error."""
+    """What the backend knows of a project: labels, current version and its metrics, last error, refusal."""
     store = predictor.store(parse_project_id(project))
+    refusal = refusals.get(store)
     if not store.exists():
+        if refusal:  # Label Studio could not connect it: say why
+            return {"project": store.pid, "refusal": refusal}
         raise UnknownProjectError(f"project {project} is not set up on this backend")
     current = store.current_version()
     s = predictor.settings
@@ -146,6 +149,8 @@ def status(project: str, predictor: PredictorDep) -> dict:
         "progress": read_summary(store),
         # Set when LABEL_STUDIO_URL/_API_KEY and /setup's hostname/token disagree (never holds a key).
         "credentials_warning": credential_conflict(s, store.config()),
+        "refusal": refusal,
+        "ignored_controls": ignored_controls(store),
     }
 
 

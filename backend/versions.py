@@ -96,9 +96,15 @@ def load_version(store: ProjectStore, name: str) -> LoadedVersion | None:
 
 
 def choices_result(
-    control: ChoicesControl, classes: np.ndarray, proba: np.ndarray, allowed: np.ndarray
+    control: ChoicesControl, classes: np.ndarray, proba: np.ndarray, allowed: np.ndarray,
+    min_confidence: float = 0.0,
 ) -> dict | None:
-    """A Label Studio ``choices`` result carrying the model's own probability."""
+    """A Label Studio ``choices`` result carrying the model's own probability.
+
+    ``None`` when nothing is proposed, or when that probability is below
+    ``min_confidence`` (the option ``min_confidence``: a pre-annotation the
+    model is unsure of is not shown; see ``docs/min-confidence.md``).
+    """
     to_name = ",".join(control.to_names)
     if control.multiple:
         chosen = [i for i in np.flatnonzero(proba >= 0.5) if allowed[i]]
@@ -112,6 +118,8 @@ def choices_result(
         if masked[best] < 0:
             return None
         labels, p = [str(classes[best])], float(proba[best])
+    if p < min_confidence:
+        return None
     return {
         "from_name": control.name,
         "to_name": to_name,

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from backend import head, schemas
+from backend import head, refusals, schemas
 from backend.label_config import UnsupportedConfigError, parse_label_config
 from backend.metrics import WEBHOOKS
 from backend.store import NEW, CHANGED, STALE, UNCHANGED, ProjectStore, epoch_of
@@ -154,8 +154,10 @@ def _project_updated(event: schemas.ProjectEvent, store: ProjectStore, refresh: 
         parsed = parse_label_config(xml)
     except UnsupportedConfigError as exc:
         store.set_status(last_error=f"label config changed to one this backend cannot serve: {exc}")
-        log.warning("project %s: new label config unsupported: %s", store.pid, exc)
+        refusals.record(store, "label config change (PROJECT_UPDATED)", f"unsupported label config: {exc}")
         return f"label config not supported: {exc}"
+    if (refusals.get(store) or {}).get("reason", "").startswith("unsupported label config"):
+        refusals.clear(store)  # the config Label Studio has now is served again
     if cfg.get("config_hash") == parsed.config_hash:
         return "label config unchanged"
     store.save_config({"schema": xml, "config_hash": parsed.config_hash, "parsed": parsed.to_dict()})

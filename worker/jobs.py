@@ -194,7 +194,8 @@ def topup_project(project_id: int, prefix: str | None = None) -> dict:
     if not lock.acquire():
         return {"topped_up": 0, "reason": "another top-up is running"}
     try:
-        return top_up(store, client, settings.max_text_chars)
+        options = project_options.resolve(settings, store.config().get("extra_params"))
+        return top_up(store, client, settings.max_text_chars, options.min_confidence)
     finally:
         try:
             lock.release()

@@ -36,7 +36,7 @@ class IncompletePushError(RuntimeError):
 
 
 def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int,
-                     exclude: set[int] = frozenset()) -> list[dict]:
+                     exclude: set[int] = frozenset(), min_confidence: float = 0.0) -> list[dict]:
     """The ``size`` best-ranked tasks that are still unlabeled (and not in ``exclude``), as predictions."""
     version = load_version(store, name)
     if version is None:
@@ -61,7 +61,7 @@ def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int,
         proba = model.predict_proba(X)
         allowed = np.isin(model.classes_, control.labels)
         for tid, row in zip(ids, proba):
-            item = choices_result(control, model.classes_, row, allowed)
+            item = choices_result(control, model.classes_, row, allowed, min_confidence)
             if item is not None:
                 results[tid].append(item)
     return [{"task": tid, "result": results[tid], "score": ranking[tid], "model_version": name} for tid in head]
@@ -104,7 +104,7 @@ def _import(store: ProjectStore, client: LabelStudioClient, predictions: list[di
 
 
 def import_head(store: ProjectStore, client: LabelStudioClient, name: str, size: int, max_chars: int,
-                exclude: set[int] = frozenset()) -> list[int]:
+                exclude: set[int] = frozenset(), min_confidence: float = 0.0) -> list[int]:
     """Import the next ``size`` tasks of ``name``'s ranking (after ``exclude``); returns the tasks sent.
 
     Ghost tasks found on the way are replaced by the next tasks of the
@@ -113,7 +113,8 @@ def import_head(store: ProjectStore, client: LabelStudioClient, name: str, size:
     done: list[int] = []
     skip = set(exclude)
     for _ in range(3):  # a ghost in the replacements too is rare; a third one waits for the next push
-        predictions = head_predictions(store, name, size - len(done), max_chars, exclude=skip)
+        predictions = head_predictions(store, name, size - len(done), max_chars, exclude=skip,
+                                       min_confidence=min_confidence)
         if not predictions:
             break
         sent, ghosts = _import(store, client, predictions)
@@ -138,7 +139,7 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
     store.set_push_state(name, {"state": "started", "started_at": time.time()})
     plan = sized_head(store, options.head_size)
     t_import = time.monotonic()
-    pushed = import_head(store, client, name, plan.size, max_chars)
+    pushed = import_head(store, client, name, plan.size, max_chars, min_confidence=options.min_confidence)
     sent = len(pushed)
     t_verify = time.monotonic()
     held = client.model_versions(store.pid).get(name, 0)
@@ -170,7 +171,7 @@ def sized_head(store: ProjectStore, base: int) -> head.HeadPlan:
     return head.plan_head(base, head.labeling_rate(store), refresh_s)
 
 
-def top_up(store: ProjectStore, client: LabelStudioClient, max_chars: int) -> dict:
+def top_up(store: ProjectStore, client: LabelStudioClient, max_chars: int, min_confidence: float = 0.0) -> dict:
     """Push the next slice of the served version's ranking when its head runs low.
 
     The served version (the one Label Studio's project points at) keeps its
@@ -187,7 +188,8 @@ def top_up(store: ProjectStore, client: LabelStudioClient, max_chars: int) -> di
     if not meta or left >= int(meta[b"threshold"]):
         return {"topped_up": 0, "left": left}
     want = int(meta[b"size"]) - left
-    sent = import_head(store, client, name, want, max_chars, exclude=head.pushed(store, name))
+    sent = import_head(store, client, name, want, max_chars, exclude=head.pushed(store, name),
+                       min_confidence=min_confidence)
     head.extend(store, name, sent)
     log.info("project %s: head of %s topped up with %d task(s) (%d were left)", store.pid, name, len(sent), left)
     return {"topped_up": len(sent), "left": left, "version": name}
