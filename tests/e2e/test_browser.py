@@ -15,10 +15,8 @@ next one.  Screenshots and the counts go to ``test-output/browser/``.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,17 +24,13 @@ import pytest
 from tests.e2e.conftest import REPO, Stack, make_project, synced, wait_for
 from tests.e2e.label_studio import LabelStudio
 from tests.e2e.test_loop import queue
-
+from tests.e2e.ui import LabelStream, connect_model, launch, login
 
 pytestmark = pytest.mark.e2e
 
 N_TASKS, N_SUBMITS = 200, 30
 LOCK_TTL = 40  # Label Studio's TASK_LOCK_TTL here, and the backend's AL_TASK_LOCK_TTL
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OUT = REPO / "test-output" / "browser"
-ANNOTATION_POST = re.compile(r"/api/tasks/\d+/annotations")
 
 
 def think_seconds(i: int) -> float:
@@ -112,15 +106,8 @@ class SecondAnnotator(threading.Thread):
         return {t for t, a, b in self.held if a <= end and (b is None or b >= start)}
 
 
-def is_next_task(r) -> bool:
-    return "/api/dm/actions" in r.url and "next_task" in r.url and r.request.method == "POST"
-
-
-def is_annotation_post(r) -> bool:
-    return bool(ANNOTATION_POST.search(r.url)) and r.request.method == "POST"
-
-
 def test_two_annotators_in_the_real_ui_with_a_retraining_after_every_label(ls_pg, browser_stack):
+    """No submit refused (``LabelStream.submit`` raises on one), pre-annotations pre-selected, the backend's order."""
     from playwright.sync_api import sync_playwright
 
     ls, stack = ls_pg, browser_stack
@@ -130,98 +117,81 @@ def test_two_annotators_in_the_real_ui_with_a_retraining_after_every_label(ls_pg
     pid, data = make_project(ls, "Movie reviews (browser e2e)", N_TASKS, seed=21)
     truth = {tid: label for tid, (_, label) in data.items()}
     t_start = time.monotonic()
-    counts = {"submits": 0, "refused": 0, "checked": 0, "agreed": 0, "preselected": 0, "with_prediction": 0,
+    counts = {"submits": 0, "checked": 0, "agreed": 0, "preselected": 0, "with_prediction": 0,
               "submits_against_a_replaced_version": 0, "parent_prediction_sent": 0}
-    bad: list[str] = []
+    second = None
+    seen_versions: set[str] = set()
+    misses: list[dict] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-
-        def on_response(r) -> None:
-            if is_annotation_post(r) and not r.ok:
-                bad.append(f"{r.status} {r.url}: {r.text()[:300]}")
-        page.on("response", on_response)
-
-        # Log in, connect the model in Settings -> Model through the form.
-        page.goto(f"{ls.url}/user/login/")
-        page.fill("input[name=email]", ls.username)
-        page.fill("input[name=password]", ls.password)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r"/projects|/$"))
-        page.goto(f"{ls.url}/projects/{pid}/settings/ml")
-        page.locator("button", has_text="Connect Model").click()
-        page.fill("input[name=title]", "active learning")
-        page.fill("input[name=url]", stack.url)
-        page.locator("button[type=submit]", has_text="Validate and Save").click()
-        page.get_by_text("Connected", exact=True).wait_for(timeout=30_000)
-        page.screenshot(path=str(OUT / "settings-model-connected.png"))
-        wait_for(lambda: synced(ls, stack, pid, 0), 120, what="the cold-start version in Label Studio")
-
-        # Label All Tasks; a second annotator starts at the same time.
-        page.goto(f"{ls.url}/projects/{pid}/data")
-        second = SecondAnnotator(ls, pid, truth)
-        with page.expect_response(is_next_task, timeout=60_000) as first:
-            page.locator("button", has_text="Label All Tasks").click()
-        served, t_served = first.value.json(), time.time()
-        second.start()
-        expected: tuple | None = None
-        for i in range(N_SUBMITS):
-            tid = served["id"]
-            page.locator("input[name=fresh]").wait_for(state="attached", timeout=30_000)
-            page.get_by_text(data[tid][0].strip()[:30], exact=False).first.wait_for(timeout=30_000)
-            # The task served is the backend's next one: the lowest score of the version read just before.
-            if expected is not None:
-                version, pending, t_read = expected
-                served_versions = {p.get("model_version") for p in served.get("predictions") or []}
-                if version in served_versions and ls.project(pid)["model_version"] == version:
-                    locked = second.held_between(t_read, t_served)
-                    candidates = {t: s for t, s in pending.items() if t not in locked}
-                    counts["checked"] += 1
-                    counts["agreed"] += bool(candidates) and tid == min(candidates, key=candidates.get)
-            # The choice the backend predicted is the one checked.
-            predicted = [c for p in served.get("predictions") or [] for item in p["result"]
-                         for c in item["value"].get("choices", [])]
-            if predicted:
-                counts["with_prediction"] += 1
-                page.wait_for_timeout(300)
-                counts["preselected"] += all(page.is_checked(f"input[name={c}]") for c in predicted)
-            if i in (0, 9, N_SUBMITS - 1) or (predicted and counts["with_prediction"] == 1):
-                page.screenshot(path=str(OUT / f"labeling-{i + 1:02d}.png"))
-            time.sleep(think_seconds(i))
-            answer = truth[tid]
-            if not page.is_checked(f"input[name={answer}]"):
-                page.locator("label", has_text=answer).first.click()
-            assert page.is_checked(f"input[name={answer}]")
-            version, scores, done = queue(ls, pid)
-            expected = (version, {t: s for t, s in scores.items() if t not in done and t != tid}, time.time())
-            with page.expect_response(is_next_task, timeout=60_000) as nxt:
-                with page.expect_response(is_annotation_post, timeout=60_000) as ann:
-                    page.locator("button", has_text="Submit").first.click()
-            counts["submits"] += 1
-            counts["refused"] += not ann.value.ok
-            sent = json.loads(ann.value.request.post_data or "{}")
-            if sent.get("parent_prediction"):
-                counts["parent_prediction_sent"] += 1
-                shown = [p for p in served.get("predictions") or [] if p["id"] == sent["parent_prediction"]]
-                if shown and shown[0]["model_version"] != ls.project(pid)["model_version"]:
-                    counts["submits_against_a_replaced_version"] += 1
-            served, t_served = nxt.value.json(), time.time()
-            assert page.get_by_text(re.compile("not saved", re.I)).count() == 0, "Label Studio shows 'not saved'"
-        second.stop.set()
-        second.join(30)
-        page.screenshot(path=str(OUT / "labeling-after.png"))
-        browser.close()
+        try:
+            login(page, ls.url, ls.username, ls.password)
+            connect_model(page, ls.url, pid, stack.url)
+            page.screenshot(path=str(OUT / "settings-model-connected.png"))
+            wait_for(lambda: synced(ls, stack, pid, 0), 120, what="the cold-start version in Label Studio")
+            # Label All Tasks; a second annotator starts at the same time.
+            second = SecondAnnotator(ls, pid, truth)
+            stream = LabelStream(page, ls.url, pid)
+            stream.open()
+            t_served = time.time()
+            second.start()
+            expected: tuple | None = None
+            for i in range(N_SUBMITS):
+                served = stream.task
+                tid = served["id"]
+                seen_versions.update(p["model_version"] for p in served.get("predictions") or [])
+                stream.wait_shown(data[tid][0])
+                # The task served is the backend's next one: the lowest score of the version read just before.
+                if expected is not None:
+                    version, pending, t_read = expected
+                    served_versions = {p.get("model_version") for p in served.get("predictions") or []}
+                    if version in served_versions and ls.project(pid)["model_version"] == version:
+                        locked = second.held_between(t_read, t_served)
+                        candidates = {t: s for t, s in pending.items() if t not in locked}
+                        best = min(candidates, key=candidates.get) if candidates else None
+                        counts["checked"] += 1
+                        counts["agreed"] += tid == best
+                        if tid != best:  # kept with the counts, to read what Label Studio did instead
+                            misses.append({"served": tid, "served_score": pending.get(tid), "expected": best,
+                                           "expected_score": candidates.get(best), "version": version})
+                # The choice the backend predicted is the one checked.
+                predicted = stream.predicted()
+                if predicted:
+                    counts["with_prediction"] += 1
+                    page.wait_for_timeout(300)
+                    counts["preselected"] += all(stream.checked(c) for c in predicted)
+                if i in (0, 9, N_SUBMITS - 1) or (predicted and counts["with_prediction"] == 1):
+                    page.screenshot(path=str(OUT / f"labeling-{i + 1:02d}.png"))
+                time.sleep(think_seconds(i))
+                stream.choose(truth[tid])
+                version, scores, done = queue(ls, pid)
+                expected = (version, {t: s for t, s in scores.items() if t not in done and t != tid}, time.time())
+                counts["submits"] += 1
+                sent = stream.submit()  # raises on a refused submit or a "not saved" toast
+                t_served = time.time()
+                if sent.get("parent_prediction"):
+                    counts["parent_prediction_sent"] += 1
+                    shown = [p for p in served.get("predictions") or [] if p["id"] == sent["parent_prediction"]]
+                    if shown and shown[0]["model_version"] != ls.project(pid)["model_version"]:
+                        counts["submits_against_a_replaced_version"] += 1
+            page.screenshot(path=str(OUT / "labeling-after.png"))
+        finally:
+            if second is not None:
+                second.stop.set()
+                second.join(30)
+            browser.close()
     counts.update(runtime_s=round(time.monotonic() - t_start), second_annotator_done=second.done,
                   second_annotator_refused=second.refused)
     with ls.client() as c:
         in_ls = c.get(f"/api/projects/{pid}/model-versions/").json()
     status = stack.status(pid)
     counts.update(versions_published=len(httpx.get(f"{stack.url}/versions", params={"project": pid}).json()["versions"]),
-                  versions_in_label_studio=len(in_ls))
-    (OUT / "counts.json").write_text(json.dumps(counts, indent=1))
+                  versions_in_label_studio=len(in_ls), versions_shown=len(seen_versions),
+                  versions_shown_then_pruned=len(seen_versions - set(in_ls)))
+    (OUT / "counts.json").write_text(json.dumps({**counts, "order_misses": misses}, indent=1))
     print("browser e2e:", json.dumps(counts))
-    assert not bad, f"refused submits: {bad}"
-    assert counts["refused"] == 0 and second.refused == 0, (counts, second.errors[:5])
+    assert second.refused == 0, (counts, second.errors[:5])
     assert not second.errors, second.errors[:5]
     assert counts["submits"] == N_SUBMITS and second.done >= 10, counts
     # Label Studio's UI sends the prediction it showed; some of those were no longer current at submit.
@@ -231,6 +201,6 @@ def test_two_annotators_in_the_real_ui_with_a_retraining_after_every_label(ls_pg
     assert counts["with_prediction"] >= N_SUBMITS // 2 and counts["preselected"] == counts["with_prediction"], counts
     # The served order is the backend's (the version may move between reading and serving).
     assert counts["checked"] >= 8 and counts["agreed"] >= 0.8 * counts["checked"], counts
-    # Pruning ran: Label Studio holds fewer versions than were published, and no submit failed.
-    assert counts["versions_in_label_studio"] < counts["versions_published"], (counts, in_ls)
+    # Pruning ran during the test (versions the annotator was shown are gone), and no submit failed.
+    assert counts["versions_shown_then_pruned"] >= 1, (counts, in_ls)
     assert status["current_version"] in in_ls
