@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install redis bench clean
+.PHONY: demo test install redis postgres bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,10 @@ install: $(BIN)/.installed
 redis:
 	@bash scripts/ensure-redis.sh
 
-test: install redis
+postgres:
+	@bash scripts/ensure-postgres.sh
+
+test: install redis postgres
 	$(BIN)/python -m pytest
 
 demo: install redis

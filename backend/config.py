@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(300.0, validation_alias="AL_RECONCILE_INTERVAL", ge=0)
     push_retry_delay: float = Field(30.0, validation_alias="AL_PUSH_RETRY_DELAY", ge=0)
     lock_ttl: float = Field(60.0, validation_alias="AL_LOCK_TTL", ge=1)
+    # Label Studio's TASK_LOCK_TTL (86400 s in 1.23.2): how long an annotator may hold a task
+    # open.  A version's predictions stay in Label Studio this long, plus the margin, after
+    # it stopped being current, since the UI submits the id of the prediction it showed.
+    task_lock_ttl: float = Field(86_400.0, validation_alias="AL_TASK_LOCK_TTL", ge=0)
+    prune_margin: float = Field(300.0, validation_alias="AL_PRUNE_MARGIN", ge=0)
     shard_threshold: int = Field(200_000, validation_alias="AL_SHARD_THRESHOLD", ge=1)
 
     @model_validator(mode="after")
@@ -65,6 +70,11 @@ class Settings(BaseSettings):
                 "Set both to turn basic auth on, or unset both"
             )
         return self
+
+    @property
+    def prediction_hold_s(self) -> float:
+        """Seconds a version's predictions outlive its time as current (see ``worker/push.py`` ``prune``)."""
+        return self.task_lock_ttl + self.prune_margin
 
     @property
     def auth_enabled(self) -> bool:

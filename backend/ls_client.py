@@ -245,6 +245,12 @@ class LabelStudioClient:
         """Prediction counts per model version."""
         return self.request("GET", f"api/projects/{project_id}/model-versions/").json()
 
+    def prediction_versions(self, task_id: int) -> list[str]:
+        """The model versions of a task's predictions (one entry per prediction)."""
+        body = self.request("GET", "api/predictions/", params={"task": task_id}).json()
+        rows = body.get("results", []) if isinstance(body, dict) else body
+        return [str(p.get("model_version")) for p in rows]
+
     def delete_model_version(self, project_id: int, version: str) -> None:
         self.request("DELETE", f"api/projects/{project_id}/model-versions/", json={"model_version": version})
 

@@ -276,8 +276,11 @@ class ProjectStore:
         """Write a complete version, then flip ``current`` to it in one transaction.
 
         Readers either see the old version or the whole new one: the pointer
-        moves only after the model, its ranking and metadata are stored.
+        moves only after the model, its ranking and metadata are stored.  The
+        version it replaces is stamped as current until now (``current_until``):
+        ``/predict`` answers carry it, and Label Studio keeps those predictions.
         """
+        previous = self.current_version()
         pipe = self.r.pipeline()
         art_key, rank_key = self.key(f"artifacts:{name}"), self.key(f"ranking:{name}")
         if artifacts:
@@ -290,6 +293,8 @@ class ProjectStore:
         pipe.hset(self.key("versions"), name, orjson.dumps(meta))
         pipe.rpush(self.key("version_order"), name)
         pipe.set(self.key("current"), name)
+        if previous and previous != name:
+            pipe.zadd(self.key("current_until"), {previous: time.time()}, gt=True)
         pipe.execute()
 
     def current_version(self) -> str | None:
@@ -356,7 +361,19 @@ class ProjectStore:
         return raw.decode() if raw else None
 
     def set_ls_version(self, name: str) -> None:
-        self.r.set(self.key("ls_version"), name)
+        """Point at ``name``; the version pointed at before is stamped as current until now."""
+        previous = self.r.set(self.key("ls_version"), name, get=True)
+        if previous and previous.decode() != name:
+            self.r.zadd(self.key("current_until"), {previous.decode(): time.time()}, gt=True)
+
+    def current_until(self) -> dict[str, float]:
+        """When each version last stopped being current, in the backend or in Label Studio.
+
+        An annotator may still have a task open with a prediction of such a
+        version (and submits its id), so pruning waits on this time.  The
+        later of the two stamps wins (``ZADD GT``).
+        """
+        return {n.decode(): t for n, t in self.r.zrange(self.key("current_until"), 0, -1, withscores=True)}
 
     # -- feature cache -----------------------------------------------------
     def cached_features(self, spec_key: str, task_ids: list[int]) -> list[bytes | None]:

@@ -154,7 +154,7 @@ def prune_project(project_id: int, prefix: str | None = None) -> list[str]:
     settings, store = _low_priority_job(project_id, prefix, "prune")
     client = client_for(store, settings)
     options = project_options.resolve(settings, store.config().get("extra_params"))
-    deleted = prune(store, client, options.keep_versions) if client is not None else []
+    deleted = prune(store, client, options.keep_versions, settings.prediction_hold_s) if client is not None else []
     in_use = set(store.pushed_versions()) | {store.current_version(), store.ls_version()}
     for info in store.versions():
         if info.name not in in_use:

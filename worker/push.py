@@ -4,10 +4,12 @@ Label Studio's uncertainty sampling serves, among unsolved tasks that have a
 prediction of ``project.model_version``, the lowest ``score`` first.  So the
 head of the ranking (``head_size`` tasks) is imported as predictions of the
 current version, and only once they are all there does the project's
-``model_version`` move to it.  A push that died half-way is cleaned up
-(its partial predictions deleted) before it is retried, so nothing is
-duplicated and the project never points at an incomplete head.  Older
-versions are pruned later by a low-priority job.
+``model_version`` move to it, so the project never points at an incomplete
+head.  A push that died half-way is completed, not deleted: its version is
+the backend's current one, and Label Studio may already have stored
+``/predict`` answers of it that an annotator has open.  Older versions are
+pruned later by a low-priority job, and only once no annotator can still
+submit against them (``prune``).
 """
 
 from __future__ import annotations
@@ -125,6 +127,16 @@ def import_head(store: ProjectStore, client: LabelStudioClient, name: str, size:
     return done
 
 
+def _already_held(client: LabelStudioClient, name: str, predictions: list[dict]) -> set[int]:
+    """The head's tasks that hold a prediction of ``name`` already: what a half-done push did.
+
+    One call per head task, only when retrying a push that died: slower than
+    deleting the version and starting over, but that deletion could take
+    away a prediction an annotator is looking at.
+    """
+    return {p["task"] for p in predictions if name in client.prediction_versions(p["task"])}
+
+
 def push_current(store: ProjectStore, client: LabelStudioClient, options: ProjectOptions, max_chars: int) -> dict:
     """Push the current version's head and point the project at it (idempotent)."""
     name = store.current_version()
@@ -134,24 +146,27 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
     if state.get("state") == "complete" and store.ls_version() == name:
         return {"pushed": False, "reason": "already pushed", "version": name}
     t0 = time.monotonic()
-    if state.get("state") == "started":
-        client.delete_model_version(store.pid, name)  # the partial result of an attempt that died
+    retry = state.get("state") in ("started", "failed")
     store.set_push_state(name, {"state": "started", "started_at": time.time()})
     plan = sized_head(store, options.head_size)
+    before = client.model_versions(store.pid).get(name, 0) if retry else 0
+    # A push that died half-way is completed, never deleted: an annotator may be looking at its predictions.
+    already = _already_held(client, name, head_predictions(store, name, plan.size, max_chars)) if before else set()
     t_import = time.monotonic()
-    pushed = import_head(store, client, name, plan.size, max_chars, min_confidence=options.min_confidence)
+    pushed = import_head(store, client, name, plan.size - len(already), max_chars, exclude=already,
+                         min_confidence=options.min_confidence)
     sent = len(pushed)
     t_verify = time.monotonic()
     held = client.model_versions(store.pid).get(name, 0)
-    if held != sent:
-        client.delete_model_version(store.pid, name)
+    if held < before + sent:
         store.set_push_state(name, {"state": "failed", "sent": sent, "held": held})
-        raise IncompletePushError(f"Label Studio holds {held} predictions of {name}, {sent} were sent; retrying later")
+        raise IncompletePushError(f"Label Studio holds {held} predictions of {name}, {before} + {sent} "
+                                  "were expected; retrying later")
     fields: dict = {"model_version": name}
     if options.set_sampling:
         fields["sampling"] = UNCERTAINTY_SAMPLING
     t_point = time.monotonic()
-    head.start(store, name, pushed, plan)  # before Label Studio serves it: every label then counts
+    head.start(store, name, [*already, *pushed], plan)  # before Label Studio serves it: every label then counts
     client.update_project(store.pid, **fields)
     duration = round(time.monotonic() - t0, 3)
     timings = {"predictions_s": round(t_import - t0, 3), "import_s": round(t_verify - t_import, 3),
@@ -195,24 +210,35 @@ def top_up(store: ProjectStore, client: LabelStudioClient, max_chars: int, min_c
     return {"topped_up": len(sent), "left": left, "version": name}
 
 
-def prune(store: ProjectStore, client: LabelStudioClient, keep: int) -> list[str]:
-    """Delete this backend's older versions from Label Studio, keeping the newest ``keep``.
+def prunable(store: ProjectStore, keep: int, hold_s: float, now: float | None = None) -> list[str]:
+    """The pushed versions ``prune`` may delete, oldest first.
 
-    Only versions this backend pushed are touched; the one the project points
-    at is always kept.
+    A version is protected while it is current (the backend's or Label
+    Studio's pointer) and for ``hold_s`` seconds after it stopped being
+    current: Label Studio's UI submits the id of the prediction it showed
+    (``parent_prediction``) and refuses the annotation if it is gone, and a
+    task stays locked to its annotator for ``TASK_LOCK_TTL``.  ``keep`` then
+    counts only older versions: the newest ``keep`` of them stay too.
     """
+    now = time.time() if now is None else now
     pushed = store.pushed_versions()  # oldest first
-    pointer = store.ls_version()
-    keep_set = set(pushed[-keep:]) | ({pointer} if pointer else set())
+    live = {store.current_version(), store.ls_version()}
+    until = store.current_until()
+    for name, successor in zip(pushed, pushed[1:]):
+        # Pushed before the stamps existed: Label Studio's pointer left it when its successor's push completed.
+        if name not in until and store.push_state(successor).get("at"):
+            until[name] = store.push_state(successor)["at"]
+    older = [n for n in pushed if n not in live and n in until and until[n] < now - hold_s]
+    return older[:-keep] if keep else older
+
+
+def prune(store: ProjectStore, client: LabelStudioClient, keep: int, hold_s: float) -> list[str]:
+    """Delete this backend's versions no annotator can still submit against (see ``prunable``)."""
     deleted = []
-    for name in pushed:
-        if name in keep_set:
-            continue
+    for name in prunable(store, keep, hold_s):
         client.delete_model_version(store.pid, name)
         store.forget_push(name)
         deleted.append(name)
     if deleted:
         log.info("project %s: pruned %d old version(s) from Label Studio", store.pid, len(deleted))
     return deleted
-
-

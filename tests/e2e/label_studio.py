@@ -14,6 +14,16 @@ Three layers, each cached so that only the first run is slow:
 3. ``LabelStudio`` copies the template to a temp dir and starts a server on a
    free loopback port: a few seconds instead of a full migration.
 
+``LabelStudio(db="postgresql")`` runs it on PostgreSQL instead, as production
+deployments do (on SQLite, ``/next`` answers 500 "database is locked" while a
+push writes): the template is then a migrated database, and each run gets a
+fresh database made from it (``CREATE DATABASE ... TEMPLATE``, about a second),
+dropped when the server stops.  The server is given at 127.0.0.1:5432, user
+``postgres``, trust auth (``AL_PG_HOST``, ``AL_PG_PORT``, ``AL_PG_USER``,
+``AL_PG_PASSWORD`` change it).  Label Studio 1.23.2 reads ``DJANGO_DB=default``
+and ``POSTGRE_NAME/USER/PASSWORD/HOST/PORT`` (``core/settings/base.py``), and
+its venv already has the ``psycopg`` 3 driver Django uses.
+
 Facts found on Label Studio 1.23.2 that this file relies on:
 
 - Legacy ``Token`` auth is decided when the organization is created:
@@ -197,6 +207,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+DBS = ("sqlite", "postgresql")
+
+
+def pg_settings() -> dict[str, str]:
+    """Where the PostgreSQL for Label Studio answers (trust auth by default)."""
+    return {"host": os.environ.get("AL_PG_HOST", "127.0.0.1"), "port": os.environ.get("AL_PG_PORT", "5432"),
+            "user": os.environ.get("AL_PG_USER", "postgres"), "password": os.environ.get("AL_PG_PASSWORD", "")}
+
+
+def _pg_env(name: str) -> dict[str, str]:
+    """Label Studio's settings for database ``name`` (read in its ``core/settings/base.py``)."""
+    pg = pg_settings()
+    return {"DJANGO_DB": "default", "POSTGRE_NAME": name, "POSTGRE_USER": pg["user"],
+            "POSTGRE_PASSWORD": pg["password"], "POSTGRE_HOST": pg["host"], "POSTGRE_PORT": pg["port"]}
+
+
+_PG_SCRIPT = """
+import sys, psycopg
+host, port, user, password = sys.argv[1:5]
+with psycopg.connect(host=host, port=port, user=user, password=password, dbname="postgres",
+                     autocommit=True, connect_timeout=5) as conn:
+    for stmt in sys.argv[5:]:
+        cur = conn.execute(stmt)
+        rows = cur.fetchall() if cur.description else []
+        print("\\n".join("|".join(map(str, r)) for r in rows))
+"""
+
+
+def pg_run(*statements: str) -> str:
+    """Run SQL on the PostgreSQL server with Label Studio's own driver (no client needed in the project)."""
+    pg = pg_settings()
+    py = str(ensure_label_studio() / "bin" / "python")
+    r = subprocess.run([py, "-c", _PG_SCRIPT, pg["host"], pg["port"], pg["user"], pg["password"], *statements],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode:
+        raise LabelStudioError(f"PostgreSQL at {pg['host']}:{pg['port']} refused {statements}: {r.stderr[-1500:]}")
+    return r.stdout.strip()
+
+
+def _pg_exists(name: str) -> bool:
+    return pg_run(f"SELECT 1 FROM pg_database WHERE datname = '{name}'") == "1"
+
+
 def _ls_env(data_dir: Path, scratch: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """A clean environment: LS reads bare HOST/PORT/USERNAME/... so nothing else is inherited."""
     env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
@@ -304,8 +357,13 @@ class _Server:
         self._log.close()
 
 
-def template_dir() -> Path:
-    return ls_home() / f"template-{ls_version()}"
+def template_dir(db: str = "sqlite") -> Path:
+    """The SQLite template's data dir; for PostgreSQL, the path its metadata file is named after."""
+    return ls_home() / (f"template-{ls_version()}" + ("" if db == "sqlite" else f"-{db}"))
+
+
+def pg_template_name() -> str:
+    return "al_ls_template_" + re.sub(r"\W", "_", ls_version())
 
 
 def _logs_dir() -> Path:
@@ -317,44 +375,53 @@ def _logs_dir() -> Path:
     return d
 
 
-def ensure_template() -> Path:
-    """Return a pre-migrated data dir with an admin user whose legacy token works.
+def ensure_template(db: str = "sqlite") -> Path:
+    """Return a pre-migrated template with an admin user whose legacy token works.
 
     Built once (~30 s of migrations): ``label-studio init`` with ``--username``,
     ``--password``, ``--user-token`` and ``--enable-legacy-api-token`` migrates the
     database and creates the admin and the organization with legacy tokens on;
     then the server is started once on it and the token is checked against
-    ``/api/projects`` before the dir is published. The credentials are in
-    ``<template>.json`` next to it.
+    ``/api/projects`` before the template is published (a data dir renamed
+    into place; for PostgreSQL, a database renamed to ``pg_template_name()``).
+    The credentials are in ``<template>.json`` next to it.
     """
-    tdir = template_dir()
+    if db not in DBS:
+        raise ValueError(f"db must be one of {DBS}, got {db!r}")
+    tdir = template_dir(db)
     meta_path = _meta_path(tdir)
     with _locked("template"):
-        if meta_path.exists() and tdir.is_dir():
+        if meta_path.exists() and (tdir.is_dir() if db == "sqlite" else _pg_exists(pg_template_name())):
             return tdir
         venv = ensure_label_studio()
         t0 = time.monotonic()
-        _log(f"building a migrated data dir template at {tdir} (first time only)")
+        _log(f"building a migrated {db} template at {tdir} (first time only)")
         partial = tdir.with_name(tdir.name + ".partial")
         scratch = tdir.with_name(tdir.name + ".scratch")
         for d in (partial, scratch, tdir):
             shutil.rmtree(d, ignore_errors=True)
         meta_path.unlink(missing_ok=True)
         partial.mkdir(parents=True)
+        env: dict[str, str] = {}
+        if db == "postgresql":
+            building = pg_template_name() + "_partial"
+            pg_run(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)', f'DROP DATABASE IF EXISTS '
+                   f'"{pg_template_name()}" WITH (FORCE)', f'CREATE DATABASE "{building}"')
+            env = _pg_env(building)
         meta = {"version": ls_version(), "username": ADMIN_EMAIL,
                 "password": secrets.token_hex(12), "token": secrets.token_hex(20)}
-        log = _logs_dir() / f"template-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        log = _logs_dir() / f"template-{db}-{time.strftime('%Y%m%d-%H%M%S')}.log"
         cmd = [str(venv / "bin" / "label-studio"), "init", "--no-browser", "-q", "--data-dir", str(partial),
                # "--flag=value": a value starting with "-" must not read as another flag.
                f"--username={meta['username']}", f"--password={meta['password']}",
                f"--user-token={meta['token']}", "--enable-legacy-api-token"]
         with open(log, "wb") as out:
             rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=_ls_env(partial, scratch), cwd=str(scratch), timeout=900).returncode
+                                env=_ls_env(partial, scratch, env), cwd=str(scratch), timeout=900).returncode
         if rc:
             raise LabelStudioError(f"label-studio init failed ({rc}); log {log}:\n{_tail(log)}")
         t_init = time.monotonic() - t0
-        server = _Server(venv, partial, scratch, log)
+        server = _Server(venv, partial, scratch, log, env=env)
         try:
             version = server.wait_ready(timeout=180)
             r = httpx.get(f"http://127.0.0.1:{server.port}/api/projects/",
@@ -365,7 +432,11 @@ def ensure_template() -> Path:
             server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
         meta["built_with"] = version
-        partial.rename(tdir)
+        if db == "postgresql":
+            shutil.rmtree(partial, ignore_errors=True)  # the database is the template; runs get a fresh data dir
+            pg_run(f'ALTER DATABASE "{building}" RENAME TO "{pg_template_name()}"')
+        else:
+            partial.rename(tdir)
         _write_atomic(meta_path, json.dumps(meta, indent=1))
         _log(f"template ready in {time.monotonic() - t0:.0f} s (init/migrate {t_init:.0f} s)")
         return tdir
@@ -385,12 +456,19 @@ class LabelStudio:
     ``with LabelStudio() as ls:`` starts it; ``url``, ``token`` (legacy ``Token``),
     ``pat`` (personal access token: a JWT refresh token, made on first use) and
     ``log_path`` are then set. ``env`` adds or overrides server settings
-    (e.g. ``{"WEBHOOK_TIMEOUT": "3"}``).
+    (e.g. ``{"WEBHOOK_TIMEOUT": "3"}``).  ``db="postgresql"`` runs it on a fresh
+    PostgreSQL database (``database`` names it), dropped by ``stop()``.
     """
 
     def __init__(self, *, port: int | None = None, env: dict[str, str] | None = None,
                  log_level: str = "WARNING", startup_timeout: float = 120.0,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, db: str = "sqlite") -> None:
+        if db not in DBS:
+            raise ValueError(f"db must be one of {DBS}, got {db!r}")
+        if db != "sqlite" and data_dir is not None:
+            raise ValueError("a persistent data dir is only supported on SQLite")
+        self.db = db
+        self.database = ""
         self._port = port
         self._keep = data_dir  # a persistent data dir (the demo): made from the template once, never removed
         self._env = env
@@ -415,19 +493,26 @@ class LabelStudio:
         """Copy the template, start the server, wait until it answers with our token."""
         if self._server is not None:
             return self
-        tdir = ensure_template()
+        tdir = ensure_template(self.db)
         meta = _template_meta(tdir)
         venv = ensure_label_studio()
         t0 = time.monotonic()
         self._tmp = Path(tempfile.mkdtemp(prefix="al-ls-"))
         self.data_dir = self._keep or self._tmp / "data"
-        if not self.data_dir.exists():
+        env = dict(self._env or {})
+        atexit.register(self.stop)
+        if self.db == "postgresql":
+            self.data_dir.mkdir(parents=True)
+            self.database = f"al_ls_run_{os.getpid()}_{secrets.token_hex(4)}"
+            with _locked("pg-create"):  # CREATE DATABASE ... TEMPLATE wants the template to itself
+                pg_run(f'CREATE DATABASE "{self.database}" TEMPLATE "{pg_template_name()}"')
+            env.update(_pg_env(self.database))
+        elif not self.data_dir.exists():
             shutil.copytree(tdir, self.data_dir, symlinks=True)
         self.log_path = _logs_dir() / f"ls-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self._tmp.name}.log"
         self.token, self.username, self.password = meta["token"], meta["username"], meta["password"]
-        atexit.register(self.stop)
         self._server = _Server(venv, self.data_dir, self._tmp / "scratch", self.log_path,
-                               port=self._port, env=self._env, log_level=self._log_level)
+                               port=self._port, env=env, log_level=self._log_level)
         try:
             self.version = self._server.wait_ready(self._startup_timeout)
             self.url = f"http://127.0.0.1:{self._server.port}"
@@ -450,6 +535,12 @@ class LabelStudio:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+        if self.database:
+            try:
+                pg_run(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            except LabelStudioError as exc:
+                _log(f"could not drop {self.database}: {exc}")
+            self.database = ""
         self._pat = None
         atexit.unregister(self.stop)
 

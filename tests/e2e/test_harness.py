@@ -124,3 +124,19 @@ def test_busy_port_is_detected_and_stop_leaves_nothing() -> None:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     assert not Path(data_dir).exists()
     server.stop()  # idempotent
+
+
+def test_postgresql_runs_get_a_fresh_database_dropped_at_stop() -> None:
+    """Two servers on PostgreSQL at once: separate databases made from the migrated template, both dropped."""
+    from tests.e2e.label_studio import pg_run
+
+    with LabelStudio(db="postgresql") as a, LabelStudio(db="postgresql") as b:
+        assert a.database != b.database
+        dbs = set(pg_run("SELECT datname FROM pg_database").split())
+        assert {a.database, b.database} <= dbs
+        # Each is Label Studio's own: the admin logs in with the template's token, and projects don't leak.
+        pid = a.create_project("only in a", TEXT_CHOICES)["id"]
+        assert [p["id"] for p in a._api.get("/api/projects/").json()["results"]] == [pid]
+        assert b._api.get("/api/projects/").json()["results"] == []
+        names = (a.database, b.database)
+    assert not set(names) & set(pg_run("SELECT datname FROM pg_database").split())

@@ -1,0 +1,108 @@
+"""Label Studio 1.23.2's own web UI, driven in Debian's headless Chromium with Playwright.
+
+Shared by the browser test (``test_browser.py``) and ``scripts/demo_browser.py``.
+What it relies on, found in Label Studio 1.23.2's UI:
+
+- Login is a plain form (``input[name=email]``, ``input[name=password]``).
+- *Settings -> Model -> Connect Model* opens a form with ``input[name=title]``,
+  ``input[name=url]`` and *Validate and Save*; the card then says *Connected*.
+- *Label All Tasks* and every Submit fetch the next task with
+  ``POST /api/dm/actions?id=next_task``, whose answer is the task with the
+  predictions shown; a Submit is ``POST /api/tasks/<id>/annotations`` with
+  the shown prediction's id as ``parent_prediction``.
+- A single-choice ``<Choices>`` renders as checkboxes named after the choice.
+- A refused submit shows a toast containing "not saved".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+_ANNOTATION_POST = re.compile(r"/api/tasks/\d+/annotations")
+NOT_SAVED = re.compile("not saved", re.I)
+
+
+class SubmitRefused(AssertionError):
+    """Label Studio did not save an annotation submitted in its UI."""
+
+
+def launch(pw):
+    """Debian's chromium, never a downloaded browser."""
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def is_next_task(r) -> bool:
+    return "/api/dm/actions" in r.url and "next_task" in r.url and r.request.method == "POST"
+
+
+def is_annotation_post(r) -> bool:
+    return bool(_ANNOTATION_POST.search(r.url)) and r.request.method == "POST"
+
+
+def login(page, url: str, username: str, password: str) -> None:
+    page.goto(f"{url}/user/login/")
+    page.fill("input[name=email]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/projects|/$"))
+
+
+def connect_model(page, url: str, pid: int, backend_url: str, title: str = "active learning") -> None:
+    """Settings -> Model -> Connect Model, as a user does it; waits for *Connected*."""
+    page.goto(f"{url}/projects/{pid}/settings/ml")
+    page.locator("button", has_text="Connect Model").click()
+    page.fill("input[name=title]", title)
+    page.fill("input[name=url]", backend_url)
+    page.locator("button[type=submit]", has_text="Validate and Save").click()
+    page.get_by_text("Connected", exact=True).wait_for(timeout=30_000)
+
+
+class LabelStream:
+    """*Label All Tasks* in the Data Manager, then one task after another through Submit."""
+
+    def __init__(self, page, url: str, pid: int) -> None:
+        self.page, self.url, self.pid = page, url, pid
+        self.task: dict = {}
+
+    def open(self) -> dict:
+        self.page.goto(f"{self.url}/projects/{self.pid}/data")
+        with self.page.expect_response(is_next_task, timeout=60_000) as first:
+            self.page.locator("button", has_text="Label All Tasks").click()
+        self.task = first.value.json()
+        return self.task
+
+    def wait_shown(self, text: str) -> None:
+        """Until the served task's text is on screen."""
+        self.page.locator("input[type=checkbox]").first.wait_for(state="attached", timeout=30_000)
+        self.page.get_by_text(text.strip()[:30], exact=False).first.wait_for(timeout=30_000)
+
+    def predicted(self) -> list[str]:
+        """The choices of the predictions Label Studio served with the task."""
+        return [c for p in self.task.get("predictions") or [] for item in p["result"]
+                for c in item["value"].get("choices", [])]
+
+    def checked(self, choice: str) -> bool:
+        return self.page.is_checked(f"input[name='{choice}']")
+
+    def choose(self, choice: str) -> None:
+        if not self.checked(choice):
+            self.page.locator("label", has_text=choice).first.click()
+        if not self.checked(choice):
+            raise AssertionError(f"clicking {choice!r} did not check it")
+
+    def submit(self) -> dict:
+        """Submit; returns the body the UI sent.  Raises ``SubmitRefused`` on a non-2xx or a "not saved"."""
+        with self.page.expect_response(is_next_task, timeout=60_000) as nxt:
+            with self.page.expect_response(is_annotation_post, timeout=60_000) as ann:
+                self.page.locator("button", has_text="Submit").first.click()
+            if not ann.value.ok:
+                raise SubmitRefused(f"task {self.task.get('id')}: {ann.value.status} {ann.value.text()[:500]}")
+        sent = json.loads(ann.value.request.post_data or "{}")
+        self.task = nxt.value.json()
+        if self.page.get_by_text(NOT_SAVED).count():
+            raise SubmitRefused(f"Label Studio shows 'not saved' after task {sent.get('task')}")
+        return sent
