@@ -69,9 +69,10 @@ def test_a_lone_surrogate_in_a_choice_is_a_clear_refusal_never_a_500(client, sto
     assert client.post("/setup", json=setup_body()).status_code == 200
     body = {"project": "1.1", "label_config": SURROGATE_CONFIG, "tasks": [{"id": 1, "data": {"text": "hi"}}]}
     assert post_raw(client, "/predict", body).status_code == 422
+    assert "Unicode" in client.get("/dashboard").text  # the /predict refusal, kept for the dashboard
+    # Webhook bodies are made valid Unicode at the edge (U+FFFD, backend/task_data.py): read, never a 500.
     r = post_raw(client, "/webhook", {"action": "PROJECT_UPDATED", "project": {"id": 1, "label_config": SURROGATE_CONFIG}})
-    assert r.status_code == 200 and r.json()["detail"].startswith("label config not supported")
-    assert "Unicode" in client.get("/dashboard").text
+    assert r.status_code == 200
 
 
 def test_a_lone_surrogate_in_a_task_still_gets_a_prediction(client, store):
@@ -79,7 +80,7 @@ def test_a_lone_surrogate_in_a_task_still_gets_a_prediction(client, store):
     body = {"project": "1.1", "tasks": [{"id": 1, "data": {"text": "fine \ud800 text"}}, {"id": 2, "data": {"text": "ok"}}]}
     r = post_raw(client, "/predict", body)
     assert r.status_code == 200 and len(r.json()["results"]) == 2
-    assert store.task_ids() == [2]  # the unstorable one is left out of the pool, not the whole batch
+    assert all(item["model_version"] for item in r.json()["results"])
 
 
 def project_with_a_disagreement(client, store, worker, hostname: str) -> None:
