@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse
 from backend import head, progress, refusals
 from backend.auth import require_basic
 from backend.config import Settings
-from backend.ls_client import LabelStudioClient, LabelStudioError
+from backend.ls_client import LabelStudioClient, LabelStudioError, credential_conflict
 from backend.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
 
 REFRESH_SECONDS = 30
@@ -393,10 +393,12 @@ def _queue_card(s: dict | None) -> str:
 
 
 def project_page(s: dict | None, pid: int, ls_url: str, refusal: dict | None = None,
-                 ignored: list[dict] | None = None, title: str | None = None) -> str:
+                 ignored: list[dict] | None = None, title: str | None = None, warning: str | None = None) -> str:
     """The dashboard of one project (pure: summary in, HTML out)."""
     name = project_name(pid, title)
     notice = (_refused_card({pid: refusal}, {pid: title}) if refusal else "") + _ignored_card(ignored or [])
+    if warning:  # e.g. LABEL_STUDIO_URL and /setup's hostname disagree (backend/ls_client.py)
+        notice += f'<div class="card refused" id="warning"><h2>Check the settings</h2><p>{_e(warning)}</p></div>'
     if not s:
         return _page(name, notice + '<p id="empty">No trained model has been evaluated yet: the page fills in after '
                                     "the first training (two different labels).</p>" + _queue_card(s))
@@ -494,5 +496,6 @@ def dashboard_project(project: str, request: Request) -> HTMLResponse:
     summary = read_summary(store)
     if summary is not None:
         summary = {**summary, "head": head.info(store)}
+    settings = request.app.state.settings
     return HTMLResponse(project_page(summary, store.pid, label_studio_url(request, store), refusal,
-                                     ignored_controls(store), title))
+                                     ignored_controls(store), title, credential_conflict(settings, store.config())))

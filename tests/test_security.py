@@ -185,6 +185,8 @@ def test_attack_env_key_sent_to_setup_hostname_fails(serve, attacker):
     assert ENV_KEY not in backend.output() + done.stderr + done.stdout
     status = backend.http.get("/status/1").json()
     assert "LABEL_STUDIO_URL" in status["credentials_warning"] and ENV_KEY not in str(status)
+    page = backend.http.get("/dashboard/1").text  # the lead sees it too
+    assert 'id="warning"' in page and "LABEL_STUDIO_URL is not" in page and ENV_KEY not in page
     assert "WARNING" in backend.output() and "LABEL_STUDIO_URL is not" in backend.output()
 
 
