@@ -18,6 +18,9 @@ from backend.store import connect
 from tests.e2e.label_studio import LabelStudio, free_port
 
 E2E_REDIS_URL = os.environ.get("AL_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Label Studio's database in the end-to-end tests: PostgreSQL, as production runs it (a fresh
+# database per run, see tests/e2e/label_studio.py); AL_E2E_DB=sqlite for its default SQLite.
+E2E_DB = os.environ.get("AL_E2E_DB", "postgresql")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -144,7 +147,7 @@ def synced(ls: LabelStudio, stack: "Stack", pid: int, n_labeled: int, auth=None)
 
 @pytest.fixture(scope="module")
 def ls():
-    with LabelStudio() as server:
+    with LabelStudio(db=E2E_DB) as server:
         yield server
 
 
