@@ -126,11 +126,12 @@ def _char_ngrams(cp: np.ndarray, row_of: np.ndarray, space: np.ndarray, orders: 
         if len(c) < n:
             break
         starts = np.arange(len(c) - n + 1)
-        inside = np.ones(len(starts), dtype=bool)  # no space strictly inside the window
+        inside = np.ones(len(starts), dtype=bool)  # no space strictly inside the window (none for n = 2)
         for k in range(1, n - 1):
             inside &= ~is_space[k : k + len(starts)]
         starts = starts[inside]
-        out_rows.append(rows[starts + 1])
+        # The window's text: that of its first character, or of the second when the first is the padding.
+        out_rows.append(np.where(is_space[starts], rows[starts + 1], rows[starts]))
         out_hashes.append(hash_of(starts, starts + n) ^ _SALT_CHAR)
     # A padded word shorter than the smallest n is one n-gram: " a ", " ok ".
     edge = np.diff((~is_space).view(np.int8))
@@ -186,7 +187,7 @@ def transform(
     word_ngrams : (min_n, max_n)
         Orders of word n-grams, ``min_n >= 1``.
     char_ngrams : (min_n, max_n) or None
-        Orders of character n-grams within words, ``min_n >= 3``; None for none.
+        Orders of character n-grams within words, ``min_n >= 2``; None for none.
 
     Returns
     -------
@@ -195,8 +196,8 @@ def transform(
     """
     if word_ngrams[0] < 1 or word_ngrams[1] < word_ngrams[0]:
         raise ValueError(f"word_ngrams must be (min_n, max_n) with 1 <= min_n <= max_n, got {word_ngrams}")
-    if char_ngrams and (char_ngrams[0] < 3 or char_ngrams[1] < char_ngrams[0]):
-        raise ValueError(f"char_ngrams must be (min_n, max_n) with 3 <= min_n <= max_n, got {char_ngrams}")
+    if char_ngrams and (char_ngrams[0] < 2 or char_ngrams[1] < char_ngrams[0]):
+        raise ValueError(f"char_ngrams must be (min_n, max_n) with 2 <= min_n <= max_n, got {char_ngrams}")
     chunks, start, size = [], 0, 0
     for i, t in enumerate(texts):
         size += len(t) + 1
