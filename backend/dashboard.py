@@ -291,7 +291,7 @@ def _numbers(s: dict) -> str:
         ("accuracy on the labeled set", _pct(cv.get("accuracy"), 0),
          f"Cross-validation (± {_pct(cv.get('accuracy_std'), 0)}, {cv.get('folds', '–')} folds) on the tasks "
          "labeled so far. They were chosen because they are hard, so expect it to be lower than the real accuracy."),
-        ("agreement of the last two models (kappa)", _num(s.get("kappa")),
+        ("agreement of the last two models (kappa)", _num(s.get("kappa"), 3),
          f"Cohen's kappa on a fixed set of {s.get('stop_set', 0)} tasks: 1 means the last two models give the "
          "same answers, so new labels no longer change the predictions."),
         ("labels saved", "–" if saved is None else f"{saved:,.0f}",
