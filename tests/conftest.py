@@ -51,7 +51,7 @@ def settings(monkeypatch, redis_conn) -> Settings:
     monkeypatch.setenv("AL_QUEUE", QUEUE)
     monkeypatch.setenv("AL_MODEL_POLL_INTERVAL", "0")
     for var in ("LABEL_STUDIO_URL", "LABEL_STUDIO_HOST", "LABEL_STUDIO_API_KEY", "BASIC_AUTH_USER",
-                "BASIC_AUTH_PASS", "AL_WEBHOOK_TOKEN"):
+                "BASIC_AUTH_PASS", "AL_WEBHOOK_TOKEN", "AL_FETCH_ALLOW_HOSTS", "AL_ALLOW_INSECURE"):
         monkeypatch.delenv(var, raising=False)
     get_settings.cache_clear()
     yield get_settings()
