@@ -113,14 +113,14 @@ def note_labeled(store: ProjectStore, task_ids: list[int], now: float | None = N
     pipe.scard(store.key(f"head_left:{name}"))
     pipe.hget(store.key(f"head_meta:{name}"), "threshold")
     *pairs, left, threshold = pipe.execute()
+    if threshold is None:  # pushed before heads were tracked: nothing to tell yet
+        return False
     outside = sum(1 for i in range(0, len(pairs), 2) if not pairs[i + 1])
     if outside:
         pipe = store.r.pipeline()
         pipe.hincrby(store.key(f"head_meta:{name}"), "labeled_outside", outside)
         pipe.hset(store.key(f"head_meta:{name}"), "last_outside_at", now)
         pipe.execute()
-    if threshold is None:
-        return False
     if left == 0:
         store.r.hsetnx(store.key(f"head_meta:{name}"), "ran_dry_at", now)
     return int(left) < int(threshold)

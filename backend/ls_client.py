@@ -212,7 +212,7 @@ class LabelStudioClient:
         return self.request("GET", f"api/projects/{project_id}/export", params=params, timeout=300).json()
 
     def existing_task_ids(self, project_id: int, task_ids: list[int]) -> set[int]:
-        """Which of ``task_ids`` the project holds now (one call; ids only matter).
+        """Which of ``task_ids`` the project holds now (one call unless pages are capped).
 
         Label Studio 1.23.2's prediction import refuses a whole batch for one
         unknown task, and by default its message names the task only inside
@@ -220,13 +220,19 @@ class LabelStudioClient:
         """
         if not task_ids:
             return set()
-        query = {"selectedItems": {"all": False, "included": list(task_ids)}}
-        params = {"project": project_id, "page": 1, "page_size": len(task_ids), "fields": "task_only",
-                  "resolve_uri": "false", "query": orjson.dumps(query).decode()}
-        body = self.request("GET", "api/tasks/", params=params).json()
-        tasks = body.get("tasks", body) if isinstance(body, dict) else body
-        wanted = set(task_ids)
-        return {t["id"] for t in tasks if t.get("id") in wanted}
+        query = orjson.dumps({"selectedItems": {"all": False, "included": list(task_ids)}}).decode()
+        wanted, found = set(task_ids), set()
+        page = 1
+        while True:  # one page unless the server caps page_size (TASK_API_PAGE_SIZE_MAX)
+            params = {"project": project_id, "page": page, "page_size": len(task_ids), "fields": "task_only",
+                      "resolve_uri": "false", "query": query}
+            body = self.request("GET", "api/tasks/", params=params).json()
+            tasks = body.get("tasks", []) if isinstance(body, dict) else body
+            found |= {t["id"] for t in tasks if t.get("id") in wanted}
+            total = body.get("total", 0) if isinstance(body, dict) else 0
+            if not tasks or len(found) >= total or page >= len(task_ids):
+                return found
+            page += 1
 
     def annotation(self, annotation_id: int) -> dict | None:
         """One annotation, or ``None`` when Label Studio does not hold it (404)."""

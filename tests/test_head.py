@@ -53,3 +53,10 @@ def test_dashboard_line_shows_head_left_and_tasks_served_outside():
                        "served_outside_head": True})
     assert "12 of 260 tasks left" in line and "60 topped up" in line and "outside it." in line
     assert _head_line(None) == ""
+
+
+def test_a_version_pushed_before_heads_were_tracked_counts_nothing(store):
+    store.set_ls_version("v0")
+    assert head.note_labeled(store, [1, 2]) is False
+    info = head.info(store)
+    assert info.get("labeled_outside", 0) == 0 and not info["served_outside_head"]

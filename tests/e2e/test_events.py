@@ -140,3 +140,18 @@ def test_head_is_topped_up_before_it_runs_dry_while_a_refresh_is_busy(ls, stack,
         r.delete(lock)
     wait_for(lambda: stack.status(pid)["current"]["labeled_tasks"] > status["current"]["labeled_tasks"], 120,
              what="the loop to resume")
+
+
+def test_existing_task_ids_reads_every_page_when_label_studio_caps_them():
+    """The ghost check must not call a real task a ghost when pages are capped (TASK_API_PAGE_SIZE_MAX)."""
+    from backend.ls_client import LabelStudioClient
+    from tests.e2e.label_studio import LabelStudio
+
+    with LabelStudio(env={"TASK_API_PAGE_SIZE_MAX": "2"}) as capped:
+        pid = capped.create_project("capped pages", CONFIG)["id"]
+        ids = capped.import_tasks(pid, [{"text": f"task {i}"} for i in range(5)])
+        with capped.client() as c:  # the cap is on: a page of 6 holds 2
+            page = c.get("/api/tasks/", params={"project": pid, "page_size": 6}).json()
+        assert len(page["tasks"]) == 2 and page["total"] == 5
+        client = LabelStudioClient(capped.url, capped.token)
+        assert client.existing_task_ids(pid, ids + [10**8]) == set(ids)
