@@ -183,9 +183,11 @@ def test_two_annotators_in_the_real_ui_with_a_retraining_after_every_label(ls_pg
             browser.close()
     counts.update(runtime_s=round(time.monotonic() - t_start), second_annotator_done=second.done,
                   second_annotator_refused=second.refused)
+    # The last labels may still be training: wait until Label Studio points at the backend's newest version.
+    status = wait_for(lambda: (s := stack.status(pid)) and ls.project(pid)["model_version"] == s["current_version"]
+                      and s, 120, what="the last version in Label Studio")
     with ls.client() as c:
         in_ls = c.get(f"/api/projects/{pid}/model-versions/").json()
-    status = stack.status(pid)
     counts.update(versions_published=len(httpx.get(f"{stack.url}/versions", params={"project": pid}).json()["versions"]),
                   versions_in_label_studio=len(in_ls), versions_shown=len(seen_versions),
                   versions_shown_then_pruned=len(seen_versions - set(in_ls)))

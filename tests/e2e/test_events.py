@@ -54,20 +54,22 @@ def test_predict_of_unknown_tasks_does_not_grow_the_pool(ls, stack, project):
 def test_push_recovers_from_a_task_deleted_while_its_webhook_was_lost(ls, stack, project):
     pid, truth = project
     head = _head(ls, pid)
-    ghost, first = head[1], head[0]
+    # Several ghosts near the top: a task at a control-share position is random and may leave the next head.
+    ghosts, first = head[1:9], head[0]
     _set_webhooks(ls, pid, False)
     with ls.client() as c:
-        c.delete(f"/api/tasks/{ghost}/").raise_for_status()
+        for ghost in ghosts:
+            c.delete(f"/api/tasks/{ghost}/").raise_for_status()
     _set_webhooks(ls, pid, True)
-    assert stack.status(pid)["tasks"] == N_TASKS  # the backend never heard of the deletion
-    # A label: the next version's head holds the ghost, Label Studio refuses the batch (400) ...
+    assert stack.status(pid)["tasks"] == N_TASKS  # the backend never heard of the deletions
+    # A label: the next version's head holds ghosts, Label Studio refuses the batch (400) ...
     ls.annotate(first, choice(truth[first][1]))
-    # ... and the push finds it, drops it from the pool and pushes again at once.
-    status = wait_for(lambda: synced(ls, stack, pid, 1), 120, what="a push after the ghost task")
-    assert status["tasks"] == N_TASKS - 1
+    # ... and the push finds them, drops them from the pool and pushes again at once.
+    status = wait_for(lambda: synced(ls, stack, pid, 1), 120, what="a push after the ghost tasks")
+    assert N_TASKS - len(ghosts) <= status["tasks"] < N_TASKS
     assert not (status["status"].get("last_error") or "")
     head = _head(ls, pid)
-    assert ghost not in head and len(head) == 60
+    assert not set(ghosts) & set(head) and len(head) == 60
     assert "gone from Label Studio" in stack.log("worker")
 
 
