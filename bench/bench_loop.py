@@ -245,7 +245,12 @@ def check_served_order(ls: LabelStudio, pid: int, run: Run, prelabeled_ids: set[
         expected = {task for score, task in candidates if score == low}
         checked += 1
         if nx["task"] not in expected:
+            with ls.client() as c:  # what Label Studio says of the task it passed over, now
+                state = {t: {k: v for k, v in c.get(f"/api/tasks/{t}/").json().items()
+                             if k in ("is_labeled", "total_annotations", "cancelled_annotations", "overlap")}
+                         for t in expected}
             wrong.append({**nx, "version": version, "expected": sorted(expected), "expected_score": low,
+                          "expected_now": state,
                           "predictions_of_served": by_task.get(nx["task"]),
                           "predictions_of_expected": {t: by_task.get(t) for t in expected}})
     return {"checked": checked, "pointer_moved_during": skipped, "wrong": wrong, "predictions": len(preds)}
@@ -316,6 +321,16 @@ def main() -> None:
             prelabeled_ids = set(ids[: args.prelabeled])
             store = ProjectStore(connect(args.redis_url), stack.env["AL_KEY_PREFIX"], pid)
 
+            # The annotator's checks rely on the import answering task ids in the body's order.
+            with ls.client(timeout=300) as c:
+                body = c.get("/api/tasks/", params={"project": pid, "page_size": args.prelabeled + 100,
+                                                    "fields": "task_only", "query": json.dumps({"filters": {
+                                                        "conjunction": "and", "items": [{
+                                                            "filter": "filter:tasks:total_annotations",
+                                                            "operator": "greater", "type": "Number",
+                                                            "value": 0}]}})}).raise_for_status().json()
+            held = {t["id"] for t in body["tasks"]}
+            assert held == prelabeled_ids, f"Label Studio's labeled tasks are not the imported ones ({len(held)})"
             t = time.perf_counter()
             ls.connect_ml_backend(pid, stack.url, title="active learning")
 
