@@ -354,7 +354,9 @@ def main() -> None:
             print(f"{args.tasks} tasks ({args.prelabeled} labeled) imported in {import_s:.1f}s; "
                   f"Label Studio serves {cold['current_version']} {cold_s:.1f}s after connecting "
                   f"(refresh {cold['current'].get('timings')}, {cold['current'].get('duration_s')}s)", flush=True)
-            time.sleep(5)  # let the cold start's evaluate job finish: measure the steady loop
+            # Let the cold start's low-priority evaluate job (5-fold CV) finish: measure the steady loop.
+            wait_for(lambda: "cv_accuracy" in store.version_meta(cold["current_version"])["controls"][CONTROL],
+                     300, 0.5, "the cold start's evaluation")
             load_before = os.getloadavg()
 
             want = args.prelabeled + args.annotations
