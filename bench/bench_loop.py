@@ -399,10 +399,22 @@ def main() -> None:
         xs = [r[key] for r in rows if r.get(key) is not None]
         return round(statistics.median(xs), 3) if xs else None
 
+    def before_ranking(meta: dict) -> float | None:
+        """The refresh's time before ranking: reading the labels and training (its timings leave it out)."""
+        t = meta.get("timings") or {}
+        if meta.get("duration_s") is None or "score_pool_s" not in t:
+            return None
+        return round(meta["duration_s"] - t["score_pool_s"] - t["order_s"], 3)
+
     refreshes = [{"version": v, "labeled_tasks": run.versions[v].get("labeled_tasks"),
                   "duration_s": run.versions[v].get("duration_s"), "timings": run.versions[v].get("timings"),
+                  "read_and_train_s": before_ranking(run.versions[v]),
                   "push": {k: run.versions[v]["push"].get(k) for k in ("duration_s", "timings", "count")}}
                  for v in seen]
+
+    def refresh_median(get) -> float | None:
+        xs = [x for x in map(get, refreshes) if x is not None]
+        return round(statistics.median(xs), 3) if xs else None
     result = {
         "command": " ".join(sys.argv), "date": started.isoformat(timespec="seconds"), "commit": git_commit(),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
@@ -417,6 +429,14 @@ def main() -> None:
                          "during_max": max(run.loads, default=None)},
         "latency_s": summary(lat),
         "median_breakdown_s": {k: med(k) for k in ("save_s", "wait_s", "build_s", "push_s", "observed_after_push_s")},
+        "median_refresh_s": {
+            "build": refresh_median(lambda r: r["duration_s"]),
+            "read_and_train": refresh_median(lambda r: r["read_and_train_s"]),
+            **{k: refresh_median(lambda r, k=k: (r["timings"] or {}).get(k))
+               for k in ("score_pool_s", "order_s", "publish_s")},
+            "push": refresh_median(lambda r: r["push"]["duration_s"]),
+            **{f"push_{k}": refresh_median(lambda r, k=k: (r["push"]["timings"] or {}).get(k))
+               for k in ("import_s", "verify_s", "point_s")}},
         "save_s": summary([s["end"] - s["start"] for s in run.saves]),
         "next_s": summary([x["end"] - x["start"] for x in run.nexts]),
         "observer_poll_s": summary([t1 - t0 for t0, t1, _ in run.timeline]),
@@ -434,10 +454,12 @@ def main() -> None:
           f"{len(seen)} versions served: save → /next serves a version trained on it: "
           f"p50 {s['p50']:.2f}s, p90 {s['p90']:.2f}s, p99 {s['p99']:.2f}s, max {s['max']:.2f}s")
     print(f"median per label: {result['median_breakdown_s']}")
+    print(f"median refresh: {result['median_refresh_s']}")
     print(f"load average during the loop: {result['load_average']}")
     print(f"/next checked against Label Studio's predictions: {result['served_order']}")
     for ref in refreshes:
-        print(f"  {ref['version']}: {ref['labeled_tasks']} labels, build {ref['duration_s']}s {ref['timings']}, "
+        print(f"  {ref['version']}: {ref['labeled_tasks']} labels, build {ref['duration_s']}s "
+              f"(read+train {ref['read_and_train_s']}s) {ref['timings']}, "
               f"push {ref['push']['duration_s']}s {ref['push']['timings']}")
     out = Path(args.out or f"bench/results/loop-{args.tasks}-{started.strftime('%Y%m%dT%H%M%SZ')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
