@@ -62,6 +62,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.datasets import load_dataset  # noqa: E402
+from backend.queueing import job_queue, low_queue, topup_queue  # noqa: E402
 from backend.store import ProjectStore, connect  # noqa: E402
 from tests.e2e.conftest import E2E_REDIS_URL, Stack, wait_for  # noqa: E402
 from tests.e2e.label_studio import FAST_IMPORT_FLAG, LabelStudio  # noqa: E402
@@ -273,6 +274,24 @@ def refresh_versions(run: Run, store: ProjectStore) -> None:
     run.pushes = {name: store.push_state(name) for name in store.pushed_versions()}
 
 
+def job_times(r, queue_name: str, since: float) -> dict:
+    """Seconds each kind of worker job ran since ``since`` (RQ's finished registries; results are kept 1 h)."""
+    from rq.registry import FinishedJobRegistry
+
+    from backend.queueing import JOB_SERIALIZER
+
+    out: dict[str, list[float]] = {}
+    for name in (queue_name, low_queue(queue_name), topup_queue(queue_name)):
+        q = job_queue(name, r)
+        registry = FinishedJobRegistry(queue=q)
+        for job in q.job_class.fetch_many(registry.get_job_ids(), connection=r, serializer=JOB_SERIALIZER):
+            if job and job.started_at and job.ended_at and job.started_at.timestamp() >= since:
+                kind = job.id.split("-")[0]
+                out.setdefault(kind, []).append((job.ended_at - job.started_at).total_seconds())
+    return {kind: {"jobs": len(xs), "total_s": round(sum(xs), 1), "median_s": round(statistics.median(xs), 2),
+                   "max_s": round(max(xs), 2)} for kind, xs in out.items()}
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -376,6 +395,10 @@ def main() -> None:
             if last:
                 wait_for(lambda: store.push_state(last).get("state") == "complete", 60, 0.2, f"the push of {last}")
             final_status = stack.status(pid)
+            try:
+                jobs = job_times(store.r, stack.env["AL_QUEUE"], t_loop)
+            except Exception as exc:  # only a report: never lose the run over it
+                jobs = {"error": f"{type(exc).__name__}: {exc}"}
             refresh_versions(run, store)
             order = check_served_order(ls, pid, run, prelabeled_ids)
         finally:
@@ -445,6 +468,7 @@ def main() -> None:
                                    [run.versions[v]["labeled_tasks"] for v in seen])]),
         "served_order": {k: v for k, v in order.items() if k != "wrong"} | {"wrong": len(order["wrong"])},
         "head": final_status.get("head"),
+        "worker_jobs_during_loop": jobs,
         "problems": problems, "labels": rows, "refreshes": refreshes, "wrong_order": order["wrong"],
         "nexts": run.nexts, "pointer_moves": [(t1, v) for (_, t1, v), prev in zip(run.timeline, [None] + run.timeline)
                                               if prev is None or prev[2] != v],
@@ -456,6 +480,7 @@ def main() -> None:
     print(f"median per label: {result['median_breakdown_s']}")
     print(f"median refresh: {result['median_refresh_s']}")
     print(f"load average during the loop: {result['load_average']}")
+    print(f"worker jobs during the loop ({loop_s:.0f}s): {jobs}")
     print(f"/next checked against Label Studio's predictions: {result['served_order']}")
     for ref in refreshes:
         print(f"  {ref['version']}: {ref['labeled_tasks']} labels, build {ref['duration_s']}s "
