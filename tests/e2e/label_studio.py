@@ -50,6 +50,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -363,7 +364,11 @@ def template_dir(db: str = "sqlite") -> Path:
 
 
 def pg_template_name() -> str:
-    return "al_ls_template_" + re.sub(r"\W", "_", ls_version())
+    """The template database of this ``$AL_LS_HOME``: its credentials live in that home, so two homes
+    (a clean CI clone's ``.cache`` and a shared cache) must not share one database name, or the second
+    build replaces the first's admin token under it."""
+    home = hashlib.sha1(str(ls_home()).encode()).hexdigest()[:8]
+    return "al_ls_template_" + re.sub(r"\W", "_", ls_version()) + "_" + home
 
 
 def _logs_dir() -> Path:
