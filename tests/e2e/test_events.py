@@ -119,13 +119,14 @@ def test_forged_deletion_does_not_block_future_annotations_in_label_studio(ls, s
 def test_head_is_topped_up_before_it_runs_dry_while_a_refresh_is_busy(ls, stack, project):
     """A refresh holding the project (a large pool trains for a minute): the served head still never runs out."""
     pid, truth = project
-    status = wait_for(lambda: synced(ls, stack, pid, stack.status(pid)["current"]["labeled_tasks"]), 60,
-                      what="an idle loop")
-    version = status["current_version"]
+    wait_for(lambda: synced(ls, stack, pid, stack.status(pid)["current"]["labeled_tasks"]), 60,
+             what="an idle loop")
     lock = f"{stack.env['AL_KEY_PREFIX']}:p:{pid}:lock"
     r = connect(stack.env["REDIS_URL"])
     # Take the project's lock as a long refresh would (once the scheduled reconcile, if any, let go).
     wait_for(lambda: r.set(lock, "held by the test", nx=True, ex=300), 60, 0.1, "the project's lock")
+    # Read after taking the lock: a refresh that held it until then may have published a newer version.
+    version, status = ls.project(pid)["model_version"], stack.status(pid)
     try:
         served = []
         for _ in range(70):  # more than the head of 60
