@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     model_poll_interval: float = Field(0.5, validation_alias="AL_MODEL_POLL_INTERVAL", ge=0)
     queue_name: str = Field("al-default", validation_alias="AL_QUEUE")
     worker_nice: int = Field(10, validation_alias="AL_WORKER_NICE", ge=0, le=19)
+    # Added to worker_nice for the worker's low-priority process (evaluate, prune, reconcile).
+    low_priority_nice: int = Field(9, validation_alias="AL_LOW_PRIORITY_NICE", ge=0, le=19)
     worker_threads: int = Field(1, validation_alias="AL_WORKER_THREADS", ge=0)
     log_level: str = Field("INFO", validation_alias="AL_LOG_LEVEL")
     # Defaults of the per-project options (extra_params override them).

@@ -33,6 +33,32 @@ def compact_columns(X: sp.spmatrix) -> tuple[sp.csr_matrix, np.ndarray]:
     return Xc, cols
 
 
+def _warm(lr: LogisticRegression, init: "ChoicesClassifier | None", n_features: int, classes: Sequence,
+          cols: np.ndarray, *, multiple: bool) -> LogisticRegression:
+    """``lr`` set to start from ``init``'s weights on the columns ``cols``, when ``init`` fits this problem.
+
+    Single choice: ``init`` must know exactly ``classes`` (a new answer
+    changes the problem's shape).  Multiple choice: ``classes`` is the one
+    label of this binary fit, which ``init`` must know.  Otherwise ``lr``
+    starts from zero, as without ``init``.
+    """
+    if init is None or not hasattr(init, "coef_") or init.multiple != multiple or init.coef_.shape[1] != n_features:
+        return lr
+    known = list(init.classes_)
+    if multiple:
+        if classes[0] not in known:
+            return lr
+        rows = [known.index(classes[0])]
+    else:
+        if known != [str(c) for c in classes]:
+            return lr
+        rows = list(range(init.coef_.shape[0]))
+    lr.set_params(warm_start=True)
+    lr.coef_ = init.coef_[rows][:, cols].astype(np.float64)
+    lr.intercept_ = init.intercept_[rows].astype(np.float64)
+    return lr
+
+
 class NotEnoughLabelsError(ValueError):
     """Training needs at least two different answers for a control."""
 
@@ -61,18 +87,22 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
         self.C = C
 
     # -- training ---------------------------------------------------------
-    def fit(self, X: sp.spmatrix, y: Sequence) -> "ChoicesClassifier":
+    def fit(self, X: sp.spmatrix, y: Sequence, *, init: "ChoicesClassifier | None" = None) -> "ChoicesClassifier":
         """Fit on features ``X`` and answers ``y``.
 
         ``y[i]`` is a label (single choice) or a collection of labels
-        (multiple choice).
+        (multiple choice).  ``init``, a model fitted before on the same
+        features (the previous version's), is where L-BFGS starts: the
+        objective is strictly convex, so the optimum is the same one, and
+        a few new labels move it little, so it is reached in a fraction of
+        the iterations (measured in ``docs/benchmarks.md``).
         """
         if X.shape[0] != len(y):
             raise ValueError(f"X has {X.shape[0]} rows but y has {len(y)} answers; expected the same number")
         if X.shape[0] == 0:
             raise NotEnoughLabelsError("no labeled tasks to train on")
         if self.multiple:
-            return self._fit_multilabel(X, [set(v) for v in y])
+            return self._fit_multilabel(X, [set(v) for v in y], init)
         labels = np.asarray([str(v) for v in y])
         classes = np.unique(labels)
         if len(classes) < 2:
@@ -80,14 +110,16 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
                 f"all {len(labels)} labeled tasks have the same answer ({classes[0]!r}); need two different ones"
             )
         Xc, cols = compact_columns(X)
-        lr = LogisticRegression(C=self.C, max_iter=1000).fit(Xc, labels)
+        lr = _warm(LogisticRegression(C=self.C, max_iter=1000), init, X.shape[1], classes, cols, multiple=False)
+        lr.fit(Xc, labels)
         self.classes_ = lr.classes_.astype(str)
         self.coef_ = np.zeros((lr.coef_.shape[0], X.shape[1]), dtype=np.float32)
         self.coef_[:, cols] = lr.coef_
         self.intercept_ = lr.intercept_.astype(np.float32)
         return self
 
-    def _fit_multilabel(self, X: sp.spmatrix, y: list[set]) -> "ChoicesClassifier":
+    def _fit_multilabel(self, X: sp.spmatrix, y: list[set], init: "ChoicesClassifier | None" = None
+                        ) -> "ChoicesClassifier":
         classes = sorted({label for labels in y for label in labels})
         if not classes:
             raise NotEnoughLabelsError("no label was ever chosen; need at least one")
@@ -101,7 +133,8 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
                 # One-sided evidence: a constant, smoothed rate (no weights).
                 intercept[k] = np.log(rate / (1 - rate))
                 continue
-            lr = LogisticRegression(C=self.C, max_iter=1000).fit(Xc, target)
+            lr = _warm(LogisticRegression(C=self.C, max_iter=1000), init, X.shape[1], [label], cols, multiple=True)
+            lr.fit(Xc, target)
             coef[k, cols], intercept[k] = lr.coef_[0], lr.intercept_[0]
         self.classes_ = np.asarray(classes, dtype=str)
         self.coef_, self.intercept_ = coef, intercept

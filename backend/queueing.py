@@ -18,8 +18,10 @@ from rq.serializers import JSONSerializer
 from backend.metrics import JOBS_ENQUEUED
 
 REFRESH_JOB = "worker.jobs.refresh_project"
-# Low priority: pruning old versions from Label Studio, cross-validating a new model.
-LOW_JOBS = {"prune": "worker.jobs.prune_project", "evaluate": "worker.jobs.evaluate_project"}
+# Low priority: pruning old versions from Label Studio, cross-validating a new model,
+# the scheduled reconcile with Label Studio (it never holds a refresh back).
+LOW_JOBS = {"prune": "worker.jobs.prune_project", "evaluate": "worker.jobs.evaluate_project",
+            "reconcile": "worker.jobs.reconcile_project"}
 SHARDS_JOB = "worker.jobs.help_score_shards"
 TOPUP_JOB = "worker.jobs.topup_project"
 #: The function of each job id prefix (ids are ``<prefix>-<project>-<random>``), so
@@ -97,7 +99,7 @@ def low_pending_key(prefix: str, project_id: int, job: str) -> str:
 
 
 def request_low(r: redis.Redis, prefix: str, queue_name: str, project_id: int, job: str) -> bool:
-    """Queue a low-priority job (``prune`` or ``evaluate``) for a project, coalesced like refreshes."""
+    """Queue a low-priority job (``prune``, ``evaluate``, ``reconcile``) for a project, coalesced like refreshes."""
     if not r.set(low_pending_key(prefix, project_id, job), 1, nx=True, ex=PENDING_TTL):
         return False
     job_queue(low_queue(queue_name), r).enqueue(

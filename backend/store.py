@@ -28,6 +28,7 @@ reconcile makes the labeled set equal to Label Studio's.
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import datetime
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -384,6 +385,16 @@ class ProjectStore:
     def cache_features(self, spec_key: str, rows: dict[int, bytes]) -> None:
         if rows:
             self.r.hset(self.key(f"features:{spec_key}"), mapping=rows)
+
+    def feature_cache_token(self, spec_key: str) -> str:
+        """A random token that lives as long as the feature cache ``spec_key``.
+
+        A worker keeping rows of that cache in memory compares it: a new
+        token means the cache was wiped (project recreated, Redis flushed).
+        """
+        key = self.key(f"features_token:{spec_key}")
+        self.r.set(key, uuid.uuid4().hex, nx=True)
+        return (self.r.get(key) or b"").decode()
 
     # -- status ------------------------------------------------------------
     def set_status(self, **fields: Any) -> None:

@@ -75,7 +75,7 @@ def test_failed_training_keeps_the_last_good_model(client, store, worker, monkey
     worker()
     good = store.current_version()
 
-    def broken_fit(self, X, y):
+    def broken_fit(self, X, y, **kwargs):
         raise MemoryError("simulated failure while training")
 
     monkeypatch.setattr(ChoicesClassifier, "fit", broken_fit)

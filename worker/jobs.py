@@ -175,6 +175,30 @@ def evaluate_project(project_id: int, prefix: str | None = None) -> dict:
     return controls
 
 
+def reconcile_project(project_id: int, prefix: str | None = None) -> dict:
+    """Low priority: the scheduled incremental reconcile (``worker/sync.py``), then a refresh if it changed anything.
+
+    It writes what Label Studio holds through the same atomic store calls
+    as the webhooks, so it needs no project lock and never delays a
+    refresh; what it changes bumps the epochs, and the refresh it requests
+    (or the next one) trains on it.
+    """
+    settings, store = _low_priority_job(project_id, prefix, "reconcile")
+    client = client_for(store, settings)
+    if client is None or not store.exists():
+        return {}
+    before = store.epochs()
+    try:
+        counts = reconcile(store, client, full=False)
+    except LabelStudioError as exc:
+        store.set_status(last_sync_failed_at=time.time(), last_error=f"sync: {exc}", last_error_at=time.time())
+        log.warning("project %s: scheduled reconcile failed (%s); retried after the interval", project_id, exc)
+        return {"error": str(exc)}
+    if store.epochs() != before:
+        request_refresh(store.r, store.prefix, settings.queue_name, project_id, "reconcile found changes")
+    return counts
+
+
 def topup_project(project_id: int, prefix: str | None = None) -> dict:
     """Top up the head Label Studio serves (``worker/push.py``); never waits for a refresh.
 

@@ -62,8 +62,14 @@ def _train(
     config: LabelConfig,
     labeled,
     settings: Settings,
+    init: dict[str, ChoicesClassifier],
 ) -> tuple[dict[str, ChoicesClassifier], dict]:
-    """One model per control on its labeled tasks; controls without two answers stay untrained."""
+    """One model per control on its labeled tasks; controls without two answers stay untrained.
+
+    ``init``: the serving version's models, where each fit starts (see
+    ``ChoicesClassifier.fit``): a retraining after a few new labels then
+    costs a fraction of a fit from zero.
+    """
     models: dict[str, ChoicesClassifier] = {}
     per_control: dict[str, dict] = {}
     for control in config.controls:
@@ -73,7 +79,7 @@ def _train(
         y = [sorted(answers[t]) if control.multiple else answers[t] for t in ids]
         info["unreadable"] = len(skipped)
         try:
-            model = ChoicesClassifier(multiple=control.multiple).fit(X, y)
+            model = ChoicesClassifier(multiple=control.multiple).fit(X, y, init=init.get(control.name))
             models[control.name] = model
             info["label_counts"] = {
                 str(k): int(v) for k, v in zip(*np.unique([str(v) for v in y], return_counts=True))
@@ -153,7 +159,8 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     if reused:
         models, per_control = _current_models(store, current, current_meta)
     else:
-        models, per_control = _train(store, spec, config, labeled, settings)
+        previous = _current_models(store, current, current_meta)[0] if same_models_possible else {}
+        models, per_control = _train(store, spec, config, labeled, settings, previous)
 
     # Rank the unlabeled pool on the first control's text (the task's geometry).
     t_rank = time.monotonic()

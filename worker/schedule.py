@@ -17,7 +17,7 @@ import redis
 from backend import project_options
 from backend.config import Settings
 from backend.ls_client import resolve_credentials
-from backend.queueing import PENDING_TTL, job_queue, pending_key, request_refresh, request_sync
+from backend.queueing import PENDING_TTL, job_queue, pending_key, request_low, request_refresh, request_sync
 from backend.store import ProjectStore, migrate, project_ids
 from worker.refresh import training_overdue
 
@@ -104,8 +104,12 @@ def _due(store: ProjectStore, settings: Settings, now: float) -> str | None:
     if not has_label_studio(store, settings):
         return None
     interval = settings.reconcile_interval
-    if interval and now - (status.get("last_sync_at") or 0) >= interval:
-        return "sync" if request_sync(r, prefix, queue, pid, full=False, reason="scheduled sync") else None
+    last_try = max(status.get("last_sync_at") or 0, status.get("last_sync_failed_at") or 0)
+    if interval and now - last_try >= interval:
+        # Its own low-priority job, not a refresh's first step: reading every
+        # labeled task took 20 s at 5,000 labels, and labels saved meanwhile
+        # waited for it.  It requests a refresh if it found anything.
+        return "sync" if request_low(r, prefix, queue, pid, "reconcile") else None
     if current and store.ls_version() != current and now >= (status.get("push_retry_at") or 0):
         return "push" if request_refresh(r, prefix, queue, pid, "push retry") else None
     return None
