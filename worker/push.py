@@ -37,15 +37,35 @@ class IncompletePushError(RuntimeError):
     """Label Studio holds a different number of predictions than were sent."""
 
 
+# The ranking this process published last, per project, in score order: the
+# push that follows in the same job takes its head from here instead of
+# reading back and sorting every task's score (0.3-0.5 s at 100,000 tasks).
+_PUBLISHED: dict[str, tuple[str, float, list[int], dict[int, float]]] = {}
+
+
+def remember_ranking(store: ProjectStore, name: str, published_at: float, scores: dict[int, float]) -> None:
+    """Keep the ranking ``build_version`` just published (``published_at`` tells two same-named versions apart)."""
+    _PUBLISHED[store.base] = (name, published_at, sorted(scores, key=scores.__getitem__), scores)
+
+
+def _ranking(store: ProjectStore, name: str) -> tuple[list[int], dict[int, float]]:
+    """Task ids in score order, and their scores: from this process's copy when it is that very version."""
+    kept = _PUBLISHED.get(store.base)
+    if kept and kept[0] == name and kept[1] == (store.version_meta(name) or {}).get("published_at"):
+        return kept[2], kept[3]
+    ranking = store.ranking(name)
+    return sorted(ranking, key=ranking.__getitem__), ranking
+
+
 def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int,
                      exclude: set[int] = frozenset(), min_confidence: float = 0.0) -> list[dict]:
     """The ``size`` best-ranked tasks that are still unlabeled (and not in ``exclude``), as predictions."""
     version = load_version(store, name)
     if version is None:
         return []
-    ranking = store.ranking(name)
+    order, ranking = _ranking(store, name)
     skip = {a["task"] for a in store.annotations() if not a.get("was_cancelled")} | set(exclude)
-    order = [tid for tid, _ in sorted(ranking.items(), key=lambda kv: kv[1]) if tid not in skip]
+    order = [tid for tid in order if tid not in skip]
     head: list[int] = []
     while len(head) < size and order:  # tasks deleted since the ranking are not in the pool any more
         batch, order = order[:size - len(head) + 16], order[size - len(head) + 16:]

@@ -28,6 +28,7 @@ from backend.versions import load_version, pack_version, task_utility
 from worker import shards
 from backend.labeled_set import build_labeled_set
 from worker.pool_features import control_features, pool_probas
+from worker.push import remember_ranking
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     t_publish = time.monotonic()
     meta["duration_s"] = round(time.monotonic() - t0, 3)
     store.publish_version(name, meta, pack_version(models, quantiles, centroid), scores, control=control_ids)
+    remember_ranking(store, name, meta["published_at"], scores)
     meta["timings"]["publish_s"] = round(time.monotonic() - t_publish, 3)
     store.update_version_meta(name, timings=meta["timings"])
     log.info("project %s: published %s (%s, %d labeled, %d ranked) in %.2fs",
