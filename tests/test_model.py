@@ -8,6 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from backend.datasets import load_dataset
 from backend.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
 from backend.model import ChoicesClassifier, NotEnoughLabelsError
 
@@ -101,3 +102,57 @@ def test_planted_pickle_is_refused():
         ChoicesClassifier.from_bytes(buf.getvalue())
     with pytest.raises(ValueError):
         ChoicesClassifier.from_bytes(b"garbage")
+
+
+def _real_labels(n: int):
+    ds = load_dataset("crowdflower-tweets")
+    idx = np.random.default_rng(1).permutation(len(ds.texts))[:n]
+    return [ds.texts[i] for i in idx], [ds.labels[i] for i in idx]
+
+
+def test_a_warm_start_reaches_the_same_model_in_fewer_iterations(featurizer, monkeypatch):
+    """Retraining from the serving model's weights (as stored) after a few new labels: same optimum, less work."""
+    import backend.model as model_module
+
+    texts, labels = _real_labels(1_206)
+    X = featurizer.transform(texts)
+    before = ChoicesClassifier.from_bytes(ChoicesClassifier().fit(X[:1_200], labels[:1_200]).to_bytes())
+    iterations = []
+    real = model_module.LogisticRegression
+
+    class Counting(real):
+        def fit(self, *args, **kwargs):
+            fitted = super().fit(*args, **kwargs)
+            iterations.append(int(np.max(fitted.n_iter_)))
+            return fitted
+
+    monkeypatch.setattr(model_module, "LogisticRegression", Counting)
+    cold = ChoicesClassifier().fit(X, labels)
+    warm = ChoicesClassifier().fit(X, labels, init=before)
+    assert iterations[1] < iterations[0] / 2, iterations
+    held_out, truth = _held_out(featurizer)
+    p_cold, p_warm = cold.predict_proba(held_out), warm.predict_proba(held_out)
+    assert np.abs(p_cold - p_warm).mean() < 0.01
+    acc = [float(np.mean(np.asarray(m.predict(held_out)) == truth)) for m in (cold, warm)]
+    assert abs(acc[0] - acc[1]) < 0.01, acc
+
+
+def _held_out(featurizer):
+    ds = load_dataset("crowdflower-tweets")
+    idx = np.random.default_rng(1).permutation(len(ds.texts))[-2_000:]
+    return featurizer.transform([ds.texts[i] for i in idx]), np.asarray([ds.labels[i] for i in idx])
+
+
+def test_a_warm_start_from_another_problem_is_ignored(featurizer):
+    """A new answer (other classes), another feature space or the other kind of control: fit from zero."""
+    X = featurizer.transform(POS + NEG + ["it was fine", "fine, average"])
+    y3 = ["pos"] * 4 + ["neg"] * 4 + ["meh"] * 2
+    two = ChoicesClassifier().fit(X[:8], y3[:8])
+    cold = ChoicesClassifier().fit(X, y3)
+    for init in (two, ChoicesClassifier(multiple=True).fit(X, [[v] for v in y3])):
+        warm = ChoicesClassifier().fit(X, y3, init=init)
+        assert np.allclose(warm.coef_, cold.coef_) and list(warm.classes_) == list(cold.classes_)
+    multi = ChoicesClassifier(multiple=True).fit(X, [[v] for v in y3])
+    again = ChoicesClassifier(multiple=True).fit(X, [[v] for v in y3], init=multi)
+    assert list(again.classes_) == list(multi.classes_)
+    assert np.abs(again.predict_proba(X) - multi.predict_proba(X)).max() < 0.02

@@ -329,3 +329,37 @@ def test_prune_frees_old_versions_but_keeps_their_history(client, store, worker)
         assert store.artifacts(old) == {} and store.ranking(old) == {}
     assert store.artifacts(current) and store.ranking(current)
     assert len(client.get("/versions").json()["versions"]) == 4
+
+
+def test_the_scheduled_reconcile_is_a_low_priority_job_that_never_holds_a_refresh(
+        client, store, worker, redis_conn, settings, monkeypatch):
+    """Reading every labeled task (20 s at 5,000 labels) runs beside refreshes, not inside one."""
+    import time
+
+    from backend.config import get_settings
+    from backend.queueing import job_queue, pending_key
+    from tests.conftest import QUEUE
+    from worker.schedule import tick
+
+    client.post("/setup", json=setup_body())
+    client.post("/webhook", json=annotation_event(1, 1, POOL[0][1], "pos"))
+    client.post("/webhook", json=annotation_event(2, 4, POOL[3][1], "neg"))
+    worker()
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")  # nothing listens: the reconcile fails
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "test-key")
+    get_settings.cache_clear()
+    now = time.time()
+    assert tick(redis_conn, get_settings(), now=now) == [(1, "sync")]
+    low, main = job_queue(QUEUE + "-low", redis_conn), job_queue(QUEUE, redis_conn)
+    assert [j.split("-")[0] for j in low.get_job_ids()] == ["reconcile"] and main.count == 0
+    worker()
+    status = store.status()
+    assert "sync" in status["last_error"] and status["last_sync_failed_at"] >= now
+    assert any(j.startswith("reconcile-") for j in low.finished_job_registry.get_job_ids()) and main.count == 0
+    # A failed reconcile is retried after the interval, not at every tick.
+    redis_conn.delete(f"{settings.key_prefix}:scheduler_tick")
+    assert (1, "sync") not in tick(redis_conn, get_settings(), now=time.time())  # (a push retry is due)
+    redis_conn.delete(pending_key(settings.key_prefix, 1))
+    redis_conn.delete(f"{settings.key_prefix}:scheduler_tick")
+    later = status["last_sync_failed_at"] + get_settings().reconcile_interval + 1
+    assert tick(redis_conn, get_settings(), now=later) == [(1, "sync")]

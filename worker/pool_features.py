@@ -54,30 +54,32 @@ class _Resident:
 _RESIDENT: dict[tuple[str, str], _Resident] = {}
 
 
-def _resident(store: ProjectStore, cache_key: str, wanted: int) -> _Resident | None:
-    """This process's copy of a feature cache, or ``None`` when ``wanted`` rows would not fit.
+def _resident(store: ProjectStore, cache_key: str, task_ids: list[int]) -> tuple[_Resident | None, list[int]]:
+    """This process's copy of a feature cache and the ``task_ids`` it lacks; ``None`` if they would not fit.
 
     At most ``AL_SHARD_THRESHOLD`` rows are kept over all projects (pools
     that large are scored in shards, by any worker), the least recently
     used copies going first.
     """
     cap = get_settings().shard_threshold
-    if wanted > cap:
-        return None
+    if len(task_ids) > cap:
+        return None, task_ids
     token = store.feature_cache_token(cache_key)
     key = (store.base, cache_key)
     memo = _RESIDENT.get(key)
     if memo is None or memo.token != token:
         memo = _RESIDENT[key] = _Resident(token)
     memo.used = time.monotonic()
+    missing = [tid for tid in task_ids if tid not in memo.pos]
     for other in sorted(_RESIDENT, key=lambda k: _RESIDENT[k].used):
-        if sum(len(m.pos) for m in _RESIDENT.values()) + wanted <= cap:
+        if sum(len(m.pos) for m in _RESIDENT.values()) + len(missing) <= cap:
             break
         if other != key:
             del _RESIDENT[other]
-    if len(memo.pos) + wanted > cap:
+    if len(memo.pos) + len(missing) > cap:  # start over with just what is asked
         memo = _RESIDENT[key] = _Resident(token, used=memo.used)
-    return memo
+        missing = list(task_ids)
+    return memo, missing
 
 
 def control_features(
@@ -95,10 +97,9 @@ def control_features(
     from Redis are featurised (and written back).
     """
     cache_key = f"{spec.key}:{control.name}"
-    memo = _resident(store, cache_key, len(task_ids))
+    memo, missing = _resident(store, cache_key, task_ids)
     if memo is None:
         return _read_features(store, spec, control, task_ids, max_chars)
-    missing = [tid for tid in task_ids if tid not in memo.pos]
     if missing:
         got, X_new, skipped = _read_features(store, spec, control, missing, max_chars)
         memo.add(got, X_new)
