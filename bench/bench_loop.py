@@ -378,7 +378,7 @@ def main() -> None:
                   f"(refresh {cold['current'].get('timings')}, {cold['current'].get('duration_s')}s)", flush=True)
             # Let the cold start's low-priority evaluate job (5-fold CV) finish: measure the steady loop.
             wait_for(lambda: "cv_accuracy" in store.version_meta(cold["current_version"])["controls"][CONTROL],
-                     300, 0.5, "the cold start's evaluation")
+                     900, 0.5, "the cold start's evaluation (a low-priority process: slow on a busy machine)")
             load_before = os.getloadavg()
 
             want = args.prelabeled + args.annotations
