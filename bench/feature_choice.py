@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from backend.datasets import load_dataset
-from backend.features import FeatureSpec, TextFeaturizer
-from backend.model import ChoicesClassifier
+from backend.learning.features import FeatureSpec, TextFeaturizer
+from backend.learning.model import ChoicesClassifier
+from backend.simulation.datasets import load_dataset
 
 CANDIDATES = [
     FeatureSpec(char_ngrams=None),
