@@ -9,13 +9,15 @@ import logging
 import logging.config
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from backend.settings import Settings, get_settings
+from backend.settings import Settings, env_name, get_settings
 
 #: One format for every process (serving processes, workers, the CLI): time, level, logger, pid.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
@@ -201,6 +203,13 @@ def _simulate_parser(sub) -> None:
     s.set_defaults(func=simulate)
 
 
+def _config_error(error: dict) -> str:
+    """One setting's problem, naming its variable (never its value, which may be a secret)."""
+    msg = str(error.get("msg", "")).removeprefix("Value error, ")
+    loc = error.get("loc") or ()
+    return f"{loc[0]}: {msg}" if loc else msg
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="al-backend", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -219,8 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         get_settings()
     except ValidationError as exc:  # the message only: pydantic's text would echo secret inputs
-        reasons = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
+        reasons = "; ".join(_config_error(e) for e in exc.errors())
         print(f"al-backend: configuration error: {reasons}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a value that is not even parseable (AL_WEIGHTS that is not JSON)
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = env_name(field.group(1)) if field and field.group(1) in Settings.model_fields else "a setting"
+        print(f"al-backend: configuration error: {name}: cannot be parsed (expected JSON)", file=sys.stderr)
         return 2
     _logging(get_settings().log_level)
     return args.func(args)

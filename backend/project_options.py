@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backend.progress import estimators
 from backend.selection import strategies
-from backend.settings import Settings
+from backend.settings import Settings, default
 
 
 class ProjectOptions(BaseModel):
@@ -21,21 +21,28 @@ class ProjectOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    head_size: int = Field(200, ge=1, le=20_000, description="tasks pushed to Label Studio per version")
-    set_sampling: bool = Field(True, description="switch the project to 'Uncertainty sampling' on push")
-    train_every: int = Field(1, ge=1, le=100_000, description="retrain after this many changed labels")
-    keep_versions: int = Field(2, ge=1, le=100, description="pushed versions kept in Label Studio")
+    # Defaults are the settings' (backend/settings.py), the one place they are written.
+    head_size: int = Field(
+        default("head_size"), ge=1, le=20_000, description="tasks pushed to Label Studio per version")
+    set_sampling: bool = Field(
+        default("set_sampling"), description="switch the project to 'Uncertainty sampling' on push")
+    train_every: int = Field(
+        default("train_every"), ge=1, le=100_000, description="retrain after this many changed labels")
+    keep_versions: int = Field(
+        default("keep_versions"), ge=1, le=100, description="pushed versions kept in Label Studio")
     train_interval: float = Field(
-        0, ge=0, description="also retrain this many seconds after the last training if any label changed (0: off)"
+        default("train_interval"), ge=0,
+        description="also retrain this many seconds after the last training if any label changed (0: off)",
     )
-    strategy: str = Field(strategies.DEFAULT_STRATEGY, description="selection strategy (see the README's table)")
-    weights: dict[str, float] = Field(default_factory=dict, description="hybrid strategy: score name -> weight")
+    strategy: str = Field(default("strategy"), description="selection strategy (see the README's table)")
+    weights: dict[str, float] = Field(
+        default_factory=lambda: default("weights"), description="hybrid strategy: score name -> weight")
     batch_size: int = Field(100, ge=1, le=100_000, description="tasks chosen together as one diverse batch")
     control_share: float = Field(
-        strategies.DEFAULT_CONTROL_SHARE, ge=0, le=1, description="fraction of the queue given to random tasks"
+        default("control_share"), ge=0, le=1, description="fraction of the queue given to random tasks"
     )
     min_confidence: float = Field(
-        0, ge=0, le=1,
+        default("min_confidence"), ge=0, le=1,
         description="show a pre-annotation only when the model's probability for it reaches this (0: always)",
     )
     # When to stop (backend/progress/estimators.py; 0 turns a rule off).
@@ -78,23 +85,10 @@ class InvalidOptionsError(ValueError):
     """``extra_params`` do not validate; the message names the key."""
 
 
-def defaults(settings: Settings) -> dict[str, Any]:
-    return {
-        "head_size": settings.head_size,
-        "set_sampling": settings.set_sampling,
-        "train_every": settings.train_every,
-        "keep_versions": settings.keep_versions,
-        "train_interval": settings.train_interval,
-        "strategy": settings.strategy,
-        "control_share": settings.control_share,
-        "min_confidence": settings.min_confidence,
-    }
-
-
 def resolve(settings: Settings, extra_params: dict[str, Any] | None) -> ProjectOptions:
     """Environment defaults overridden by ``extra_params``."""
     try:
-        return ProjectOptions(**{**defaults(settings), **(extra_params or {})})
+        return ProjectOptions(**{**settings.project_defaults(), **(extra_params or {})})
     except ValidationError as exc:
         known = ", ".join(ProjectOptions.model_fields)
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from backend.selection.strategies import DEFAULT_CONTROL_SHARE, DEFAULT_STRATEGY
+
+#: The settings that are defaults of the per-project options (``backend/project_options.py``):
+#: checked at startup by the same rules ``/setup`` applies to ``extra_params``.
+PROJECT_DEFAULTS = (
+    "head_size", "set_sampling", "train_every", "keep_versions", "train_interval",
+    "strategy", "weights", "control_share", "min_confidence",
+)
 
 
 class Settings(BaseSettings):
@@ -41,15 +52,17 @@ class Settings(BaseSettings):
     worker_nice: int = Field(10, validation_alias="AL_WORKER_NICE", ge=0, le=19)
     worker_threads: int = Field(1, validation_alias="AL_WORKER_THREADS", ge=0)
     log_level: str = Field("INFO", validation_alias="AL_LOG_LEVEL")
-    # Defaults of the per-project options (extra_params override them).
-    head_size: int = Field(200, validation_alias="AL_HEAD_SIZE", ge=1)
+    # Defaults of the per-project options (extra_params override them); their ranges and
+    # allowed values are ProjectOptions' own, checked by ``_project_defaults_valid``.
+    head_size: int = Field(200, validation_alias="AL_HEAD_SIZE")
     set_sampling: bool = Field(True, validation_alias="AL_SET_SAMPLING")
-    train_every: int = Field(1, validation_alias="AL_TRAIN_EVERY", ge=1)
-    keep_versions: int = Field(2, validation_alias="AL_KEEP_VERSIONS", ge=1)
-    train_interval: float = Field(0.0, validation_alias="AL_TRAIN_INTERVAL", ge=0)
-    strategy: str = Field("margin", validation_alias="AL_STRATEGY")
-    control_share: float = Field(0.1, validation_alias="AL_CONTROL_SHARE", ge=0, le=1)
-    min_confidence: float = Field(0.0, validation_alias="AL_MIN_CONFIDENCE", ge=0, le=1)
+    train_every: int = Field(1, validation_alias="AL_TRAIN_EVERY")
+    keep_versions: int = Field(2, validation_alias="AL_KEEP_VERSIONS")
+    train_interval: float = Field(0.0, validation_alias="AL_TRAIN_INTERVAL")
+    strategy: str = Field(DEFAULT_STRATEGY, validation_alias="AL_STRATEGY")
+    weights: dict[str, float] = Field(default_factory=dict, validation_alias="AL_WEIGHTS")  # JSON object
+    control_share: float = Field(DEFAULT_CONTROL_SHARE, validation_alias="AL_CONTROL_SHARE")
+    min_confidence: float = Field(0.0, validation_alias="AL_MIN_CONFIDENCE")
     reconcile_interval: float = Field(300.0, validation_alias="AL_RECONCILE_INTERVAL", ge=0)
     push_retry_delay: float = Field(30.0, validation_alias="AL_PUSH_RETRY_DELAY", ge=0)
     lock_ttl: float = Field(60.0, validation_alias="AL_LOCK_TTL", ge=1)
@@ -71,6 +84,24 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _project_defaults_valid(self) -> "Settings":
+        # A bad default (AL_STRATEGY=typo, AL_HEAD_SIZE=0) used to start fine and then fail every
+        # project; it is refused here, at startup, naming the variable.
+        from backend.project_options import ProjectOptions  # it reads this class's defaults
+
+        try:
+            ProjectOptions(**self.project_defaults())
+        except ValidationError as exc:
+            problems = "; ".join(f"{env_name(str(e['loc'][0]))}: {e['msg'].removeprefix('Value error, ')}"
+                                 for e in exc.errors())
+            raise ValueError(problems) from None
+        return self
+
+    def project_defaults(self) -> dict[str, Any]:
+        """The per-project options' defaults, as set in the environment."""
+        return {name: getattr(self, name) for name in PROJECT_DEFAULTS}
+
     @property
     def prediction_hold_s(self) -> float:
         """Seconds a version's predictions outlive its time as current (see ``worker/push.py`` ``prune``)."""
@@ -79,6 +110,18 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.basic_auth_user and self.basic_auth_pass.get_secret_value())
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field`` (for error messages)."""
+    alias = Settings.model_fields[field].validation_alias
+    return str(alias.choices[0] if isinstance(alias, AliasChoices) else alias)
+
+
+def default(field: str) -> Any:
+    """A setting's default when the environment does not set it (``ProjectOptions`` starts from these)."""
+    info = Settings.model_fields[field]
+    return info.get_default(call_default_factory=True)
 
 
 @lru_cache
