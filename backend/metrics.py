@@ -57,7 +57,8 @@ class ProgressCollector:
         self.r, self.prefix = r, prefix
 
     def collect(self):
-        from backend.progress.estimators import RECOMMENDATION_LEVEL, SUMMARY_KEY
+        from backend.progress.estimators import RECOMMENDATION_LEVEL
+        from backend.state.progress import ProgressStore
         from backend.state.store import ProjectStore, project_ids
 
         labeled = GaugeMetricFamily("al_project_labeled_tasks", "Labeled tasks per project", labels=["project"])
@@ -71,7 +72,7 @@ class ProgressCollector:
                                 "Stopping recommendation: 0 keep going, 1 consider stopping, 2 stop", labels=["project"])
         try:
             for pid in project_ids(self.r, self.prefix):
-                raw = self.r.get(ProjectStore(self.r, self.prefix, pid).key(SUMMARY_KEY))
+                raw = ProgressStore(ProjectStore(self.r, self.prefix, pid)).summary_raw()
                 if not raw:
                     continue
                 s, p = orjson.loads(raw), str(pid)

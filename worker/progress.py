@@ -44,6 +44,7 @@ from backend.learning.model import ChoicesClassifier, compact_columns
 from backend.learning.versions import load_version, task_utility
 from backend.progress import estimators
 from backend.settings import Settings
+from backend.state.progress import ProgressStore
 from backend.state.store import ProjectStore
 from worker.pool_features import control_features
 
@@ -58,10 +59,6 @@ SUSPICIOUS_PROBA = 0.1  # out-of-fold probability of the given label below which
 REVIEW_LIMIT = 50
 PLATEAU_SMOOTHING = 3  # versions averaged before the plateau rule compares scores
 PENDING_VERSIONS = 8  # predictions kept per unlabeled control task (the newest versions that had it)
-
-
-def _key(store: ProjectStore, what: str) -> str:
-    return store.key(f"progress:{what}")
 
 
 def _single_controls(config: LabelConfig, models: dict) -> list[ChoicesControl]:
@@ -94,9 +91,9 @@ def _serving_timeline(store: ProjectStore) -> list[tuple[float, str]]:
     With Label Studio, the versions pushed to it (from when their push
     began); without, the versions as published in Redis.
     """
-    pushed = store.r.zrange(store.key("push_order"), 0, -1, withscores=True)
+    pushed = store.push_times()
     if pushed:
-        return [(float(ts), name.decode()) for name, ts in pushed]
+        return pushed
     out = []
     for info in store.versions():
         t = info.meta.get("published_at") or _parse_time(info.meta.get("created_at"))
@@ -122,29 +119,25 @@ def _settle_outcomes(store: ProjectStore, labeled, controls: list[ChoicesControl
     a random sample, so only the prediction of the version that served it
     counts.  Decided once that version was recorded (or its data is gone).
     """
-    pending = {int(k): orjson.loads(v) for k, v in store.r.hgetall(_key(store, "pending")).items()}
+    progress = ProgressStore(store)
+    pending = progress.pending()
     labeled_now = [t for t in pending if t in labeled.labeled_tasks]
     if not labeled_now:
         return 0
     times = _label_times(annotations)
     timeline = _serving_timeline(store)
-    recorded = {n.decode() for n in store.r.smembers(_key(store, "pending_versions"))}
+    recorded = progress.recorded_versions()
     outcomes, decided = {}, []
     for tid in labeled_now:
         serving = _serving_at(timeline, times[tid]) if tid in times else None
         entry = pending[tid].get(serving) if serving else None
         if entry is not None:
             truth = {c.name: str(labeled.answers[c.name][tid]) for c in controls if tid in labeled.answers[c.name]}
-            outcomes[tid] = orjson.dumps({**entry, "served_by": serving, "truth": truth})
+            outcomes[tid] = {**entry, "served_by": serving, "truth": truth}
             decided.append(tid)
-        elif serving is None or serving in recorded or not store.r.exists(store.key(f"control:{serving}")):
+        elif serving is None or serving in recorded or not store.has_control_set(serving):
             decided.append(tid)  # not a control task of the serving version, or that cannot be known any more
-    pipe = store.r.pipeline()
-    if outcomes:
-        pipe.hset(_key(store, "outcomes"), mapping=outcomes)
-    if decided:
-        pipe.hdel(_key(store, "pending"), *decided)
-    pipe.execute()
+    progress.settle(outcomes, decided)
     return len(outcomes)
 
 
@@ -167,21 +160,20 @@ def _record_pending(store, name, meta, spec, controls, models, head_size, settin
     ids = [t for t, score in zip(ids, store.ranking_scores(name, ids)) if score is not None and score < limit]
     if not ids:
         return 0
-    settled = store.r.hmget(_key(store, "outcomes"), ids)
-    ids = [t for t, raw in zip(ids, settled) if raw is None]
+    progress = ProgressStore(store)
+    settled = progress.settled(ids)
+    ids = [t for t in ids if t not in settled]
     preds = {c.name: _predict(store, spec, c, models, ids, settings) for c in controls}
-    current = dict(zip(ids, store.r.hmget(_key(store, "pending"), ids))) if ids else {}
+    current = progress.pending(ids)
     entry = {"v": meta.get("trained_in", name), "labels": meta.get("labeled_tasks", 0)}
     rows = {}
     for tid in ids:
         pred = {c: p[tid] for c, p in preds.items() if tid in p}
         if pred:
-            versions = orjson.loads(current[tid]) if current.get(tid) else {}
+            versions = current.get(tid, {})
             versions[name] = {**entry, "pred": pred}
-            versions = dict(list(versions.items())[-PENDING_VERSIONS:])
-            rows[tid] = orjson.dumps(versions)
-    if rows:
-        store.r.hset(_key(store, "pending"), mapping=rows)
+            rows[tid] = dict(list(versions.items())[-PENDING_VERSIONS:])
+    progress.add_pending(rows)
     return len(rows)
 
 
@@ -192,8 +184,8 @@ def record_before_drop(store: ProjectStore, settings: Settings, name: str) -> bo
     job runs; annotators may have been served a version that is pruned
     before any evaluation saw it.  Cheap: the head's control tasks only.
     """
-    done_key = _key(store, "pending_versions")
-    if store.r.sismember(done_key, name) or not store.r.exists(store.key(f"control:{name}")):
+    progress = ProgressStore(store)
+    if progress.is_recorded(name) or not store.has_control_set(name):
         return False
     version = load_version(store, name)
     if version is not None and version.models and version.meta.get("kind") == "model":
@@ -201,7 +193,7 @@ def record_before_drop(store: ProjectStore, settings: Settings, name: str) -> bo
         options = project_options.resolve(settings, store.config().get("extra_params"))
         _record_pending(store, name, version.meta, version.spec, _single_controls(config, version.models),
                         version.models, options.head_size, settings)
-    store.r.sadd(done_key, name)
+    progress.mark_recorded(name)
     return True
 
 
@@ -214,20 +206,16 @@ def _record_served_versions(store, current, config, head_size, settings) -> None
     tasks are recorded too.
     """
     keep = set(store.pushed_versions()) | {current, store.ls_version()}
-    done_key = _key(store, "pending_versions")
+    progress = ProgressStore(store)
     for info in store.versions():
-        if info.name not in keep or info.meta.get("kind") != "model" or store.r.sismember(done_key, info.name):
+        if info.name not in keep or info.meta.get("kind") != "model" or progress.is_recorded(info.name):
             continue
         version = load_version(store, info.name)
         if version is None or not version.models:
             continue
         controls = _single_controls(config, version.models)
         _record_pending(store, info.name, info.meta, version.spec, controls, version.models, head_size, settings)
-        store.r.sadd(done_key, info.name)
-
-
-def _outcomes(store: ProjectStore) -> dict[int, dict]:
-    return {int(k): orjson.loads(v) for k, v in store.r.hgetall(_key(store, "outcomes")).items()}
+        progress.mark_recorded(info.name)
 
 
 # -- cross-validation, suspicious labels ------------------------------------------
@@ -338,11 +326,9 @@ def _random_curve(store, spec, control, outcomes, settings) -> dict:
     """
     truth = {t: o["truth"][control.name] for t, o in outcomes.items() if control.name in o.get("truth", {})}
     fingerprint = hashlib.sha1(orjson.dumps(sorted(truth.items()))).hexdigest()[:16]
-    cached = store.r.get(_key(store, "random_curve"))
-    if cached:
-        cached = orjson.loads(cached)
-        if cached.get("fingerprint") == fingerprint and cached.get("control") == control.name:
-            return cached["curve"]
+    cached = ProgressStore(store).random_curve()
+    if cached and cached.get("fingerprint") == fingerprint and cached.get("control") == control.name:
+        return cached["curve"]
     ids, X, _ = control_features(store, spec, control, sorted(truth), settings.max_text_chars)
     y = np.asarray([truth[t] for t in ids], dtype=str)
     if len(ids) < MIN_RANDOM_LABELS or np.unique(y).size < 2:
@@ -366,8 +352,7 @@ def _random_curve(store, spec, control, outcomes, settings) -> dict:
                                       [p["sem"] for p in points]) if rises else None
     curve = {"n": len(ids), "points": points, "fit": None if fit is None else asdict(fit),
              "reason": None if rises else "the random-selection curve is still flat within its noise"}
-    store.r.set(_key(store, "random_curve"), orjson.dumps(
-        {"fingerprint": fingerprint, "control": control.name, "curve": curve}))
+    ProgressStore(store).set_random_curve({"fingerprint": fingerprint, "control": control.name, "curve": curve})
     return curve
 
 
@@ -375,24 +360,21 @@ def _random_curve(store, spec, control, outcomes, settings) -> dict:
 
 def _stop_set(store: ProjectStore, pool_ids: list[int], seed: int = 0) -> list[int]:
     """A fixed sample of the pool, drawn once (seeded) and kept: the stop set of [1]_ in backend/progress/estimators.py."""
-    raw = store.r.get(_key(store, "stop_set"))
-    if raw:
-        return orjson.loads(raw)
+    progress = ProgressStore(store)
+    kept = progress.stop_set()
+    if kept is not None:
+        return kept
     rng = np.random.default_rng(seed)
     ids = sorted(int(t) for t in rng.choice(pool_ids, size=min(STOP_SET_SIZE, len(pool_ids)), replace=False)) \
         if pool_ids else []
-    if ids:
-        store.r.set(_key(store, "stop_set"), orjson.dumps(ids), nx=True)
-    return orjson.loads(store.r.get(_key(store, "stop_set")) or b"[]")
+    return progress.claim_stop_set(ids)
 
 
 def _stop_kappa(store, name, spec, control, models, stop_ids, settings) -> float | None:
     """Kappa between this model's and the previous model's predictions on the stop set."""
     preds = _predict(store, spec, control, models, stop_ids, settings)
-    raw = store.r.get(_key(store, "stop_last"))
-    last = orjson.loads(raw) if raw else None
-    store.r.set(_key(store, "stop_last"), orjson.dumps(
-        {"version": name, "control": control.name, "preds": {str(t): p for t, p in preds.items()}}))
+    last = ProgressStore(store).swap_stop_predictions(
+        {"version": name, "control": control.name, "preds": {str(t): p for t, p in preds.items()}})
     if not last or last.get("version") == name or last.get("control") != control.name:
         return None
     common = [t for t in preds if str(t) in last["preds"]]
@@ -544,7 +526,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     _settle_outcomes(store, labeled, controls, annotations)
     lap("outcomes")
 
-    outcomes = _outcomes(store)
+    outcomes = ProgressStore(store).outcomes()
     cv_by_control, holdout_by_control, review = {}, {}, []
     for control in controls:
         answers = labeled.answers[control.name]
@@ -627,10 +609,10 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         "label_distribution": label_distribution,
         "throughput": throughput(annotations, now),
         "control_outcomes": len(outcomes),
-        "pending_controls": store.r.hlen(_key(store, "pending")),
+        "pending_controls": ProgressStore(store).pending_count(),
         "timings_s": timings,
     })
-    store.r.set(store.key(estimators.SUMMARY_KEY), orjson.dumps(out))
+    ProgressStore(store).set_summary_raw(orjson.dumps(out))
     store.update_version_meta(name, progress={**(store.version_meta(name) or {}).get("progress", {}),
                                               "recommendation": rec.action, "accuracy": out["accuracy"],
                                               "accuracy_source": accuracy_source, "savings": savings})

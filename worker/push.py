@@ -198,8 +198,7 @@ def top_up(store: ProjectStore, client: LabelStudioClient, max_chars: int, min_c
     name = store.ls_version()
     if name is None or store.push_state(name).get("state") != "complete":
         return {"topped_up": 0, "reason": "no version served"}
-    meta = store.r.hgetall(store.key(f"head_meta:{name}"))
-    left = store.r.scard(store.key(f"head_left:{name}"))
+    meta, left = head.remaining(store, name)
     if not meta or left >= int(meta[b"threshold"]):
         return {"topped_up": 0, "left": left}
     want = int(meta[b"size"]) - left

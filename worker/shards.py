@@ -69,8 +69,7 @@ def _unnpz(raw: bytes) -> dict[str, np.ndarray]:
 
 
 def _keys(store: ProjectStore, token: str) -> tuple[str, str, str]:
-    base = store.key(f"shards:{token}")
-    return base, base + ":todo", base + ":done"
+    return store.shard_keys(token)
 
 
 def fit_geometry(X_sample: sp.csr_matrix, rng: np.random.Generator) -> dict[str, np.ndarray]:

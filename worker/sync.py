@@ -51,7 +51,7 @@ def confirm_deletions(store: ProjectStore, client: LabelStudioClient) -> dict:
         try:
             counts = reconcile(store, client, full=False, deleted=set(ids) | set(rest))
         except Exception:
-            store.r.sadd(store.key("deletions_unconfirmed"), *ids, *rest)
+            store.return_unconfirmed_deletions([*ids, *rest])
             raise
         return {"checked": len(ids) + len(rest), "restored": counts["annotations_written"]}
     restored = 0
@@ -59,7 +59,7 @@ def confirm_deletions(store: ProjectStore, client: LabelStudioClient) -> dict:
         try:
             raw = client.annotation(ann_id)
         except Exception:
-            store.r.sadd(store.key("deletions_unconfirmed"), *ids[i:])
+            store.return_unconfirmed_deletions(ids[i:])
             raise
         if raw is None or raw.get("project") != store.pid:  # another project's id proves nothing here
             store.delete_annotations([ann_id])  # a late create webhook may have brought it back

@@ -38,9 +38,6 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.stats import binomtest
 from sklearn.metrics import cohen_kappa_score, f1_score
 
-# Where the worker keeps the project's latest summary (``ProjectStore.key(SUMMARY_KEY)``).
-SUMMARY_KEY = "progress:summary"
-
 KEEP_GOING, CONSIDER_STOPPING, STOP = "keep going", "consider stopping", "stop"
 # Prometheus encodes the recommendation as a number.
 RECOMMENDATION_LEVEL = {KEEP_GOING: 0, CONSIDER_STOPPING: 1, STOP: 2}

@@ -28,6 +28,7 @@ from backend.service import refusals
 from backend.service.auth import require_basic
 from backend.settings import Settings
 from backend.state import head
+from backend.state.progress import ProgressStore
 from backend.state.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
 
 REFRESH_SECONDS = 30
@@ -40,7 +41,7 @@ _plot_lock = threading.Lock()  # rcParams are global: one page's plots at a time
 
 def read_summary(store: ProjectStore) -> dict | None:
     """The worker's latest progress summary of a project; ``None`` before a trained version was evaluated."""
-    raw = store.r.get(store.key(estimators.SUMMARY_KEY))
+    raw = ProgressStore(store).summary_raw()
     return orjson.loads(raw) if raw else None
 
 

@@ -12,19 +12,13 @@ from __future__ import annotations
 import logging
 import time
 
-import orjson
 import redis
 
-from backend.state.store import ProjectStore
+from backend.state.store import ProjectStore, refused_project_ids
 
 log = logging.getLogger(__name__)
 
-KEY = "refusal"  # per project: {"route", "reason", "at"}
 MAX_REASON = 2000  # a 1 MB config may produce a long message; keep the page readable
-
-
-def _index(prefix: str) -> str:
-    return f"{prefix}:refused"  # ids of projects with a refusal, including never set-up ones
 
 
 def record(store: ProjectStore, route: str, reason: str) -> None:
@@ -32,33 +26,25 @@ def record(store: ProjectStore, route: str, reason: str) -> None:
     log.warning("project %s: %s refused: %s", store.pid, route, reason)
     entry = {"route": route, "reason": reason[:MAX_REASON], "at": time.time()}
     try:
-        pipe = store.r.pipeline()
-        pipe.set(store.key(KEY), orjson.dumps(entry))
-        pipe.sadd(_index(store.prefix), store.pid)
-        pipe.execute()
+        store.set_refusal(entry)
     except redis.RedisError as exc:
         log.warning("project %s: could not keep the refusal in Redis (%s)", store.pid, type(exc).__name__)
 
 
 def clear(store: ProjectStore) -> None:
     """The project was accepted again (``/setup`` succeeded)."""
-    pipe = store.r.pipeline()
-    pipe.delete(store.key(KEY))
-    pipe.srem(_index(store.prefix), store.pid)
-    pipe.execute()
+    store.clear_refusal()
 
 
 def get(store: ProjectStore) -> dict | None:
     """The project's last refusal, or ``None``."""
-    raw = store.r.get(store.key(KEY))
-    return orjson.loads(raw) if raw else None
+    return store.refusal()
 
 
 def refused_projects(r: redis.Redis, prefix: str) -> dict[int, dict]:
     """Every project with a refusal, by id (those Label Studio could not connect included)."""
-    ids = sorted(int(x) for x in r.smembers(_index(prefix)))
     out = {}
-    for pid in ids:
+    for pid in refused_project_ids(r, prefix):
         entry = get(ProjectStore(r, prefix, pid))
         if entry:
             out[pid] = entry

@@ -140,10 +140,11 @@ def status(project: str, predictor: PredictorDep) -> dict:
         raise UnknownProjectError(f"project {project} is not set up on this backend")
     current = store.current_version()
     s = predictor.settings
+    tasks, annotations = store.sizes()
     return {
         "project": store.pid,
-        "tasks": store.r.hlen(store.key("tasks")),
-        "annotations": store.r.hlen(store.key("annotations")),
+        "tasks": tasks,
+        "annotations": annotations,
         "current_version": current,
         "current": store.version_meta(current) if current else None,
         "status": store.status(),

@@ -138,8 +138,8 @@ def handle_event(
         return f"{n} task(s) removed from the pool"
     if action == "START_TRAINING":
         # Retrain now, after a full reconcile with Label Studio (lost webhooks).
-        store.r.set(store.key("force_train"), 1)
-        store.r.set(store.key("sync_requested"), "full")
+        store.request_training()
+        store.request_sync(full=True)
         refresh("start training")
         return "training requested"
     if action == "PROJECT_UPDATED":

@@ -126,6 +126,15 @@ def note_labeled(store: ProjectStore, task_ids: list[int], now: float | None = N
     return int(left) < int(threshold)
 
 
+def remaining(store: ProjectStore, name: str) -> tuple[dict[bytes, bytes], int]:
+    """A head's plan (``size``, ``threshold``, ...) and how many of its tasks are still unlabeled."""
+    pipe = store.r.pipeline()
+    pipe.hgetall(store.key(f"head_meta:{name}"))
+    pipe.scard(store.key(f"head_left:{name}"))
+    meta, left = pipe.execute()
+    return meta, int(left)
+
+
 def info(store: ProjectStore) -> dict | None:
     """How much of the served head is left, for ``/status`` and the dashboard."""
     name = store.ls_version()

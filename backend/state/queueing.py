@@ -16,6 +16,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from backend.metrics import JOBS_ENQUEUED
+from backend.state.store import ProjectStore, project_namespace
 
 REFRESH_JOB = "worker.jobs.refresh_project"
 # Low priority: pruning old versions from Label Studio, cross-validating a new model.
@@ -37,7 +38,12 @@ def job_queue(name: str, r: redis.Redis) -> Queue:
 
 
 def pending_key(prefix: str, project_id: int) -> str:
-    return f"{prefix}:p:{project_id}:refresh_pending"
+    """The flag that coalesces a project's refreshes (cleared by the job when it starts)."""
+    return f"{project_namespace(prefix, project_id)}:refresh_pending"
+
+
+def topup_pending_key(prefix: str, project_id: int) -> str:
+    return f"{project_namespace(prefix, project_id)}:topup_pending"
 
 
 def request_refresh(r: redis.Redis, prefix: str, queue_name: str, project_id: int, reason: str) -> bool:
@@ -65,11 +71,7 @@ def low_queue(queue_name: str) -> str:
 
 def request_sync(r: redis.Redis, prefix: str, queue_name: str, project_id: int, *, full: bool, reason: str) -> bool:
     """Ask for a reconcile with Label Studio's API before the next training."""
-    key = f"{prefix}:p:{project_id}:sync_requested"
-    if full:
-        r.set(key, "full")
-    else:
-        r.set(key, "incremental", nx=True)
+    ProjectStore(r, prefix, project_id).request_sync(full=full)
     return request_refresh(r, prefix, queue_name, project_id, reason)
 
 
@@ -82,7 +84,7 @@ def topup_queue(queue_name: str) -> str:
 
 def request_topup(r: redis.Redis, prefix: str, queue_name: str, project_id: int) -> bool:
     """Ask for the next slice of the served version's ranking (``backend/state/head.py``), coalesced."""
-    if not r.set(f"{prefix}:p:{project_id}:topup_pending", 1, nx=True, ex=PENDING_TTL):
+    if not r.set(topup_pending_key(prefix, project_id), 1, nx=True, ex=PENDING_TTL):
         return False
     job_queue(topup_queue(queue_name), r).enqueue(
         TOPUP_JOB, project_id, prefix, job_id=f"topup-{project_id}-{uuid.uuid4().hex[:12]}",
@@ -93,7 +95,12 @@ def request_topup(r: redis.Redis, prefix: str, queue_name: str, project_id: int)
 
 
 def low_pending_key(prefix: str, project_id: int, job: str) -> str:
-    return f"{prefix}:p:{project_id}:{job}_pending"
+    return f"{project_namespace(prefix, project_id)}:{job}_pending"
+
+
+def claim_scheduler_tick(r: redis.Redis, prefix: str, ttl_s: float) -> bool:
+    """Whether this process has the scheduler's tick (one worker per tick, whoever asks first)."""
+    return bool(r.set(f"{prefix}:scheduler_tick", 1, nx=True, px=int(ttl_s * 1000)))
 
 
 def request_low(r: redis.Redis, prefix: str, queue_name: str, project_id: int, job: str) -> bool:

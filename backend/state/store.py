@@ -2,7 +2,10 @@
 
 One ``ProjectStore`` per Label Studio project.  Keys are namespaced as
 ``<prefix>:p:<project id>:<what>`` so several deployments (or the tests) can
-share a Redis.  Writes that must not go backwards (annotation updates that
+share a Redis.  Only ``backend/state/`` spells key names: each structure's
+keys are written by the class or module that owns it (this one; the job
+flags in ``queueing.py``; the served head in ``head.py``; the progress
+figures in ``progress.py``), and everyone else calls their methods.  Writes that must not go backwards (annotation updates that
 arrive out of order) are single Lua scripts, so two backend processes can
 never interleave them.
 
@@ -34,6 +37,7 @@ from typing import Any, Iterable
 
 import orjson
 import redis
+import redis.lock
 
 # Keep an annotation only if it is not older than what we hold.
 # Returns 0 (stale: ignored), 1 (new), 2 (its labels changed) or
@@ -96,6 +100,11 @@ class VersionInfo:
     meta: dict
 
 
+def project_namespace(prefix: str, project_id: int) -> str:
+    """The start of every key of one project (the layout stored state is read with: never change it)."""
+    return f"{prefix}:p:{project_id}"
+
+
 class ProjectStore:
     """Redis state of one project: config, tasks, annotations, model versions, ranking."""
 
@@ -103,7 +112,7 @@ class ProjectStore:
         self.r = r
         self.prefix = prefix
         self.pid = project_id
-        self.base = f"{prefix}:p:{project_id}"
+        self.base = project_namespace(prefix, project_id)
 
     def key(self, what: str) -> str:
         return f"{self.base}:{what}"
@@ -392,9 +401,105 @@ class ProjectStore:
     def status(self) -> dict[str, Any]:
         return {k.decode(): orjson.loads(v) for k, v in self.r.hgetall(self.key("status")).items()}
 
+    def sizes(self) -> tuple[int, int]:
+        """``(tasks, annotations)`` held, without reading them."""
+        pipe = self.r.pipeline()
+        pipe.hlen(self.key("tasks"))
+        pipe.hlen(self.key("annotations"))
+        tasks, annotations = pipe.execute()
+        return int(tasks), int(annotations)
+
+    def has_control_set(self, name: str) -> bool:
+        """Whether a version's control tasks are still kept (``drop_version_data`` frees them)."""
+        return bool(self.r.exists(self.key(f"control:{name}")))
+
+    def push_times(self) -> list[tuple[float, str]]:
+        """``(when its push began, version)`` of the versions pushed to Label Studio, oldest first."""
+        return [(float(ts), n.decode()) for n, ts in self.r.zrange(self.key("push_order"), 0, -1, withscores=True)]
+
+    # -- requests between the service and the worker -------------------------------
+    def request_sync(self, *, full: bool) -> None:
+        """Ask the next refresh to reconcile with Label Studio (a full request wins over an incremental one)."""
+        if full:
+            self.r.set(self.key("sync_requested"), "full")
+        else:
+            self.r.set(self.key("sync_requested"), "incremental", nx=True)
+
+    def request_training(self) -> None:
+        """Make the next refresh retrain even if no label changed (Label Studio's *Start training*)."""
+        self.r.set(self.key("force_train"), 1)
+
+    def take_requests(self) -> tuple[str | None, bool]:
+        """The pending sync request (``"full"``, ``"incremental"`` or ``None``) and training request, cleared."""
+        pipe = self.r.pipeline()
+        pipe.getdel(self.key("sync_requested"))
+        pipe.getdel(self.key("force_train"))
+        sync, force = pipe.execute()
+        return (sync.decode() if sync else None), bool(force)
+
+    def return_unconfirmed_deletions(self, ann_ids: Iterable[int]) -> None:
+        """Put back deletions taken by ``take_unconfirmed_deletions`` that could not be checked."""
+        ids = list(ann_ids)
+        if ids:
+            self.r.sadd(self.key("deletions_unconfirmed"), *ids)
+
+    def forget_unconfirmed_deletions(self) -> None:
+        """Nobody can confirm them (no Label Studio access): the webhook is all there is."""
+        self.r.delete(self.key("deletions_unconfirmed"))
+
+    # -- locks ---------------------------------------------------------------
+    def lock(self, *, timeout: float, blocking_timeout: float) -> redis.lock.Lock:
+        """The project's lock: one refresh (sync, train, push) at a time; ``wipe`` keeps it."""
+        # thread_local=False: a renewing thread must see the token of the job that took the lock.
+        return self.r.lock(self.key("lock"), timeout=timeout, blocking_timeout=blocking_timeout,
+                           thread_local=False)
+
+    def is_locked(self) -> bool:
+        return bool(self.r.exists(self.key("lock")))
+
+    def topup_lock(self, *, timeout: float) -> redis.lock.Lock:
+        """One top-up of the served head at a time (taken without waiting)."""
+        return self.r.lock(self.key("topup_lock"), timeout=timeout, blocking_timeout=0)
+
+    def shard_keys(self, token: str) -> tuple[str, str, str]:
+        """The keys of one sharded scoring run (``worker/shards.py``): its state, shards to do, shards done."""
+        base = self.key(f"shards:{token}")
+        return base, base + ":todo", base + ":done"
+
+    # -- refusals (``backend/service/refusals.py``) ----------------------------------
+    def set_refusal(self, entry: dict) -> None:
+        pipe = self.r.pipeline()
+        pipe.set(self.key("refusal"), orjson.dumps(entry))
+        pipe.sadd(_refused_index(self.prefix), self.pid)  # ids of projects with a refusal, never set-up ones too
+        pipe.execute()
+
+    def clear_refusal(self) -> None:
+        pipe = self.r.pipeline()
+        pipe.delete(self.key("refusal"))
+        pipe.srem(_refused_index(self.prefix), self.pid)
+        pipe.execute()
+
+    def refusal(self) -> dict | None:
+        raw = self.r.get(self.key("refusal"))
+        return orjson.loads(raw) if raw else None
+
+
+def _refused_index(prefix: str) -> str:
+    return f"{prefix}:refused"
+
+
+def refused_project_ids(r: redis.Redis, prefix: str) -> list[int]:
+    """Projects with a refusal kept, those Label Studio could never connect included."""
+    return sorted(int(x) for x in r.smembers(_refused_index(prefix)))
+
 
 def project_ids(r: redis.Redis, prefix: str) -> list[int]:
     return sorted(int(x) for x in r.smembers(f"{prefix}:projects"))
+
+
+def namespace_pattern(prefix: str) -> str:
+    """A ``SCAN`` pattern for every key of a deployment (benchmarks clean up with it)."""
+    return f"{prefix}:*"
 
 
 def epoch_of(created_at: str | None) -> int | None:
