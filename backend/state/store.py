@@ -5,9 +5,11 @@ One ``ProjectStore`` per Label Studio project.  Keys are namespaced as
 share a Redis.  Only ``backend/state/`` spells key names: each structure's
 keys are written by the class or module that owns it (this one; the job
 flags in ``queueing.py``; the served head in ``head.py``; the progress
-figures in ``progress.py``), and everyone else calls their methods.  Writes that must not go backwards (annotation updates that
-arrive out of order) are single Lua scripts, so two backend processes can
-never interleave them.
+figures in ``progress.py``), and everyone else calls their methods.
+
+Writes that must not go backwards (annotation updates that arrive out of
+order) are single Lua scripts, so two backend processes can never
+interleave them.
 
 **One identity per project.**  Label Studio names a project ``"<id>.<created
 epoch>"`` in ``/setup``, and every webhook carries the project's
