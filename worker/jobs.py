@@ -25,7 +25,7 @@ from worker import shards
 from worker.progress import record as record_progress
 from worker.progress import record_before_drop
 from worker.push import IncompletePushError, prune, push_current, top_up
-from worker.refresh import build_version, evaluate
+from worker.refresh import build_version
 from worker.sync import client_for, confirm_deletions, reconcile
 
 log = logging.getLogger(__name__)
@@ -169,9 +169,9 @@ def evaluate_project(project_id: int, prefix: str | None = None) -> dict:
     without waiting for five extra fits.
     """
     settings, store = _low_priority_job(project_id, prefix, "evaluate")
-    controls = evaluate(store, settings)
-    record_progress(store, settings)  # learning curve, stopping signals, review list (worker/progress.py)
-    return controls
+    # cross-validation, learning curve, stopping signals, review list (worker/progress.py)
+    summary = record_progress(store, settings)
+    return {"version": summary.get("version"), "accuracy": summary.get("accuracy")}
 
 
 def topup_project(project_id: int, prefix: str | None = None) -> dict:

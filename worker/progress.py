@@ -32,15 +32,14 @@ from datetime import datetime, timezone
 
 import numpy as np
 import orjson
+from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import FitFailedWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, cross_val_predict, learning_curve
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, cross_validate, learning_curve
 
 from backend import project_options
 from backend.labelstudio.label_config import ChoicesControl, LabelConfig
 from backend.learning.features import FeatureSpec
 from backend.learning.labeled_set import _answer, build_labeled_set
-from backend.learning.model import ChoicesClassifier, compact_columns
 from backend.learning.versions import load_version, task_utility
 from backend.progress import estimators
 from backend.settings import Settings
@@ -220,13 +219,15 @@ def _record_served_versions(store, current, config, head_size, settings) -> None
 
 # -- cross-validation, suspicious labels ------------------------------------------
 
-def _cross_validate(X, y: list[str], C: float) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
+def _cross_validate(estimator: BaseEstimator, X, y: list[str]) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
     """Out-of-fold probabilities: accuracy (mean and std over folds), macro-F1, and each label's probability.
 
-    One ``cross_val_predict`` gives all three: a task's probability comes
-    from a model that never saw it, so a very unlikely given label is worth
-    a second look (Northcutt et al., "Confident Learning", JAIR 2021,
-    https://arxiv.org/abs/1911.00068, use out-of-fold probabilities the same way).
+    One stratified k-fold run of a clone of the project's own estimator
+    gives all three: a task's probability comes from a model that never saw
+    it, so a very unlikely given label is worth a second look (Northcutt et
+    al., "Confident Learning", JAIR 2021, https://arxiv.org/abs/1911.00068,
+    use out-of-fold probabilities the same way).  ``fold_accuracy`` is the
+    mean of the folds' accuracies, what ``cross_val_score`` reports.
     """
     y_arr = np.asarray(y, dtype=str)
     classes, counts = np.unique(y_arr, return_counts=True)
@@ -234,21 +235,24 @@ def _cross_validate(X, y: list[str], C: float) -> tuple[dict, np.ndarray | None,
     if classes.size < 2 or folds < 2:
         return {"n": len(y), "reason": "needs two labels with two examples each"}, None, None
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-    Xc, _ = compact_columns(X)
-    proba = cross_val_predict(LogisticRegression(C=C, max_iter=1000), Xc, y_arr, cv=cv, method="predict_proba")
+    run = cross_validate(clone(estimator), X, y_arr, cv=cv, return_estimator=True, return_indices=True)
+    proba = np.zeros((len(y_arr), classes.size))
+    for model, test in zip(run["estimator"], run["indices"]["test"]):
+        # every training fold holds every label (stratified, folds <= the rarest label's count)
+        proba[np.ix_(test, np.searchsorted(classes, model.classes_))] = model.predict_proba(X[test])
     pred = classes[proba.argmax(axis=1)]
-    fold_acc = [float(np.mean(pred[test] == y_arr[test])) for _, test in cv.split(Xc, y_arr)]
     given = proba[np.arange(len(y_arr)), np.searchsorted(classes, y_arr)]
     return {
         "n": len(y),
         "accuracy": float(np.mean(pred == y_arr)),
-        "accuracy_std": float(np.std(fold_acc)),
+        "accuracy_std": float(np.std(run["test_score"])),
+        "fold_accuracy": float(np.mean(run["test_score"])),
         "folds": folds,
         "macro_f1": estimators.macro_f1(y_arr, pred),
     }, given, pred
 
 
-def _control_cv(X, y: list[str], is_control: np.ndarray, C: float, folds: int = 5) -> dict:
+def _control_cv(estimator: BaseEstimator, X, y: list[str], is_control: np.ndarray, folds: int = 5) -> dict:
     """Accuracy on the labeled random (control) tasks, each predicted by a model trained without it.
 
     Folds split the control tasks only; each fold's model trains on every
@@ -262,15 +266,14 @@ def _control_cv(X, y: list[str], is_control: np.ndarray, C: float, folds: int = 
     ctl = np.flatnonzero(is_control)
     if ctl.size < folds:
         return {"n": int(ctl.size), "reason": f"{ctl.size} labeled control tasks; needs {folds}"}
-    Xc, _ = compact_columns(X)
     pred = np.empty(ctl.size, dtype=object)
     for train_c, test_c in KFold(n_splits=folds, shuffle=True, random_state=0).split(ctl):
         train = np.ones(len(y_arr), dtype=bool)
         train[ctl[test_c]] = False
         if np.unique(y_arr[train]).size < 2:
             return {"n": int(ctl.size), "reason": "the training folds hold a single label"}
-        model = LogisticRegression(C=C, max_iter=1000).fit(Xc[train], y_arr[train])
-        pred[test_c] = model.predict(Xc[ctl[test_c]])
+        model = clone(estimator).fit(X[train], y_arr[train])
+        pred[test_c] = model.predict(X[ctl[test_c]])
     correct = int(np.sum(pred == y_arr[ctl]))
     acc, lo, hi = estimators.accuracy_interval(correct, int(ctl.size))
     return {"n": int(ctl.size), "correct": correct, "accuracy": acc, "low": lo, "high": hi,
@@ -315,7 +318,7 @@ def _disagreements(annotations: list[dict], config: LabelConfig) -> list[dict]:
 
 # -- random-selection curve ---------------------------------------------------------
 
-def _random_curve(store, spec, control, outcomes, settings) -> dict:
+def _random_curve(store, spec, control, estimator, outcomes, settings) -> dict:
     """Learning curve of a model trained on random tasks only: the labeled control tasks.
 
     They are a uniform sample of the pool, so training on growing subsets
@@ -334,13 +337,11 @@ def _random_curve(store, spec, control, outcomes, settings) -> dict:
     if len(ids) < MIN_RANDOM_LABELS or np.unique(y).size < 2:
         return {"n": len(ids), "points": [], "fit": None,
                 "reason": f"{len(ids)} labeled random (control) tasks; the curve needs {MIN_RANDOM_LABELS}"}
-    Xc, _ = compact_columns(X)
     cv = ShuffleSplit(n_splits=6, test_size=0.25, random_state=0)
     with warnings.catch_warnings():  # a small training split with one label fails: scored NaN, skipped below
         warnings.simplefilter("ignore", FitFailedWarning)
         sizes, _, test = learning_curve(
-            LogisticRegression(C=ChoicesClassifier().C, max_iter=1000), Xc, y,
-            train_sizes=np.linspace(0.2, 1.0, 5), cv=cv, error_score=np.nan,
+            clone(estimator), X, y, train_sizes=np.linspace(0.2, 1.0, 5), cv=cv, error_score=np.nan,
         )
     points = []
     for n, scores in zip(sizes, test):
@@ -528,13 +529,18 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
 
     outcomes = ProgressStore(store).outcomes()
     cv_by_control, holdout_by_control, review = {}, {}, []
+    trained = dict(meta.get("controls", {}))
     for control in controls:
         answers = labeled.answers[control.name]
         ids, X, _ = control_features(store, spec, control, sorted(answers), settings.max_text_chars)
         y = [str(answers[t]) for t in ids]
-        cv_by_control[control.name], given, pred = _cross_validate(X, y, ChoicesClassifier().C)
+        estimator = loaded.models[control.name]
+        cv_by_control[control.name], given, pred = _cross_validate(estimator, X, y)
+        # The version's own record of its cross-validated accuracy (the worker's logs and benches read it).
+        trained[control.name] = {**trained.get(control.name, {}), "cv_labels": len(ids),
+                                 "cv_accuracy": cv_by_control[control.name].pop("fold_accuracy", None)}
         is_control = np.fromiter((t in outcomes for t in ids), dtype=bool, count=len(ids))
-        holdout_by_control[control.name] = _control_cv(X, y, is_control, ChoicesClassifier().C)
+        holdout_by_control[control.name] = _control_cv(estimator, X, y, is_control)
         if given is not None:
             for i in suspicious_labels(given, y, pred)[:REVIEW_LIMIT]:
                 review.append({"task": ids[i], "control": control.name, "label": y[i], "predicted": str(pred[i]),
@@ -548,7 +554,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     stop_ids = _stop_set(store, pool_ids)
     k = _stop_kappa(store, name, spec, primary, loaded.models, stop_ids, settings) if primary else None
     lap("kappa")
-    store.update_version_meta(name, progress=_nan_to_none({
+    store.update_version_meta(name, controls=trained, progress=_nan_to_none({
         "cv": cv_by_control, "control_holdout": holdout_by_control, "kappa": k, "stop_set": len(stop_ids),
         "recorded_at": time.time()}))
 
@@ -560,7 +566,8 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         accuracy, f1, accuracy_source = holdout["accuracy"], holdout["macro_f1"], "control share (held out)"
     else:
         accuracy, f1, accuracy_source = latest_cv.get("accuracy"), latest_cv.get("macro_f1"), "cross-validation"
-    random_curve = _random_curve(store, spec, primary, outcomes, settings) if primary else {"points": []}
+    random_curve = _random_curve(store, spec, primary, loaded.models[primary.name], outcomes, settings) \
+        if primary else {"points": []}
     lap("random_curve")
     fit = random_curve.get("fit")
     savings = estimators.labels_saved(

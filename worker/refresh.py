@@ -14,15 +14,12 @@ import logging
 import time
 
 import numpy as np
-import scipy.sparse as sp
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from backend import project_options
 from backend.labelstudio.label_config import LabelConfig
 from backend.learning.features import FeatureSpec
 from backend.learning.labeled_set import build_labeled_set
-from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError, compact_columns
+from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError
 from backend.learning.versions import load_version, pack_version, task_utility
 from backend.selection import ranking, strategies
 from backend.settings import Settings
@@ -38,17 +35,6 @@ def _fingerprint(items) -> str:
     for item in items:
         h.update(repr(item).encode())
     return h.hexdigest()[:16]
-
-
-def _cv_accuracy(X: sp.csr_matrix, y: list, C: float) -> float | None:
-    """5-fold (or fewer) cross-validated accuracy, when every class has two examples."""
-    _, counts = np.unique(np.asarray(y, dtype=str), return_counts=True)
-    folds = int(min(5, counts.min()))
-    if len(counts) < 2 or folds < 2:
-        return None
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-    Xc, _ = compact_columns(X)
-    return float(cross_val_score(LogisticRegression(C=C, max_iter=1000), Xc, np.asarray(y, dtype=str), cv=cv).mean())
 
 
 def _current_models(store: ProjectStore, current: str, meta: dict) -> tuple[dict[str, ChoicesClassifier], dict]:
@@ -219,26 +205,3 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
              store.pid, name, meta["kind"], meta["labeled_tasks"], len(scores), meta["duration_s"])
     return {"published": True, **meta}
 
-
-def evaluate(store: ProjectStore, settings: Settings) -> dict:
-    """Cross-validate the current version's single-choice models on the labels they were trained on."""
-    name = store.current_version()
-    meta = store.version_meta(name) if name else None
-    if not meta or meta.get("kind") != "model":
-        return {}
-    config = LabelConfig.from_dict(store.config()["parsed"])
-    labeled = build_labeled_set(store.annotations(), config)
-    spec = FeatureSpec.from_dict(meta["feature_spec"])
-    controls = dict(meta.get("controls", {}))
-    for control in config.controls:
-        if control.multiple or control.name not in controls:
-            continue
-        answers = labeled.answers[control.name]
-        ids, X, _ = control_features(store, spec, control, sorted(answers), settings.max_text_chars)
-        controls[control.name] = {
-            **controls[control.name],
-            "cv_accuracy": _cv_accuracy(X, [answers[t] for t in ids], ChoicesClassifier().C),
-            "cv_labels": len(ids),
-        }
-    store.update_version_meta(name, controls=controls)
-    return controls
