@@ -22,8 +22,8 @@ from backend.settings import Settings, get_settings
 from backend.state.queueing import low_pending_key, pending_key, request_low, request_refresh, topup_pending_key
 from backend.state.store import ProjectStore, connect
 from worker import shards
+from worker.outcomes import record_before_drop
 from worker.progress import record as record_progress
-from worker.progress import record_before_drop
 from worker.push import IncompletePushError, prune, push_current, top_up
 from worker.refresh import build_version
 from worker.sync import client_for, confirm_deletions, reconcile
@@ -157,7 +157,7 @@ def prune_project(project_id: int, prefix: str | None = None) -> list[str]:
     in_use = set(store.pushed_versions()) | {store.current_version(), store.ls_version()}
     for info in store.versions():
         if info.name not in in_use:
-            record_before_drop(store, settings, info.name)  # its control predictions (worker/progress.py)
+            record_before_drop(store, settings, info.name)  # its control predictions (worker/outcomes.py)
             store.drop_version_data(info.name)
     return deleted
 
