@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 
-import orjson
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -72,21 +71,21 @@ class ProgressCollector:
                                 "Stopping recommendation: 0 keep going, 1 consider stopping, 2 stop", labels=["project"])
         try:
             for pid in project_ids(self.r, self.prefix):
-                raw = ProgressStore(ProjectStore(self.r, self.prefix, pid)).summary_raw()
-                if not raw:
+                s = ProgressStore(ProjectStore(self.r, self.prefix, pid)).summary()
+                if s is None:
                     continue
-                s, p = orjson.loads(raw), str(pid)
-                labeled.add_metric([p], s.get("labeled_tasks") or 0)
-                for name, value in (("current", s.get("accuracy")),
-                                    ("control_share", (s.get("recent_control") or {}).get("accuracy")),
-                                    ("cross_validation", (s.get("cv") or {}).get("accuracy"))):
+                p = str(pid)
+                labeled.add_metric([p], s.labeled_tasks)
+                for name, value in (("current", s.accuracy),
+                                    ("control_share", s.recent_control.accuracy if s.recent_control else None),
+                                    ("cross_validation", s.cv.accuracy)):
                     if value is not None:
                         acc.add_metric([p, name], value)
-                if s.get("kappa") is not None:
-                    kappa.add_metric([p], s["kappa"])
-                if (s.get("savings") or {}).get("saved") is not None:
-                    saved.add_metric([p], s["savings"]["saved"])
-                rec.add_metric([p], RECOMMENDATION_LEVEL.get((s.get("recommendation") or {}).get("action"), 0))
+                if s.kappa is not None:
+                    kappa.add_metric([p], s.kappa)
+                if s.savings.saved is not None:
+                    saved.add_metric([p], s.savings.saved)
+                rec.add_metric([p], RECOMMENDATION_LEVEL.get(s.recommendation.action, 0))
         except redis.RedisError:
             pass
         yield from (labeled, acc, kappa, saved, rec)

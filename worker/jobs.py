@@ -171,7 +171,7 @@ def evaluate_project(project_id: int, prefix: str | None = None) -> dict:
     settings, store = _low_priority_job(project_id, prefix, "evaluate")
     # cross-validation, learning curve, stopping signals, review list (worker/progress.py)
     summary = record_progress(store, settings)
-    return {"version": summary.get("version"), "accuracy": summary.get("accuracy")}
+    return {} if summary is None else {"version": summary.version, "accuracy": summary.accuracy}
 
 
 def topup_project(project_id: int, prefix: str | None = None) -> dict:

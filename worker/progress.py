@@ -29,6 +29,7 @@ from backend.learning.features import FeatureSpec
 from backend.learning.labeled_set import build_labeled_set
 from backend.learning.versions import load_version, task_utility
 from backend.progress import estimators, evaluation
+from backend.progress.summary import ProgressSummary
 from backend.settings import Settings
 from backend.state.progress import ProgressStore
 from backend.state.store import ProjectStore
@@ -113,18 +114,18 @@ def _queue_head(store, name, spec, config, loaded, head_size, settings, labeled_
 
 # -- assembling ------------------------------------------------------------------------------
 
-def record(store: ProjectStore, settings: Settings, *, now: float | None = None) -> dict:
+def record(store: ProjectStore, settings: Settings, *, now: float | None = None) -> ProgressSummary | None:
     """Compute and store the current version's progress figures and the project's summary.
 
-    Returns the summary (``{}`` when the current version has no model yet).
+    Returns the summary (``None`` when the current version has no model yet).
     """
     name = store.current_version()
     meta = store.version_meta(name) if name else None
     if not meta or meta.get("kind") != "model":
-        return {}
+        return None
     loaded = load_version(store, name)
     if loaded is None:
-        return {}
+        return None
     config = LabelConfig.from_dict(store.config()["parsed"])
     options = project_options.resolve(settings, store.config().get("extra_params"))
     annotations = store.annotations()
@@ -208,7 +209,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     label_distribution = {c.name: dict(Counter(
         ",".join(sorted(a)) if isinstance(a, frozenset) else str(a) for a in labeled.answers[c.name].values()))
         for c in config.controls}
-    out = evaluation.nan_to_none({
+    summary = ProgressSummary.model_validate(evaluation.nan_to_none({
         "version": name,
         "updated_at": time.time() if now is None else now,
         "labeled_tasks": len(labeled.labeled_tasks),
@@ -237,10 +238,10 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         "control_outcomes": len(outcomes),
         "pending_controls": ProgressStore(store).pending_count(),
         "timings_s": timings,
-    })
-    ProgressStore(store).set_summary_raw(orjson.dumps(out))
+    }))
+    ProgressStore(store).set_summary(summary)
     store.update_version_meta(name, progress={**(store.version_meta(name) or {}).get("progress", {}),
-                                              "recommendation": rec.action, "accuracy": out["accuracy"],
+                                              "recommendation": rec.action, "accuracy": summary.accuracy,
                                               "accuracy_source": accuracy_source, "savings": savings})
     log.info("project %s: %s — %s (%s)", store.pid, name, rec.action, rec.reason)
-    return out
+    return summary

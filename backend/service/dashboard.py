@@ -18,12 +18,12 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from backend.labelstudio.client import LabelStudioClient, LabelStudioError, credential_conflict
 from backend.progress import estimators
+from backend.progress.summary import ProgressSummary
 from backend.service import refusals
 from backend.service.auth import require_basic
 from backend.settings import Settings
@@ -39,10 +39,12 @@ router = APIRouter(dependencies=[Depends(require_basic)])
 _plot_lock = threading.Lock()  # rcParams are global: one page's plots at a time per process
 
 
-def read_summary(store: ProjectStore) -> dict | None:
-    """The worker's latest progress summary of a project; ``None`` before a trained version was evaluated."""
-    raw = ProgressStore(store).summary_raw()
-    return orjson.loads(raw) if raw else None
+def read_summary(store: ProjectStore) -> ProgressSummary | None:
+    """The worker's latest progress summary of a project; ``None`` before a trained version was evaluated.
+
+    Also ``None`` (and a log line) for a stored summary that does not validate.
+    """
+    return ProgressStore(store).summary()
 
 
 def ignored_controls(store: ProjectStore) -> list[dict]:
@@ -116,35 +118,37 @@ def _svg(fig, plot_id: str, title: str) -> str:
     return text.replace("<svg ", f'<svg id="{plot_id}" role="img" aria-label="{html.escape(title)}" ', 1)
 
 
-def _learning_curve(ax, s: dict) -> None:
-    curve = s.get("curve") or []
-    labels = [p["labels"] for p in curve]
-    cv = [(p["labels"], p["cv_accuracy"], p.get("cv_accuracy_std") or 0) for p in curve if p["cv_accuracy"] is not None]
+def _learning_curve(ax, s: ProgressSummary) -> None:
+    curve = s.curve
+    labels = [p.labels for p in curve]
+    cv = [(p.labels, p.cv_accuracy, p.cv_accuracy_std or 0) for p in curve if p.cv_accuracy is not None]
     if cv:
         x, y, e = zip(*cv)
         ax.plot(x, y, "-o", color="#1f77b4", ms=3, label="cross-validation (labeled set)")
         ax.fill_between(x, [a - b for a, b in zip(y, e)], [a + b for a, b in zip(y, e)], color="#1f77b4", alpha=0.15)
-    hold = [p for p in curve if p.get("holdout_accuracy") is not None]
+    hold = [p for p in curve if p.holdout_accuracy is not None]
     if hold:
-        x = [p["labels"] for p in hold]
-        ax.plot(x, [p["holdout_accuracy"] for p in hold], "-s", color="#d62728", ms=3,
+        x = [p.labels for p in hold]
+        ax.plot(x, [p.holdout_accuracy for p in hold], "-s", color="#d62728", ms=3,
                 label="control tasks held out (unbiased, 95% CI)")
-        ax.fill_between(x, [p["holdout_low"] for p in hold], [p["holdout_high"] for p in hold], color="#d62728",
-                        alpha=0.12)
-    live = [p for p in curve if p["control_accuracy"] is not None]
+        # a missing bound (older summaries) draws as no band there
+        ax.fill_between(x, [p.holdout_low if p.holdout_low is not None else p.holdout_accuracy for p in hold],
+                        [p.holdout_high if p.holdout_high is not None else p.holdout_accuracy for p in hold],
+                        color="#d62728", alpha=0.12)
+    live = [p for p in curve if p.control_accuracy is not None]
     if live:
-        ax.scatter([p["labels"] for p in live], [p["control_accuracy"] for p in live],
-                   s=[8 + 6 * p["control_n"] for p in live], facecolors="none", edgecolors="#d62728", alpha=0.6,
+        ax.scatter([p.labels for p in live], [p.control_accuracy for p in live],
+                   s=[8 + 6 * p.control_n for p in live], facecolors="none", edgecolors="#d62728", alpha=0.6,
                    label="serving model on random tasks, before their label (size: count)")
-    rnd = s.get("random_curve") or {}
-    if rnd.get("points"):
-        ax.plot([p["n"] for p in rnd["points"]], [p["accuracy"] for p in rnd["points"]], "^", color="#7f7f7f",
+    rnd = s.random_curve
+    if rnd.points:
+        ax.plot([p.n for p in rnd.points], [p.accuracy for p in rnd.points], "^", color="#7f7f7f",
                 label="random selection (control tasks only)")
-    if rnd.get("fit"):
+    if rnd.fit:
         import numpy as np
 
-        fit = estimators.CurveFit(**rnd["fit"])
-        top = max(labels + [p["n"] for p in rnd.get("points", [])] + [1])
+        fit = estimators.CurveFit(a=rnd.fit.a, b=rnd.fit.b, c=rnd.fit.c)
+        top = max(labels + [p.n for p in rnd.points] + [1])
         xs = np.linspace(1, top * 1.1, 200)
         ax.plot(xs, fit.accuracy(xs), "--", color="#7f7f7f", lw=1, label="random selection, fitted a−b·n^−c")
     ax.set_xlabel("labeled tasks")
@@ -155,10 +159,10 @@ def _learning_curve(ax, s: dict) -> None:
         ax.legend(fontsize=7, loc="lower right")
 
 
-def _savings(ax, s: dict) -> None:
-    sav = s.get("savings") or {}
-    used = s.get("labeled_tasks") or 0
-    need = sav.get("random_labels")
+def _savings(ax, s: ProgressSummary) -> None:
+    sav = s.savings
+    used = s.labeled_tasks
+    need = sav.random_labels
     names, values, colors = ["this strategy"], [used], ["#1f77b4"]
     if need is not None:
         names.append("random selection (estimated)")
@@ -167,19 +171,19 @@ def _savings(ax, s: dict) -> None:
     ax.barh(names, values, color=colors)
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:,.0f}", va="center", fontsize=8)
-    acc = s.get("accuracy")
+    acc = s.accuracy
     ax.set_xlabel(f"labels needed for {100 * acc:.0f}% accuracy" if acc is not None else "labels")
     if need is None:
-        ax.set_title(sav.get("reason") or "", fontsize=7)
+        ax.set_title(sav.reason or "", fontsize=7)
     ax.set_xlim(0, max(values) * 1.3 + 1)
 
 
-def _kappa(ax, s: dict) -> None:
-    pts = [(p["labels"], p["kappa"]) for p in s.get("curve") or [] if p.get("kappa") is not None]
+def _kappa(ax, s: ProgressSummary) -> None:
+    pts = [(p.labels, p.kappa) for p in s.curve if p.kappa is not None]
     if pts:
         x, y = zip(*pts)
         ax.plot(x, y, "-o", ms=3, color="#2ca02c", label="kappa, successive models")
-    threshold = (s.get("rules") or {}).get("stop_kappa")
+    threshold = s.rules.get("stop_kappa")
     if threshold is not None:
         ax.axhline(threshold, ls="--", color="#d62728", lw=1, label=f"stop threshold {threshold}")
     ax.set_xlabel("labeled tasks")
@@ -190,8 +194,8 @@ def _kappa(ax, s: dict) -> None:
         ax.legend(fontsize=7, loc="lower right")
 
 
-def _labels(ax, s: dict) -> None:
-    dist = (s.get("label_distribution") or {}).get(s.get("control") or "", {})
+def _labels(ax, s: ProgressSummary) -> None:
+    dist = s.label_distribution.get(s.control or "", {})
     items = sorted(dist.items(), key=lambda kv: -kv[1])[:20]
     if items:
         names, counts = zip(*items)
@@ -208,7 +212,7 @@ def _plots(raw: bytes) -> tuple[str, ...]:
     import matplotlib
     from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
-    s = orjson.loads(raw)
+    s = ProgressSummary.model_validate_json(raw)
     out = []
     specs = [
         ("plot-learning-curve", "Learning curve", _learning_curve, (6.4, 3.6)),
@@ -268,43 +272,38 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _numbers(s: dict) -> str:
+def _numbers(s: ProgressSummary) -> str:
     """The headline figures, rounded, each with a one-line explanation in plain words."""
-    rc = s.get("recent_control") or {}
-    cv = s.get("cv") or {}
-    sav = s.get("savings") or {}
-    q = s.get("queue") or {}
-    th = s.get("throughput") or {}
-    hold = s.get("control_holdout") or {}
-    saved = sav.get("saved")
-    unbiased = s.get("accuracy_source", "").startswith("control")
+    rc, cv, sav, q, th, hold = s.recent_control, s.cv, s.savings, s.queue, s.throughput, s.control_holdout
+    saved = sav.saved
+    unbiased = s.unbiased
     items = [
-        ("labeled tasks", f"{s.get('labeled_tasks', 0):,}",
-         f"{s.get('annotations', 0):,} annotations; {s.get('pool', 0):,} tasks still unlabeled"),
-        ("held-out accuracy" if unbiased else "accuracy (estimate)", _pct(s.get("accuracy"), 0),
-         (f"How often the pre-selected choice is right, measured on {hold.get('n')} random tasks the model was "
-          f"not trained on (95% range {_pct(hold.get('low'), 0)}–{_pct(hold.get('high'), 0)})." if unbiased else
+        ("labeled tasks", f"{s.labeled_tasks:,}",
+         f"{s.annotations:,} annotations; {s.pool:,} tasks still unlabeled"),
+        ("held-out accuracy" if unbiased else "accuracy (estimate)", _pct(s.accuracy, 0),
+         (f"How often the pre-selected choice is right, measured on {hold.n} random tasks the model was "
+          f"not trained on (95% range {_pct(hold.low, 0)}–{_pct(hold.high, 0)})." if unbiased else
           "Not enough random (control) tasks are labeled yet, so this comes from the labeled set, which the "
           "queue filled with hard tasks: a rough guide only.")),
-        ("macro-F1", _pct(s.get("macro_f1"), 0),
+        ("macro-F1", _pct(s.macro_f1, 0),
          "Like accuracy, but every label counts equally, so a rare label the model misses pulls it down."),
-        ("accuracy on random tasks, live", _pct(rc.get("accuracy"), 0),
-         (f"The model that was serving, checked on {rc.get('n', 0)} random tasks as annotators labeled them."
+        ("accuracy on random tasks, live", _pct(rc.accuracy if rc else None, 0),
+         (f"The model that was serving, checked on {rc.n} random tasks as annotators labeled them."
           if rc else "No random (control) task has been labeled yet.")),
-        ("accuracy on the labeled set", _pct(cv.get("accuracy"), 0),
-         f"Cross-validation (± {_pct(cv.get('accuracy_std'), 0)}, {cv.get('folds', '–')} folds) on the tasks "
+        ("accuracy on the labeled set", _pct(cv.accuracy, 0),
+         f"Cross-validation (± {_pct(cv.accuracy_std, 0)}, {cv.folds or '–'} folds) on the tasks "
          "labeled so far. They were chosen because they are hard, so expect it to be lower than the real accuracy."),
-        ("agreement of the last two models (kappa)", _num(s.get("kappa"), 3),
-         f"Cohen's kappa on a fixed set of {s.get('stop_set', 0)} tasks: 1 means the last two models give the "
+        ("agreement of the last two models (kappa)", _num(s.kappa, 3),
+         f"Cohen's kappa on a fixed set of {s.stop_set} tasks: 1 means the last two models give the "
          "same answers, so new labels no longer change the predictions."),
         ("labels saved", "–" if saved is None else f"{saved:,.0f}",
-         (f"Random ordering would have needed about {sav['random_labels']:,.0f} labels for the same accuracy."
-          if saved is not None else _e(sav.get("reason") or ""))),
-        ("pace", f"{th.get('last_hour', 0)}/h", f"annotations in the last hour; "
-                                                 f"{_num(th.get('per_hour_24h'), 1)}/h over 24 h"),
-        ("head of the queue", f"{q.get('head', 0)}",
-         f"The next tasks annotators get: {q.get('uncertain', 0)} uncertain (the model is unsure), "
-         f"{q.get('diverse', 0)} diverse (unlike what is labeled), {q.get('control', 0)} control (random, to "
+         (f"Random ordering would have needed about {sav.random_labels or 0:,.0f} labels for the same accuracy."
+          if saved is not None else _e(sav.reason or ""))),
+        ("pace", f"{th.last_hour}/h", f"annotations in the last hour; "
+                                      f"{_num(th.per_hour_24h, 1)}/h over 24 h"),
+        ("head of the queue", f"{q.head}",
+         f"The next tasks annotators get: {q.uncertain} uncertain (the model is unsure), "
+         f"{q.diverse} diverse (unlike what is labeled), {q.control} control (random, to "
          "measure accuracy fairly)."),
     ]
     cells = "".join(f'<div><small>{_e(k)}</small><b>{v}</b><small>{d}</small></div>' for k, v, d in items)
@@ -332,18 +331,18 @@ which keeps the accuracy above honest.</li>
 """
 
 
-def _review(s: dict, ls_url: str, pid: int) -> str:
+def _review(s: ProgressSummary, ls_url: str, pid: int) -> str:
     rows = []
-    items = s.get("review") or []
+    items = s.review
     for item in items[:REVIEW_SHOWN]:
-        link = (f'<a href="{_e(ls_url)}/projects/{pid}/data?task={int(item["task"])}">{int(item["task"])}</a>'
-                if ls_url else str(int(item["task"])))
-        if "answers" in item:
-            detail = ", ".join(f"{_e(k)}: {v}" for k, v in item["answers"].items())
+        link = (f'<a href="{_e(ls_url)}/projects/{pid}/data?task={item.task}">{item.task}</a>'
+                if ls_url else str(item.task))
+        if item.answers is not None:
+            detail = ", ".join(f"{_e(k)}: {v}" for k, v in item.answers.items())
         else:
-            detail = (f"labeled {_e(item['label'])}, model says {_e(item['predicted'])} "
-                      f"(p of label {item['proba_of_label']:.3f})")
-        rows.append(f"<tr><td>{link}</td><td>{_e(item['control'])}</td><td>{_e(item['reason'])}</td>"
+            detail = (f"labeled {_e(item.label)}, model says {_e(item.predicted)} "
+                      f"(p of label {_num(item.proba_of_label, 3)})")
+        rows.append(f"<tr><td>{link}</td><td>{_e(item.control)}</td><td>{_e(item.reason)}</td>"
                     f"<td>{detail}</td></tr>")
     if not rows:
         return '<p class="muted">Nothing to review.</p>'
@@ -362,9 +361,9 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _rules(s: dict) -> str:
-    rules = s.get("rules") or {}
-    signals = (s.get("recommendation") or {}).get("signals") or {}
+def _rules(s: ProgressSummary) -> str:
+    rules = s.rules
+    signals = s.recommendation.signals
     rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(_plain(v))}</td></tr>" for k, v in rules.items())
     sig = "".join(f"<tr><td>{_e(k.replace('_', ' '))}</td><td>{_e(_plain(v))}</td></tr>" for k, v in signals.items())
     return ('<p class="muted">Set in Label Studio: <i>Settings → Model → Edit → Extra params</i> (0 turns a rule '
@@ -389,14 +388,15 @@ def project_name(pid: int, title: str | None) -> str:
     return f"{title} (project {pid})" if title else f"project {pid}"
 
 
-def _queue_card(s: dict | None) -> str:
-    share = (s or {}).get("control_share")
-    control = _pct(share, 0) if isinstance(share, (int, float)) else "a tenth"
+def _queue_card(s: ProgressSummary | None) -> str:
+    share = s.control_share if s else None
+    control = _pct(share, 0) if share is not None else "a tenth"
     return f'<div class="card" id="how-to-read"><h2>How to read the queue</h2>{HOW_TO_READ.format(control=control)}</div>'
 
 
-def project_page(s: dict | None, pid: int, ls_url: str, refusal: dict | None = None,
-                 ignored: list[dict] | None = None, title: str | None = None, warning: str | None = None) -> str:
+def project_page(s: ProgressSummary | None, pid: int, ls_url: str, refusal: dict | None = None,
+                 ignored: list[dict] | None = None, title: str | None = None, warning: str | None = None,
+                 head_info: dict | None = None) -> str:
     """The dashboard of one project (pure: summary in, HTML out)."""
     name = project_name(pid, title)
     notice = (_refused_card({pid: refusal}, {pid: title}) if refusal else "") + _ignored_card(ignored or [])
@@ -405,11 +405,11 @@ def project_page(s: dict | None, pid: int, ls_url: str, refusal: dict | None = N
     if not s:
         return _page(name, notice + '<p id="empty">No trained model has been evaluated yet: the page fills in after '
                                     "the first training (two different labels).</p>" + _queue_card(s))
-    rec = s.get("recommendation") or {}
-    action = rec.get("action", estimators.KEEP_GOING)
-    plots = _plots(orjson.dumps(s, option=orjson.OPT_SORT_KEYS))
+    rec = s.recommendation
+    action = rec.action
+    plots = _plots(s.model_dump_json())
     titles = ["Learning curve", "Labels saved over random selection", "Stabilising predictions (kappa over versions)",
-              f"Label distribution ({_e(s.get('control'))})"]
+              f"Label distribution ({_e(s.control)})"]
     captions = [
         "Accuracy as labels add up. Red: on random tasks held out from training, the honest figure. Blue: on "
         "the labeled set, which the queue filled with hard tasks, so it reads low.",
@@ -421,14 +421,14 @@ def project_page(s: dict | None, pid: int, ls_url: str, refusal: dict | None = N
     ]
     cards = "".join(f'<div class="card"><h2>{t}</h2><p class="muted">{c}</p>{p}</div>'
                     for t, c, p in zip(titles, captions, plots))
-    updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s.get("updated_at") or 0))
+    updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s.updated_at))
     body = notice + (
         f'<div class="rec rec-{action.replace(" ", "-")}" id="recommendation"><b>{_e(action.capitalize())}</b> — '
-        f"{_e(rec.get('reason', ''))}</div>"
-        f"{_numbers(s)}<p class=\"muted\">model version {_e(s.get('version'))}; queue strategy "
-        f"{_e(s.get('strategy'))}; control share {_pct(s.get('control_share'), 0)} (random tasks in the queue, for "
+        f"{_e(rec.reason)}</div>"
+        f"{_numbers(s)}<p class=\"muted\">model version {_e(s.version)}; queue strategy "
+        f"{_e(s.strategy)}; control share {_pct(s.control_share, 0)} (random tasks in the queue, for "
         f"a fair accuracy); recorded {updated}; this page reloads every {REFRESH_SECONDS} s</p>"
-        f"{_head_line(s.get('head'))}"
+        f"{_head_line(head_info)}"
         f'<div class="grid">{cards}'
         f'<div class="card"><h2>Review: suspicious labels and disagreements</h2>{_review(s, ls_url, pid)}</div>'
         f'<div class="card"><h2>Stopping rules</h2>{_rules(s)}</div>{_queue_card(s)}</div>'
@@ -477,10 +477,11 @@ def dashboard_index(request: Request) -> HTMLResponse:
     titles = {pid: project_title(settings, _store(request, pid)) for pid in sorted(set(pids) | set(refused))}
     rows = []
     for pid in pids:
-        s = read_summary(_store(request, pid)) or {}
-        rec = (s.get("recommendation") or {}).get("action", "no model yet")
+        s = read_summary(_store(request, pid))
+        rec = s.recommendation.action if s else "no model yet"
         rows.append(f'<tr><td><a href="/dashboard/{pid}">{_e(project_name(pid, titles[pid]))}</a></td>'
-                    f"<td>{s.get('labeled_tasks', 0):,}</td><td>{_pct(s.get('accuracy'), 0)}</td><td>{_e(rec)}</td></tr>")
+                    f"<td>{s.labeled_tasks if s else 0:,}</td><td>{_pct(s.accuracy if s else None, 0)}</td>"
+                    f"<td>{_e(rec)}</td></tr>")
     table = ("<table id=\"projects\"><tr><th>project</th><th>labeled tasks</th><th>accuracy (estimate)</th>"
              "<th>recommendation</th></tr>" + "".join(rows) + "</table>") if rows else \
         '<p class="muted">No project is set up yet.</p>'
@@ -497,8 +498,7 @@ def dashboard_project(project: str, request: Request) -> HTMLResponse:
         raise UnknownProjectError(f"project {project} is not set up on this backend")
     title = project_title(request.app.state.settings, store)
     summary = read_summary(store)
-    if summary is not None:
-        summary = {**summary, "head": head.info(store)}
     settings = request.app.state.settings
     return HTMLResponse(project_page(summary, store.pid, label_studio_url(request, store), refusal,
-                                     ignored_controls(store), title, credential_conflict(settings, store.config())))
+                                     ignored_controls(store), title, credential_conflict(settings, store.config()),
+                                     head.info(store) if summary is not None else None))

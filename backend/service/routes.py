@@ -150,7 +150,7 @@ def status(project: str, predictor: PredictorDep) -> dict:
         "status": store.status(),
         "head": head.info(store),  # how much of the queue Label Studio serves is left (backend/state/head.py)
         "jobs": project_jobs(store.r, [s.queue_name], store.pid),
-        "progress": read_summary(store),
+        "progress": summary.model_dump(mode="json", exclude_unset=True) if (summary := read_summary(store)) else None,
         # Set when LABEL_STUDIO_URL/_API_KEY and /setup's hostname/token disagree (never holds a key).
         "credentials_warning": credential_conflict(s, store.config()),
         "refusal": refusal,

@@ -17,11 +17,16 @@ spelled; what the figures mean is in ``backend/progress/``.
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable
 
 import orjson
+from pydantic import ValidationError
 
+from backend.progress.summary import ProgressSummary
 from backend.state.store import ProjectStore
+
+log = logging.getLogger(__name__)
 
 
 class ProgressStore:
@@ -101,8 +106,20 @@ class ProgressStore:
         return orjson.loads(raw) if raw else None
 
     # -- summary ----------------------------------------------------------------------
-    def summary_raw(self) -> bytes | None:
-        return self.r.get(self._key("summary"))
+    def summary(self) -> ProgressSummary | None:
+        """The latest summary, validated; ``None`` when there is none or it does not validate (logged)."""
+        raw = self.r.get(self._key("summary"))
+        if not raw:
+            return None
+        try:
+            return ProgressSummary.model_validate_json(raw)
+        except ValidationError as exc:  # Redis is shared: a bad value must cost the page its figures, not a 500
+            first = exc.errors()[0]
+            log.warning("project %s: the progress summary in Redis does not validate (%d problem(s), first: %s at %s);"
+                        " shown as missing until the next evaluation", self.store.pid, exc.error_count(),
+                        first.get("msg"), ".".join(map(str, first.get("loc", ()))) or "top level")
+            return None
 
-    def set_summary_raw(self, raw: bytes) -> None:
-        self.r.set(self._key("summary"), raw)
+    def set_summary(self, summary: ProgressSummary) -> None:
+        # Only what the worker set: an item keeps its own keys (a disagreement has "answers", no "label").
+        self.r.set(self._key("summary"), summary.model_dump_json(exclude_unset=True))
