@@ -126,7 +126,6 @@ class LabelStudioClient:
     def __init__(self, url: str, api_key: str, *, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/") + "/"
         self._key = api_key
-        self._timeout = timeout
         self._access: str | None = None
         self._access_exp = 0.0
         self._lock = threading.Lock()
@@ -176,11 +175,6 @@ class LabelStudioClient:
                 f"{method} {urlsplit(url).path} answered HTTP {resp.status_code}", resp.status_code, resp.text[:2000]
             )
         return resp
-
-    def fetch_text(self, url: str, max_bytes: int) -> str:
-        """Text of a file referenced by task data (an upload, a storage link, any URL)."""
-        resp = self.request("GET", url)
-        return resp.content[:max_bytes].decode(resp.encoding or "utf-8", errors="replace")
 
     # -- the calls the worker makes ------------------------------------------
     def iter_tasks(self, project_id: int, *, page_size: int = 500):

@@ -61,6 +61,10 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
         self.C = C
 
     # -- training ---------------------------------------------------------
+    def _logistic(self) -> LogisticRegression:
+        """The one logistic regression behind every label (cross-validation clones this whole estimator)."""
+        return LogisticRegression(C=self.C, max_iter=1000)
+
     def fit(self, X: sp.spmatrix, y: Sequence) -> "ChoicesClassifier":
         """Fit on features ``X`` and answers ``y``.
 
@@ -80,7 +84,7 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
                 f"all {len(labels)} labeled tasks have the same answer ({classes[0]!r}); need two different ones"
             )
         Xc, cols = compact_columns(X)
-        lr = LogisticRegression(C=self.C, max_iter=1000).fit(Xc, labels)
+        lr = self._logistic().fit(Xc, labels)
         self.classes_ = lr.classes_.astype(str)
         self.coef_ = np.zeros((lr.coef_.shape[0], X.shape[1]), dtype=np.float32)
         self.coef_[:, cols] = lr.coef_
@@ -101,7 +105,7 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
                 # One-sided evidence: a constant, smoothed rate (no weights).
                 intercept[k] = np.log(rate / (1 - rate))
                 continue
-            lr = LogisticRegression(C=self.C, max_iter=1000).fit(Xc, target)
+            lr = self._logistic().fit(Xc, target)
             coef[k, cols], intercept[k] = lr.coef_[0], lr.intercept_[0]
         self.classes_ = np.asarray(classes, dtype=str)
         self.coef_, self.intercept_ = coef, intercept

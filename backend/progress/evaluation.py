@@ -116,7 +116,7 @@ def control_cv(estimator: BaseEstimator, X, y: list[str], is_control: np.ndarray
     if ctl.size < folds:
         return {"n": int(ctl.size), "reason": f"{ctl.size} labeled control tasks; needs {folds}"}
     pred = np.empty(ctl.size, dtype=object)
-    for train_c, test_c in KFold(n_splits=folds, shuffle=True, random_state=0).split(ctl):
+    for _, test_c in KFold(n_splits=folds, shuffle=True, random_state=0).split(ctl):
         train = np.ones(len(y_arr), dtype=bool)
         train[ctl[test_c]] = False
         if np.unique(y_arr[train]).size < 2:

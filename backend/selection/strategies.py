@@ -21,7 +21,6 @@ from backend.selection import ranking, scores
 
 # Where a queue position came from (``Ranking.source``).
 STRATEGY, CONTROL = 0, 1
-SOURCE_NAMES = {STRATEGY: "strategy", CONTROL: "control"}
 
 DEFAULT_STRATEGY = "margin"  # measured: docs/label-efficiency.md
 DEFAULT_CONTROL_SHARE = 0.1

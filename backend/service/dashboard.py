@@ -33,7 +33,6 @@ from backend.state.store import ProjectStore, UnknownProjectError, parse_project
 
 REFRESH_SECONDS = 30
 REVIEW_SHOWN = 15
-PLOT_IDS = ("plot-learning-curve", "plot-savings", "plot-kappa", "plot-labels")
 
 router = APIRouter(dependencies=[Depends(require_basic)])
 _plot_lock = threading.Lock()  # rcParams are global: one page's plots at a time per process

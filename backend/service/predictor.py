@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import orjson
 import redis
 
 from backend import project_options
@@ -219,7 +218,7 @@ class Predictor:
                 if item is not None:
                     results[i].append(item)
 
-        scores, _ = self._scores(project_id, tasks, version, readable, probas, geometry)
+        scores = self._scores(project_id, tasks, version, readable, probas, geometry)
         TASKS_PREDICTED.labels("model" if version and version.models else "cold").inc(n)
         return [
             {"result": results[i], "score": round(float(scores[i]), 6), "model_version": version_name}
@@ -228,23 +227,19 @@ class Predictor:
 
     def _min_confidence(self, project_id: int) -> float:
         """The project's ``min_confidence`` (one HGET: the options, not the whole config)."""
-        raw = self.r.hget(self.store(project_id).key("config"), "extra_params")
-        extra = orjson.loads(raw) if raw else None
+        extra = self.store(project_id).config_field("extra_params")
         try:
             return project_options.resolve(self.settings, extra if isinstance(extra, dict) else None).min_confidence
         except project_options.InvalidOptionsError:
             return self.settings.min_confidence  # refused at /setup already; serve the default
 
-    def _scores(self, project_id, tasks, version, readable, probas, geometry) -> tuple[np.ndarray, list[int]]:
-        """Ranked tasks keep the worker's score; the rest get a live estimate.
-
-        Also returns the positions of the tasks the current ranking lacks.
-        """
+    def _scores(self, project_id, tasks, version, readable, probas, geometry) -> np.ndarray:
+        """Ranked tasks keep the worker's score; the rest get a live estimate."""
         n = len(tasks)
         scores = np.full(n, SKIPPED_SCORE)
         if version is None:
             scores[readable] = 0.5
-            return scores, list(range(n))
+            return scores
         ids = [t.get("id") if isinstance(t.get("id"), int) else -1 for t in tasks]
         ranked = self.store(project_id).ranking_scores(version.name, ids)
         missing = [i for i in range(n) if readable[i] and ranked[i] is None]
@@ -260,4 +255,4 @@ class Predictor:
             sub_probas = {c: p[[rows[j] for j in idx]] for c, p in probas.items()}
             utility = task_utility(version.models, sub_probas, X_missing, version.centroid)
             scores[[rows[j] for j in idx]] = ranking.live_score(utility, version.quantiles)
-        return scores, [i for i in range(n) if ranked[i] is None]
+        return scores

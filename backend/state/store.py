@@ -167,7 +167,11 @@ class ProjectStore:
         return {k.decode(): orjson.loads(v) for k, v in raw.items()}
 
     def schema(self) -> str | None:
-        raw = self.r.hget(self.key("config"), "schema")
+        return self.config_field("schema")
+
+    def config_field(self, name: str) -> Any:
+        """One field of the config (one HGET, not the whole config); ``None`` when unset."""
+        raw = self.r.hget(self.key("config"), name)
         return orjson.loads(raw) if raw else None
 
     def exists(self) -> bool:
