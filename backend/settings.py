@@ -8,7 +8,6 @@ backend's ``extra_params`` in Label Studio.
 from __future__ import annotations
 
 from functools import lru_cache
-
 from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator

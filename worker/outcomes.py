@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from backend import project_options
 from backend.labelstudio.label_config import ChoicesControl, LabelConfig
-from backend.learning.versions import load_version
 from backend.progress.evaluation import label_times, parse_time, serving_at
 from backend.settings import Settings
 from backend.state.progress import ProgressStore
 from backend.state.store import ProjectStore
+from backend.state.versions import load_version
 from worker.pool_features import control_features
 
 PENDING_VERSIONS = 8  # predictions kept per unlabeled control task (the newest versions that had it)

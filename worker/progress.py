@@ -27,12 +27,13 @@ from backend import project_options
 from backend.labelstudio.label_config import LabelConfig
 from backend.learning.features import FeatureSpec
 from backend.learning.labeled_set import build_labeled_set
-from backend.learning.versions import load_version, task_utility
+from backend.learning.versions import task_utility
 from backend.progress import estimators, evaluation
 from backend.progress.summary import ProgressSummary
 from backend.settings import Settings
 from backend.state.progress import ProgressStore
 from backend.state.store import ProjectStore
+from backend.state.versions import load_version
 from worker.outcomes import predict, record_served_versions, settle_outcomes, single_controls
 from worker.pool_features import control_features
 

@@ -21,10 +21,11 @@ import numpy as np
 
 from backend.labelstudio.client import LabelStudioClient, LabelStudioError
 from backend.labelstudio.label_config import LabelConfig
-from backend.learning.versions import choices_result, load_version
+from backend.learning.versions import choices_result
 from backend.project_options import ProjectOptions
 from backend.state import head
 from backend.state.store import ProjectStore
+from backend.state.versions import load_version
 from worker.pool_features import control_features
 
 log = logging.getLogger(__name__)

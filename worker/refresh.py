@@ -20,10 +20,11 @@ from backend.labelstudio.label_config import LabelConfig
 from backend.learning.features import FeatureSpec
 from backend.learning.labeled_set import build_labeled_set
 from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError
-from backend.learning.versions import load_version, pack_version, task_utility
+from backend.learning.versions import pack_version, task_utility
 from backend.selection import ranking, strategies
 from backend.settings import Settings
 from backend.state.store import ProjectStore
+from backend.state.versions import load_version
 from worker import shards
 from worker.pool_features import control_features, pool_probas
 

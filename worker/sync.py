@@ -13,8 +13,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from backend.labelstudio.client import LabelStudioClient, resolve_credentials
-from backend.labelstudio.schemas import AnnotationIn
-from backend.service.webhooks import compact_annotation
+from backend.labelstudio.schemas import AnnotationIn, compact_annotation
 from backend.settings import Settings
 from backend.state import head
 from backend.state.store import CHANGED, NEW, ProjectStore

@@ -7,6 +7,7 @@ mistyped required ones become a 400 whose message names the field.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -139,3 +140,21 @@ class WebhookResponse(BaseModel):
     status: str
     action: str
     detail: str = ""
+
+
+def compact_annotation(a: AnnotationIn, task_id: int | None) -> dict[str, Any]:
+    """What training needs of an annotation (no user details, no prediction copy)."""
+    completed_by = a.completed_by.get("id") if isinstance(a.completed_by, dict) else a.completed_by
+    result = [r for r in a.result if isinstance(r, dict) and r.get("type") == "choices"]
+    digest = hashlib.sha1(
+        orjson.dumps([task_id, result, a.was_cancelled, completed_by], option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()[:16]
+    return {
+        "id": a.id,
+        "task": task_id,
+        "result": result,
+        "was_cancelled": a.was_cancelled,
+        "completed_by": completed_by,
+        "updated_at": a.updated_at or a.created_at,
+        "content": digest,
+    }

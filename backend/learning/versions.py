@@ -1,7 +1,7 @@
 """A model version: per-control classifiers plus what places unranked tasks.
 
 The worker builds a version (``pack_version``) and publishes it atomically;
-every serving process loads it once (``load_version``) and keeps it until the
+every serving process loads it once (``backend/state/versions.py``) and keeps it until the
 project's ``current`` pointer moves.  Only numeric arrays are stored.
 """
 
@@ -17,7 +17,6 @@ from backend.labelstudio.label_config import ChoicesControl
 from backend.learning.features import FeatureSpec, TextFeaturizer
 from backend.learning.model import ChoicesClassifier
 from backend.selection import scores, strategies
-from backend.state.store import ProjectStore
 
 MODEL_PREFIX = "model:"
 RANK_META = "rank_meta"
@@ -75,13 +74,9 @@ def pack_version(
     return out
 
 
-def load_version(store: ProjectStore, name: str) -> LoadedVersion | None:
-    """Load a published version; ``None`` if it is not (or no longer) stored."""
-    meta = store.version_meta(name)
-    if meta is None:
-        return None
+def unpack_version(name: str, meta: dict, arts: dict[str, bytes]) -> LoadedVersion:
+    """A published version from its metadata and stored arrays (``backend/state/versions.py`` reads them)."""
     spec = FeatureSpec.from_dict(meta["feature_spec"])
-    arts = store.artifacts(name)
     models = {
         k[len(MODEL_PREFIX):]: ChoicesClassifier.from_bytes(v) for k, v in arts.items() if k.startswith(MODEL_PREFIX)
     }

@@ -23,13 +23,14 @@ from backend.labelstudio.client import credential_conflict
 from backend.labelstudio.fetch import SafeFetcher
 from backend.labelstudio.label_config import LabelConfig, UnsupportedConfigError, config_hash, parse_label_config
 from backend.labelstudio.task_data import TaskDataError, control_text
-from backend.learning.versions import LoadedVersion, choices_result, load_version, task_utility
+from backend.learning.versions import LoadedVersion, choices_result, task_utility
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
 from backend.selection import ranking
 from backend.service import refusals
 from backend.settings import Settings
 from backend.state.queueing import request_sync
 from backend.state.store import ProjectStore, UnknownProjectError
+from backend.state.versions import load_version
 
 log = logging.getLogger(__name__)
 

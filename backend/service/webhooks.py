@@ -9,11 +9,9 @@ worker reconciles with Label Studio's API for what never arrived.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any, Callable
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
 from backend.labelstudio import schemas
@@ -39,24 +37,6 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
 
 class MalformedEventError(ValueError):
     """A known event without the fields Label Studio always sends."""
-
-
-def compact_annotation(a: schemas.AnnotationIn, task_id: int | None) -> dict[str, Any]:
-    """What training needs of an annotation (no user details, no prediction copy)."""
-    completed_by = a.completed_by.get("id") if isinstance(a.completed_by, dict) else a.completed_by
-    result = [r for r in a.result if isinstance(r, dict) and r.get("type") == "choices"]
-    digest = hashlib.sha1(
-        orjson.dumps([task_id, result, a.was_cancelled, completed_by], option=orjson.OPT_SORT_KEYS)
-    ).hexdigest()[:16]
-    return {
-        "id": a.id,
-        "task": task_id,
-        "result": result,
-        "was_cancelled": a.was_cancelled,
-        "completed_by": completed_by,
-        "updated_at": a.updated_at or a.created_at,
-        "content": digest,
-    }
 
 
 def parse_event(body: Any) -> tuple[str, BaseModel | None]:
@@ -96,7 +76,7 @@ def handle_event(
             task_id = event.task.id
         if event.task is not None and event.task.id is not None:
             store.add_tasks([(event.task.id, event.task.data)])
-        outcome = store.upsert_annotation(compact_annotation(event.annotation, task_id))
+        outcome = store.upsert_annotation(schemas.compact_annotation(event.annotation, task_id))
         if outcome == NEW and task_id is not None and head.note_labeled(store, [task_id]) and topup:
             topup()
         if outcome == STALE:
@@ -111,7 +91,7 @@ def handle_event(
         changed, new_tasks = 0, []
         for a in event.annotation:
             task_id = a.task if isinstance(a.task, int) else (a.task or {}).get("id")
-            outcome = store.upsert_annotation(compact_annotation(a, task_id))
+            outcome = store.upsert_annotation(schemas.compact_annotation(a, task_id))
             changed += outcome in (NEW, CHANGED)
             if outcome == NEW and task_id is not None:
                 new_tasks.append(task_id)
