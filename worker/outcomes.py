@@ -12,7 +12,8 @@ still counts.
 from __future__ import annotations
 
 from backend import project_options
-from backend.labelstudio.label_config import ChoicesControl, LabelConfig
+from backend.labelstudio.label_config import LabelConfig
+from backend.labelstudio.tasktypes import ChoicesControl
 from backend.progress.evaluation import label_times, parse_time, serving_at
 from backend.settings import Settings
 from backend.state.progress import ProgressStore

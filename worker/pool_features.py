@@ -11,8 +11,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from backend.labelstudio.fetch import shared_fetcher
-from backend.labelstudio.label_config import ChoicesControl, LabelConfig
+from backend.labelstudio.label_config import LabelConfig
 from backend.labelstudio.task_data import TaskDataError, control_text
+from backend.labelstudio.tasktypes import Control
 from backend.learning.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
 from backend.learning.model import ChoicesClassifier
 from backend.settings import get_settings
@@ -24,7 +25,7 @@ FEATURE_CHUNK = 50_000  # tasks read from the feature cache per Redis round trip
 def control_features(
     store: ProjectStore,
     spec: FeatureSpec,
-    control: ChoicesControl,
+    control: Control,
     task_ids: list[int],
     max_chars: int,
 ) -> tuple[list[int], sp.csr_matrix, dict[int, str]]:

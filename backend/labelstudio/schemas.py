@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, StrictStr, field_validator
 
+from backend.labelstudio.tasktypes import RESULT_TYPES
+
 
 class _LS(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -145,7 +147,7 @@ class WebhookResponse(BaseModel):
 def compact_annotation(a: AnnotationIn, task_id: int | None) -> dict[str, Any]:
     """What training needs of an annotation (no user details, no prediction copy)."""
     completed_by = a.completed_by.get("id") if isinstance(a.completed_by, dict) else a.completed_by
-    result = [r for r in a.result if isinstance(r, dict) and r.get("type") == "choices"]
+    result = [r for r in a.result if isinstance(r, dict) and r.get("type") in RESULT_TYPES]
     digest = hashlib.sha1(
         orjson.dumps([task_id, result, a.was_cancelled, completed_by], option=orjson.OPT_SORT_KEYS)
     ).hexdigest()[:16]

@@ -12,7 +12,7 @@ import numpy as np
 import psutil
 from rq import Queue
 
-from backend.learning.versions import load_version
+from backend.state.versions import load_version
 from backend.simulation.datasets import load_dataset
 from tests.conftest import PREFIX, QUEUE, TEST_REDIS_URL, annotation_event, setup_body, tasks_created
 
