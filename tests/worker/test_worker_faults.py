@@ -12,8 +12,8 @@ import numpy as np
 import psutil
 from rq import Queue
 
-from backend.state.versions import load_version
 from backend.simulation.datasets import load_dataset
+from backend.state.versions import load_version
 from tests.conftest import PREFIX, QUEUE, TEST_REDIS_URL, annotation_event, setup_body, tasks_created
 
 
