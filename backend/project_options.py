@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backend import progress, selection
+from backend.learning import featurizers
 from backend.config import Settings
 
 
@@ -26,6 +27,9 @@ class ProjectOptions(BaseModel):
     keep_versions: int = Field(2, ge=1, le=100, description="pushed versions kept in Label Studio")
     train_interval: float = Field(
         0, ge=0, description="also retrain this many seconds after the last training if any label changed (0: off)"
+    )
+    features: str = Field(
+        featurizers.DEFAULT, description="representation of the task text: " + ", ".join(featurizers.FEATURIZERS)
     )
     strategy: str = Field(selection.DEFAULT_STRATEGY, description="selection strategy (see the README's table)")
     weights: dict[str, float] = Field(default_factory=dict, description="hybrid strategy: score name -> weight")
@@ -51,6 +55,14 @@ class ProjectOptions(BaseModel):
         if value not in selection.STRATEGIES:
             raise ValueError(f"unknown strategy {value!r}; known: {', '.join(sorted(selection.STRATEGIES))}")
         return value
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, value: str) -> str:
+        try:
+            return featurizers.check(value)
+        except featurizers.FeaturizerError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("weights")
     @classmethod

@@ -68,8 +68,15 @@ def project_with(X: sp.spmatrix, extra: sp.spmatrix | None, n_components: int, r
     return Z, (normalize(pca.transform(reduce_dim(extra))) if n_extra else np.zeros((0, k)))
 
 
-def reduce_dim(X: sp.spmatrix) -> np.ndarray:
-    """Hashed rows to ``RP_DIM`` dense float32 columns by the fixed random projection."""
+def reduce_dim(X: sp.spmatrix | np.ndarray) -> np.ndarray:
+    """Rows to at most ``RP_DIM`` dense float32 columns by the fixed random projection.
+
+    Features of at most ``RP_DIM`` columns (dense embeddings) are already
+    low-dimensional and are used as they are.
+    """
+    if not sp.issparse(X):
+        X = np.asarray(X, dtype=np.float32)
+        return X if X.shape[1] <= RP_DIM else np.asarray(random_projection(X.shape[1]).transform(X), dtype=np.float32)
     X = sp.csr_matrix(X, dtype=np.float32)
     if X.shape[1] <= RP_DIM:
         return X.toarray()

@@ -11,10 +11,10 @@ import io
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from backend import selection, strategies
-from backend.features import FeatureSpec, TextFeaturizer
+from backend.learning import featurizers
+from backend.learning.featurizers import Featurizer, Matrix
 from backend.label_config import ChoicesControl
 from backend.model import ChoicesClassifier
 from backend.store import ProjectStore
@@ -29,21 +29,20 @@ class LoadedVersion:
 
     name: str
     meta: dict
-    spec: FeatureSpec
+    spec: Featurizer  # the representation the models were trained on
     models: dict[str, ChoicesClassifier] = field(default_factory=dict)
     quantiles: np.ndarray = field(default_factory=lambda: np.zeros(0))
     centroid: np.ndarray | None = None
-    featurizer: TextFeaturizer | None = None
 
-    def __post_init__(self) -> None:
-        if self.featurizer is None:
-            self.featurizer = TextFeaturizer(self.spec)
+    @property
+    def featurizer(self) -> Featurizer:
+        return self.spec
 
 
 def task_utility(
     models: dict[str, ChoicesClassifier],
     probas: dict[str, np.ndarray],
-    geometry_X: sp.spmatrix,
+    geometry_X: Matrix,
     centroid: np.ndarray | None,
 ) -> np.ndarray:
     """How useful labeling each task is right now (higher = sooner).
@@ -80,7 +79,7 @@ def load_version(store: ProjectStore, name: str) -> LoadedVersion | None:
     meta = store.version_meta(name)
     if meta is None:
         return None
-    spec = FeatureSpec.from_dict(meta["feature_spec"])
+    spec = featurizers.from_dict(meta["feature_spec"])
     arts = store.artifacts(name)
     models = {
         k[len(MODEL_PREFIX):]: ChoicesClassifier.from_bytes(v) for k, v in arts.items() if k.startswith(MODEL_PREFIX)

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend import selection  # noqa: E402
 from backend.datasets import BUILTIN, load_dataset  # noqa: E402
-from backend.features import FeatureSpec, TextFeaturizer  # noqa: E402
+from backend.learning.featurizers.ngrams import NgramFeaturizer  # noqa: E402
 from backend.simulation import Oracle, Protocol, _fit, make_split, run_strategy, selection_pool  # noqa: E402
 
 THRESHOLDS = (0.0, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -52,7 +52,7 @@ def shown_and_wrong(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, t
 def measure(name: str, *, seeds: int, checkpoints: list[int], head: int, thresholds: tuple[float, ...],
             max_rows: int) -> dict:
     ds = load_dataset(name)
-    X = TextFeaturizer(FeatureSpec()).transform(ds.texts)
+    X = NgramFeaturizer().transform(ds.texts)
     y = np.asarray(ds.labels)
     protocol = Protocol(strategies=("random", selection.DEFAULT_STRATEGY), seeds=seeds, budget=max(checkpoints),
                         batch_size=100, initial=min(100, min(checkpoints)), max_rows=max_rows)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from backend import selection
 from backend.datasets import load_dataset
-from backend.features import TextFeaturizer
+from backend.learning.featurizers.ngrams import NgramFeaturizer
 from backend.model import ChoicesClassifier
 from backend.selection import CONTROL, Pool, SelectionParams, rank_pool
 
@@ -23,7 +23,7 @@ def data():
     """300 real reviews: 60 labeled, 240 in the pool."""
     ds = load_dataset("rotten-tomatoes")
     texts, labels = ds.texts[:300], ds.labels[:300]
-    X = TextFeaturizer().transform(texts)
+    X = NgramFeaturizer().transform(texts)
     return X, labels
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from backend import selection, simulation
 from backend.datasets import load_dataset
-from backend.features import FeatureSpec, TextFeaturizer
+from backend.learning.featurizers.ngrams import NgramFeaturizer
 from backend.simulation import Oracle, Protocol, SimulationError, make_split, run_strategy, simulate
 from backend.simulation_report import aulc, format_table, labels_to_reach, mean_ci, summarise
 
@@ -35,7 +35,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def digits_X(digits):
-    return TextFeaturizer(FeatureSpec()).transform(digits.texts)
+    return NgramFeaturizer().transform(digits.texts)
 
 
 class RecordingOracle(Oracle):

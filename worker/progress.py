@@ -38,7 +38,7 @@ from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, cross_
 
 from backend import progress, project_options
 from backend.config import Settings
-from backend.features import FeatureSpec
+from backend.learning import featurizers
 from backend.label_config import ChoicesControl, LabelConfig
 from backend.model import ChoicesClassifier, compact_columns
 from backend.store import ProjectStore
@@ -527,7 +527,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     annotations = store.annotations()
     labeled = build_labeled_set(annotations, config)
     all_ids = store.task_ids()
-    spec = FeatureSpec.from_dict(meta["feature_spec"])
+    spec = featurizers.from_dict(meta["feature_spec"])
     controls = _single_controls(config, loaded.models)
 
     clock = time.perf_counter()

@@ -1,7 +1,7 @@
 """Build a new model version for a project: train, rank the pool, publish.
 
 Called by the ``refresh_project`` job under the project's lock.  It reads only
-Redis (the pool and the labeled set the webhooks recorded), computes hashed
+Redis (the pool and the labeled set the webhooks recorded), computes the project's
 features once per task (cached), trains one model per ``<Choices>``, ranks
 every unlabeled task and publishes model + ranking in one atomic flip.  A
 failure before the flip leaves the previous version serving.
@@ -20,7 +20,8 @@ from sklearn.linear_model import LogisticRegression
 
 from backend import project_options, ranking, selection
 from backend.config import Settings
-from backend.features import FeatureSpec
+from backend.learning import featurizers
+from backend.learning.featurizers import Featurizer
 from backend.label_config import LabelConfig
 from backend.model import ChoicesClassifier, NotEnoughLabelsError, compact_columns
 from backend.store import ProjectStore
@@ -58,7 +59,7 @@ def _current_models(store: ProjectStore, current: str, meta: dict) -> tuple[dict
 
 def _train(
     store: ProjectStore,
-    spec: FeatureSpec,
+    spec: Featurizer,
     config: LabelConfig,
     labeled,
     settings: Settings,
@@ -129,7 +130,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     force = force or training_overdue(current_meta, options.train_interval)
     if not force and same_config and current_meta.get("epochs") == epochs:
         return {"published": False, "reason": "nothing changed", "version": current}
-    spec = FeatureSpec()
+    spec = featurizers.get(options.features)
     rng = np.random.default_rng(seed)
     task_ids = store.task_ids()
     labeled = build_labeled_set(store.annotations(), config)
@@ -137,7 +138,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     labels_fp = _fingerprint(sorted((c, t, str(a)) for c, d in labeled.answers.items() for t, a in d.items()))
     pool_ids = sorted(set(task_ids) - labeled.labeled_tasks)
     pool_fp = hashlib.sha1(np.asarray(pool_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
-    same_models_possible = same_config and FeatureSpec.from_dict(current_meta["feature_spec"]) == spec
+    same_models_possible = same_config and featurizers.from_dict(current_meta["feature_spec"]).key == spec.key
     same_labels = same_models_possible and current_meta.get("labels_fingerprint") == labels_fp
     if not force and same_labels and current_meta.get("pool_fingerprint") == pool_fp:
         store.update_version_meta(current, epochs=epochs)
@@ -227,7 +228,7 @@ def evaluate(store: ProjectStore, settings: Settings) -> dict:
         return {}
     config = LabelConfig.from_dict(store.config()["parsed"])
     labeled = build_labeled_set(store.annotations(), config)
-    spec = FeatureSpec.from_dict(meta["feature_spec"])
+    spec = featurizers.from_dict(meta["feature_spec"])
     controls = dict(meta.get("controls", {}))
     for control in config.controls:
         if control.multiple or control.name not in controls:

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import orjson
-import scipy.sparse as sp
 from backend.queueing import SHARDS_JOB, job_queue
 
 from backend import ranking
-from backend.features import FeatureSpec
+from backend.learning import featurizers
+from backend.learning.featurizers import Featurizer, Matrix
 from backend.label_config import LabelConfig
 from backend.model import ChoicesClassifier
 from backend.store import ProjectStore
@@ -73,7 +73,7 @@ def _keys(store: ProjectStore, token: str) -> tuple[str, str, str]:
     return base, base + ":todo", base + ":done"
 
 
-def fit_geometry(X_sample: sp.csr_matrix, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def fit_geometry(X_sample: Matrix, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The pieces every shard shares, fitted on a sample of the pool.
 
     The PCA of :func:`backend.ranking.project` (its mean and components) and
@@ -93,7 +93,7 @@ def fit_geometry(X_sample: sp.csr_matrix, rng: np.random.Generator) -> dict[str,
             "centroid": centroid}
 
 
-def project_rows(X: sp.csr_matrix, geometry: dict[str, np.ndarray]) -> np.ndarray:
+def project_rows(X: Matrix, geometry: dict[str, np.ndarray]) -> np.ndarray:
     """L2-normalised coordinates of rows in the shared PCA space."""
     comps = geometry["components"]
     if comps.shape[0] == 0:
@@ -106,7 +106,7 @@ def project_rows(X: sp.csr_matrix, geometry: dict[str, np.ndarray]) -> np.ndarra
 
 def score_shard(store: ProjectStore, plan: dict, models: dict[str, ChoicesClassifier], ids: list[int]) -> bytes:
     """One shard's arrays: kept ids, probabilities per control, projection, typicality."""
-    spec = FeatureSpec.from_dict(plan["spec"])
+    spec = featurizers.from_dict(plan["spec"])
     config = LabelConfig.from_dict(plan["config"])
     geometry = plan["geometry"]
     geo = config.controls[0]
@@ -161,7 +161,7 @@ def work(store: ProjectStore, token: str) -> int:
 
 def score_pool(
     store: ProjectStore,
-    spec: FeatureSpec,
+    spec: Featurizer,
     config: LabelConfig,
     models: dict[str, ChoicesClassifier],
     pool_ids: list[int],

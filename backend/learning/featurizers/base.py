@@ -83,6 +83,15 @@ class Featurizer(ABC):
         """The featurizer a project gets when it names only this kind."""
         return cls()
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Featurizer":
+        """Inverse of :meth:`to_dict` for this kind (``featurizers.from_dict`` reads any kind)."""
+        params = dict(d)
+        name = params.pop("featurizer", cls.name)
+        if name != cls.name:
+            raise FeaturizerError(f"a {name!r} featurizer dict, expected {cls.name!r}")
+        return cls.from_params(params)
+
     def to_dict(self) -> dict:
         """What is stored with a model version (``feature_spec``)."""
         return {"featurizer": self.name, **self.params()}
