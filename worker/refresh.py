@@ -128,9 +128,11 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     same_config = bool(current_meta) and current_meta.get("config_hash") == config.config_hash
     options = project_options.resolve(settings, cfg_fields.get("extra_params"))
     force = force or training_overdue(current_meta, options.train_interval)
-    if not force and same_config and current_meta.get("epochs") == epochs:
-        return {"published": False, "reason": "nothing changed", "version": current}
     spec = featurizers.get(options.features)
+    # Another featurizer (chosen at /setup) means other rows: retrain, never reuse models across them.
+    same_features = bool(current_meta) and featurizers.from_dict(current_meta["feature_spec"]).key == spec.key
+    if not force and same_config and same_features and current_meta.get("epochs") == epochs:
+        return {"published": False, "reason": "nothing changed", "version": current}
     rng = np.random.default_rng(seed)
     task_ids = store.task_ids()
     labeled = build_labeled_set(store.annotations(), config)
@@ -138,7 +140,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     labels_fp = _fingerprint(sorted((c, t, str(a)) for c, d in labeled.answers.items() for t, a in d.items()))
     pool_ids = sorted(set(task_ids) - labeled.labeled_tasks)
     pool_fp = hashlib.sha1(np.asarray(pool_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
-    same_models_possible = same_config and featurizers.from_dict(current_meta["feature_spec"]).key == spec.key
+    same_models_possible = same_config and same_features
     same_labels = same_models_possible and current_meta.get("labels_fingerprint") == labels_fp
     if not force and same_labels and current_meta.get("pool_fingerprint") == pool_fp:
         store.update_version_meta(current, epochs=epochs)
