@@ -141,3 +141,22 @@ def test_a_missing_optional_package_is_named_with_the_install_command(monkeypatc
     with pytest.raises(FeaturizerError, match="optional package"):
         featurizers.check("concat")
     assert featurizers.check("ngrams") == "ngrams"
+
+
+@pytest.mark.parametrize("name", list(FEATURIZERS))
+def test_near_duplicates_are_found_in_every_geometry(name, texts):
+    """The queue's near-duplicate collapse reads cosines off any featurizer's rows, sparse, dense or mixed."""
+    from backend import ranking
+
+    small = {"ngrams": NgramFeaturizer(n_features=2**12),
+             "embeddings": EmbeddingFeaturizer(),
+             "concat": ConcatFeaturizer(parts=(NgramFeaturizer(n_features=2**12), EmbeddingFeaturizer()),
+                                        weights=(1.0, 1.0))}[name]
+    base = texts[:200]
+    pool = base + [t + " !" for t in base[:40]]  # 40 near-copies at the end
+    X = small.transform(pool)
+    order = np.arange(len(pool))
+    got, demoted = ranking.collapse_near_duplicates(order, X, chunk=64)
+    exact, exact_demoted = ranking.collapse_near_duplicates(order, _dense(X), chunk=64)
+    assert demoted == exact_demoted >= 35 and np.array_equal(got, exact)
+    assert set(got[-demoted:].tolist()) <= set(range(200, 240))  # the copies go, the originals stay
