@@ -15,8 +15,7 @@ import tempfile
 
 from pydantic import ValidationError
 
-from backend.config import Settings, get_settings
-
+from backend.settings import Settings, get_settings
 
 #: One format for every process (serving processes, workers, the CLI): time, level, logger, pid.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
@@ -90,7 +89,7 @@ def serve(args: argparse.Namespace) -> int:
         os.makedirs(path, exist_ok=True)
     settings = get_settings()
     uvicorn.run(
-        "backend.app:create_app",
+        "backend.service.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -119,19 +118,20 @@ def simulate(args: argparse.Namespace) -> int:
     """Replay the annotation loop on a labeled dataset and compare strategies with random."""
     import time
 
-    from backend import selection
     from backend.learning import featurizers
-    from backend.simulation import Protocol, SimulationError, load_source, simulate as run
-    from backend.simulation_report import (
+    from backend.selection import strategies
+    from backend.simulation.replay import Protocol, SimulationError, load_source
+    from backend.simulation.replay import simulate as run
+    from backend.simulation.report import (
         format_feature_comparison, format_table, plot_curves, summarise, write_results,
     )
 
     preset = QUICK if args.quick else FULL
     opts = {k: preset[k] if getattr(args, k) is None else getattr(args, k) for k in preset}
     if args.strategies is None:
-        names = ["random", selection.DEFAULT_STRATEGY]
+        names = ["random", strategies.DEFAULT_STRATEGY]
     elif args.strategies.strip() == "all":
-        names = sorted(selection.STRATEGIES, key=lambda n: (n != "random", n))
+        names = sorted(strategies.STRATEGIES, key=lambda n: (n != "random", n))
     else:
         names = [n.strip() for n in args.strategies.split(",") if n.strip()]
         if "random" not in names:
@@ -142,7 +142,7 @@ def simulate(args: argparse.Namespace) -> int:
             featurizers.check(name)
         protocol = Protocol(
             strategies=tuple(names), seed=args.seed, test_size=args.test_size,
-            control_share=selection.DEFAULT_CONTROL_SHARE if args.control_share is None else args.control_share,
+            control_share=strategies.DEFAULT_CONTROL_SHARE if args.control_share is None else args.control_share,
             **opts,
         )
         dataset = load_source(args.source, text_column=args.text_column, label_column=args.label_column,
@@ -186,7 +186,7 @@ def simulate(args: argparse.Namespace) -> int:
 
 
 def _simulate_parser(sub) -> None:
-    from backend.datasets import BUILTIN
+    from backend.simulation.datasets import BUILTIN
 
     s = sub.add_parser(
         "simulate",

@@ -13,9 +13,8 @@ import os
 
 import orjson
 import redis
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client import multiprocess
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -58,8 +57,8 @@ class ProgressCollector:
         self.r, self.prefix = r, prefix
 
     def collect(self):
-        from backend.progress import RECOMMENDATION_LEVEL, SUMMARY_KEY
-        from backend.store import ProjectStore, project_ids
+        from backend.progress.estimators import RECOMMENDATION_LEVEL, SUMMARY_KEY
+        from backend.state.store import ProjectStore, project_ids
 
         labeled = GaugeMetricFamily("al_project_labeled_tasks", "Labeled tasks per project", labels=["project"])
         acc = GaugeMetricFamily("al_project_accuracy", "Estimated accuracy per project",

@@ -11,9 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from backend import progress, selection
 from backend.learning import featurizers
-from backend.config import Settings
+from backend.progress import estimators
+from backend.selection import strategies
+from backend.settings import Settings
 
 
 class ProjectOptions(BaseModel):
@@ -31,17 +32,17 @@ class ProjectOptions(BaseModel):
     features: str = Field(
         featurizers.DEFAULT, description="representation of the task text: " + ", ".join(featurizers.FEATURIZERS)
     )
-    strategy: str = Field(selection.DEFAULT_STRATEGY, description="selection strategy (see the README's table)")
+    strategy: str = Field(strategies.DEFAULT_STRATEGY, description="selection strategy (see the README's table)")
     weights: dict[str, float] = Field(default_factory=dict, description="hybrid strategy: score name -> weight")
     batch_size: int = Field(100, ge=1, le=100_000, description="tasks chosen together as one diverse batch")
     control_share: float = Field(
-        selection.DEFAULT_CONTROL_SHARE, ge=0, le=1, description="fraction of the queue given to random tasks"
+        strategies.DEFAULT_CONTROL_SHARE, ge=0, le=1, description="fraction of the queue given to random tasks"
     )
     min_confidence: float = Field(
         0, ge=0, le=1,
         description="show a pre-annotation only when the model's probability for it reaches this (0: always)",
     )
-    # When to stop (backend/progress.py; 0 turns a rule off).
+    # When to stop (backend/progress/estimators.py; 0 turns a rule off).
     label_budget: int = Field(0, ge=0, description="stop once this many tasks are labeled (0: no budget)")
     target_accuracy: float = Field(0, ge=0, le=1, description="stop once the estimated accuracy reaches this")
     target_macro_f1: float = Field(0, ge=0, le=1, description="stop once the estimated macro-F1 reaches this")
@@ -52,8 +53,8 @@ class ProjectOptions(BaseModel):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, value: str) -> str:
-        if value not in selection.STRATEGIES:
-            raise ValueError(f"unknown strategy {value!r}; known: {', '.join(sorted(selection.STRATEGIES))}")
+        if value not in strategies.STRATEGIES:
+            raise ValueError(f"unknown strategy {value!r}; known: {', '.join(sorted(strategies.STRATEGIES))}")
         return value
 
     @field_validator("features")
@@ -67,18 +68,18 @@ class ProjectOptions(BaseModel):
     @field_validator("weights")
     @classmethod
     def _known_weights(cls, value: dict[str, float]) -> dict[str, float]:
-        return selection.check_weights(value)
+        return strategies.check_weights(value)
 
-    def selection_params(self) -> selection.SelectionParams:
+    def selection_params(self) -> strategies.SelectionParams:
         """The part of the options the selection strategies read."""
-        return selection.SelectionParams(
+        return strategies.SelectionParams(
             strategy=self.strategy, weights=dict(self.weights), batch_size=self.batch_size,
             control_share=self.control_share,
         )
 
-    def stop_rules(self) -> "progress.StopRules":
+    def stop_rules(self) -> "estimators.StopRules":
         """The part of the options the stopping rules read."""
-        return progress.StopRules(
+        return estimators.StopRules(
             label_budget=self.label_budget, target_accuracy=self.target_accuracy,
             target_macro_f1=self.target_macro_f1, plateau_versions=self.plateau_versions,
             plateau_min_gain=self.plateau_min_gain, stop_kappa=self.stop_kappa,

@@ -28,10 +28,10 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend import ngram_hash  # noqa: E402
-from backend.datasets import load_dataset  # noqa: E402
+from backend.learning import ngram_hash  # noqa: E402
 from backend.learning.featurizers.ngrams import NgramFeaturizer  # noqa: E402
-from backend.model import ChoicesClassifier  # noqa: E402
+from backend.learning.model import ChoicesClassifier  # noqa: E402
+from backend.simulation.datasets import load_dataset  # noqa: E402
 
 SPECS = {"scikit-learn": NgramFeaturizer(hasher="sklearn"), "ngram-v2": NgramFeaturizer()}
 

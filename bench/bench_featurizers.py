@@ -29,9 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.datasets import load_dataset  # noqa: E402
-from backend.learning import featurizers  # noqa: E402
-from backend.model import ChoicesClassifier  # noqa: E402
+from backend.learning import featurizers
+from backend.learning.model import ChoicesClassifier
+from backend.simulation.datasets import load_dataset
 
 
 def timed(f, texts: list[str], calls: int) -> float:

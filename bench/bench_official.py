@@ -58,10 +58,18 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 from bench_backend import (  # noqa: E402
-    PredictChecker, default_config, git_commit, machine, parse_config, post, predict_body, setup, train,
+    PredictChecker,
+    default_config,
+    git_commit,
+    machine,
+    parse_config,
+    post,
+    predict_body,
+    setup,
+    train,
 )
 
-from backend.datasets import load_dataset  # noqa: E402
+from backend.simulation.datasets import load_dataset  # noqa: E402
 
 EXAMPLE = Path("label_studio_ml/examples/sklearn_text_classifier")
 PID = 9101

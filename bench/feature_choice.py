@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from backend.datasets import load_dataset
 from backend.learning.featurizers.ngrams import NgramFeaturizer
-from backend.model import ChoicesClassifier
+from backend.learning.model import ChoicesClassifier
+from backend.simulation.datasets import load_dataset
 
 CANDIDATES = [
     NgramFeaturizer(char_ngrams=None),

@@ -17,13 +17,14 @@ from typing import Iterator
 from redis.exceptions import LockError, RedisError
 
 from backend import project_options
-from backend.config import Settings, get_settings
-from backend.ls_client import LabelStudioError
-from backend.queueing import low_pending_key, pending_key, request_low, request_refresh
-from backend.store import ProjectStore, connect
-from worker.push import IncompletePushError, prune, push_current, top_up
-from worker.progress import record as record_progress, record_before_drop
+from backend.labelstudio.client import LabelStudioError
+from backend.settings import Settings, get_settings
+from backend.state.queueing import low_pending_key, pending_key, request_low, request_refresh
+from backend.state.store import ProjectStore, connect
 from worker import shards
+from worker.progress import record as record_progress
+from worker.progress import record_before_drop
+from worker.push import IncompletePushError, prune, push_current, top_up
 from worker.refresh import build_version, evaluate
 from worker.sync import client_for, confirm_deletions, reconcile
 

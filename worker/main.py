@@ -10,17 +10,16 @@ import threading
 import time
 
 import redis
-
 from rq import Worker
 from threadpoolctl import threadpool_limits
 
 # Import the heavy modules before RQ forks a work horse per job.
 import worker.jobs  # noqa: F401
-from backend.config import Settings, get_settings
 from backend.learning import featurizers
-from backend.queueing import JOB_SERIALIZER, job_queue, low_queue, topup_queue
-from backend.ranking import random_projection
-from backend.store import connect
+from backend.selection.ranking import random_projection
+from backend.settings import Settings, get_settings
+from backend.state.queueing import JOB_SERIALIZER, job_queue, low_queue, topup_queue
+from backend.state.store import connect
 from worker.schedule import run_in_background, start_full_sync
 
 log = logging.getLogger(__name__)

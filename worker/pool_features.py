@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.config import get_settings
+from backend.labelstudio.fetch import shared_fetcher
+from backend.labelstudio.label_config import ChoicesControl, LabelConfig
+from backend.labelstudio.task_data import TaskDataError, control_text
 from backend.learning.featurizers import Featurizer, Matrix, decode_rows, encode_rows, vstack
-from backend.fetch import shared_fetcher
-from backend.label_config import ChoicesControl, LabelConfig
-from backend.model import ChoicesClassifier
-from backend.store import ProjectStore
-from backend.task_data import TaskDataError, control_text
+from backend.learning.model import ChoicesClassifier
+from backend.settings import get_settings
+from backend.state.store import ProjectStore
 
 FEATURE_CHUNK = 50_000  # tasks read from the feature cache per Redis round trip
 

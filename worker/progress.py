@@ -8,7 +8,7 @@ version that is current.  It keeps, under ``<project>:progress:*`` in Redis:
   anyone labeled it);
 * ``outcomes``  -- such a prediction next to the label, for tasks that were
   a control of the version serving when they were labeled: unbiased
-  accuracy samples (``backend/progress.py``); these labeled control tasks
+  accuracy samples (``backend/progress/estimators.py``); these labeled control tasks
   also give the held-out accuracy and the random-selection curve
   (``random_curve``, cached);
 * ``stop_set`` / ``stop_last`` -- a fixed seeded sample of the pool and the
@@ -36,14 +36,15 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, cross_val_predict, learning_curve
 
-from backend import progress, project_options
-from backend.config import Settings
+from backend import project_options
+from backend.labelstudio.label_config import ChoicesControl, LabelConfig
 from backend.learning import featurizers
-from backend.label_config import ChoicesControl, LabelConfig
-from backend.model import ChoicesClassifier, compact_columns
-from backend.store import ProjectStore
-from backend.versions import load_version, task_utility
-from backend.labeled_set import _answer, build_labeled_set
+from backend.learning.labeled_set import _answer, build_labeled_set
+from backend.learning.model import ChoicesClassifier, compact_columns
+from backend.learning.versions import load_version, task_utility
+from backend.progress import estimators
+from backend.settings import Settings
+from backend.state.store import ProjectStore
 from worker.pool_features import control_features
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,7 @@ def _cross_validate(X, y: list[str], C: float) -> tuple[dict, np.ndarray | None,
         "accuracy": float(np.mean(pred == y_arr)),
         "accuracy_std": float(np.std(fold_acc)),
         "folds": folds,
-        "macro_f1": progress.macro_f1(y_arr, pred),
+        "macro_f1": estimators.macro_f1(y_arr, pred),
     }, given, pred
 
 
@@ -283,9 +284,9 @@ def _control_cv(X, y: list[str], is_control: np.ndarray, C: float, folds: int = 
         model = LogisticRegression(C=C, max_iter=1000).fit(Xc[train], y_arr[train])
         pred[test_c] = model.predict(Xc[ctl[test_c]])
     correct = int(np.sum(pred == y_arr[ctl]))
-    acc, lo, hi = progress.accuracy_interval(correct, int(ctl.size))
+    acc, lo, hi = estimators.accuracy_interval(correct, int(ctl.size))
     return {"n": int(ctl.size), "correct": correct, "accuracy": acc, "low": lo, "high": hi,
-            "macro_f1": progress.macro_f1(y_arr[ctl], list(pred))}
+            "macro_f1": estimators.macro_f1(y_arr[ctl], list(pred))}
 
 
 def suspicious_labels(given: np.ndarray, y: list[str], pred: np.ndarray) -> list[int]:
@@ -360,8 +361,8 @@ def _random_curve(store, spec, control, outcomes, settings) -> dict:
         s = scores[np.isfinite(scores)]
         if s.size:
             points.append({"n": int(n), "accuracy": float(s.mean()), "sem": float(s.std() / np.sqrt(s.size))})
-    rises = progress.curve_rises([(p["n"], p["accuracy"], p["sem"]) for p in points])
-    fit = progress.fit_learning_curve([p["n"] for p in points], [p["accuracy"] for p in points],
+    rises = estimators.curve_rises([(p["n"], p["accuracy"], p["sem"]) for p in points])
+    fit = estimators.fit_learning_curve([p["n"] for p in points], [p["accuracy"] for p in points],
                                       [p["sem"] for p in points]) if rises else None
     curve = {"n": len(ids), "points": points, "fit": None if fit is None else asdict(fit),
              "reason": None if rises else "the random-selection curve is still flat within its noise"}
@@ -373,7 +374,7 @@ def _random_curve(store, spec, control, outcomes, settings) -> dict:
 # -- stop set and kappa ---------------------------------------------------------------
 
 def _stop_set(store: ProjectStore, pool_ids: list[int], seed: int = 0) -> list[int]:
-    """A fixed sample of the pool, drawn once (seeded) and kept: the stop set of [1]_ in backend/progress.py."""
+    """A fixed sample of the pool, drawn once (seeded) and kept: the stop set of [1]_ in backend/progress/estimators.py."""
     raw = store.r.get(_key(store, "stop_set"))
     if raw:
         return orjson.loads(raw)
@@ -397,7 +398,7 @@ def _stop_kappa(store, name, spec, control, models, stop_ids, settings) -> float
     common = [t for t in preds if str(t) in last["preds"]]
     if not common:
         return None
-    return progress.kappa([last["preds"][str(t)] for t in common], [preds[t] for t in common])
+    return estimators.kappa([last["preds"][str(t)] for t in common], [preds[t] for t in common])
 
 
 # -- queue and throughput ---------------------------------------------------------------
@@ -462,7 +463,7 @@ def _curve(versions, outcomes, control: str) -> list[dict]:
         hold = (prog.get("control_holdout") or {}).get(control) or {}
         pairs = by_version.get(info.name, [])
         correct = sum(t == p for t, p in pairs)
-        acc, lo, hi = progress.accuracy_interval(correct, len(pairs))
+        acc, lo, hi = estimators.accuracy_interval(correct, len(pairs))
         points.append({
             "version": info.name,
             "labels": meta.get("labeled_tasks", 0),
@@ -470,7 +471,7 @@ def _curve(versions, outcomes, control: str) -> list[dict]:
             "control_accuracy": None if not pairs else acc,
             "control_low": None if not pairs else lo,
             "control_high": None if not pairs else hi,
-            "control_macro_f1": progress.macro_f1(*zip(*pairs)) if pairs else None,
+            "control_macro_f1": estimators.macro_f1(*zip(*pairs)) if pairs else None,
             "cv_accuracy": cv.get("accuracy"),
             "cv_accuracy_std": cv.get("accuracy_std"),
             "cv_macro_f1": cv.get("macro_f1"),
@@ -496,7 +497,7 @@ def _recent_control(points: list[dict]) -> dict | None:
             break
     if not n:
         return None
-    acc, lo, hi = progress.accuracy_interval(correct, n)
+    acc, lo, hi = estimators.accuracy_interval(correct, n)
     return {"accuracy": acc, "low": lo, "high": hi, "n": n, "labels_from": min(labels), "labels_to": max(labels)}
 
 
@@ -580,17 +581,17 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     random_curve = _random_curve(store, spec, primary, outcomes, settings) if primary else {"points": []}
     lap("random_curve")
     fit = random_curve.get("fit")
-    savings = progress.labels_saved(
-        progress.CurveFit(**fit) if fit else None, meta.get("labeled_tasks", 0),
+    savings = estimators.labels_saved(
+        estimators.CurveFit(**fit) if fit else None, meta.get("labeled_tasks", 0),
         accuracy if accuracy is not None else float("nan"),
         measured_up_to=max((p["n"] for p in random_curve.get("points", [])), default=None))
     if savings["random_labels"] is None and random_curve.get("reason"):
         savings["reason"] = random_curve["reason"]
     # The plateau rule reads the unbiased held-out score; without a control share, cross-validation.
     series = "holdout_accuracy" if meta.get("control_share") else "cv_accuracy"
-    rec = progress.recommend(
+    rec = estimators.recommend(
         options.stop_rules(), labels=len(labeled.labeled_tasks), accuracy=accuracy, macro_f1_score=f1,
-        scores=progress.trailing_mean([p[series] if p[series] is not None else float("nan") for p in points],
+        scores=estimators.trailing_mean([p[series] if p[series] is not None else float("nan") for p in points],
                                       PLATEAU_SMOOTHING),
         kappas=[p["kappa"] for p in points if p["kappa"] is not None],
     )
@@ -629,7 +630,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         "pending_controls": store.r.hlen(_key(store, "pending")),
         "timings_s": timings,
     })
-    store.r.set(store.key(progress.SUMMARY_KEY), orjson.dumps(out))
+    store.r.set(store.key(estimators.SUMMARY_KEY), orjson.dumps(out))
     store.update_version_meta(name, progress={**(store.version_meta(name) or {}).get("progress", {}),
                                               "recommendation": rec.action, "accuracy": out["accuracy"],
                                               "accuracy_source": accuracy_source, "savings": savings})

@@ -19,12 +19,12 @@ import time
 
 import numpy as np
 
-from backend import head
-from backend.label_config import LabelConfig
-from backend.ls_client import LabelStudioClient, LabelStudioError
+from backend.labelstudio.client import LabelStudioClient, LabelStudioError
+from backend.labelstudio.label_config import LabelConfig
+from backend.learning.versions import choices_result, load_version
 from backend.project_options import ProjectOptions
-from backend.store import ProjectStore
-from backend.versions import choices_result, load_version
+from backend.state import head
+from backend.state.store import ProjectStore
 from worker.pool_features import control_features
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
 
 
 def sized_head(store: ProjectStore, base: int) -> head.HeadPlan:
-    """The head for the measured labeling rate and the last refresh's duration (``backend/head.py``)."""
+    """The head for the measured labeling rate and the last refresh's duration (``backend/state/head.py``)."""
     status = store.status()
     started, finished = status.get("last_refresh_started"), status.get("last_refresh_finished")
     refresh_s = finished - started if started and finished and finished >= started else 0.0

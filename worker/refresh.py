@@ -15,19 +15,20 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from backend import project_options, ranking, selection
-from backend.config import Settings
+from backend import project_options
+from backend.labelstudio.label_config import LabelConfig
 from backend.learning import featurizers
 from backend.learning.featurizers import Featurizer
-from backend.label_config import LabelConfig
-from backend.model import ChoicesClassifier, NotEnoughLabelsError, compact_columns
-from backend.store import ProjectStore
-from backend.versions import load_version, pack_version, task_utility
+from backend.learning.labeled_set import build_labeled_set
+from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError, compact_columns
+from backend.learning.versions import load_version, pack_version, task_utility
+from backend.selection import ranking, strategies
+from backend.settings import Settings
+from backend.state.store import ProjectStore
 from worker import shards
-from backend.labeled_set import build_labeled_set
 from worker.pool_features import control_features, pool_probas
 
 log = logging.getLogger(__name__)
@@ -165,21 +166,21 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         scored = shards.score_pool(store, spec, config, models, pool_ids, max_chars=settings.max_text_chars,
                                    queue_name=settings.queue_name, rng=rng)
         ids, probas, centroid = scored.ids, scored.probas, scored.centroid
-        live_utility = selection.mean_uncertainty(models, probas, len(ids)) if models else scored.typicality
+        live_utility = strategies.mean_uncertainty(models, probas, len(ids)) if models else scored.typicality
         labeled_Z = shards.project_rows(extra["labeled_X"], scored.geometry) if extra else None
-        pool = selection.Pool(X=None, Z=scored.Z, labeled_Z=labeled_Z, probas=probas, models=models, **extra)
+        pool = strategies.Pool(X=None, Z=scored.Z, labeled_Z=labeled_Z, probas=probas, models=models, **extra)
         sharding = {"shards": scored.shards, "shards_by_helpers": scored.by_helpers}
         unreadable = scored.unreadable
     else:
         ids, X_geo, probas, skipped = _score_in_process(store, spec, config, models, pool_ids, settings)
         centroid = np.asarray(X_geo.mean(axis=0)).ravel().astype(np.float32) if ids else None
         live_utility = task_utility(models, probas, X_geo, centroid)
-        pool = selection.Pool(X=X_geo, probas=probas, models=models, **extra)
+        pool = strategies.Pool(X=X_geo, probas=probas, models=models, **extra)
         sharding, unreadable = {}, len(skipped)
     t_order = time.monotonic()
-    ranked = selection.rank_pool(pool, options.selection_params(), rng)
+    ranked = strategies.rank_pool(pool, options.selection_params(), rng)
     scores = dict(zip(ids, ranked.scores().tolist()))
-    control_ids = [ids[i] for i in np.flatnonzero(ranked.source == selection.CONTROL)]
+    control_ids = [ids[i] for i in np.flatnonzero(ranked.source == strategies.CONTROL)]
     timings = {"score_pool_s": round(t_order - t_rank, 3), "order_s": round(time.monotonic() - t_order, 3)}
 
     name = store.next_version_name()

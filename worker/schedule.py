@@ -15,10 +15,10 @@ import time
 import redis
 
 from backend import project_options
-from backend.config import Settings
-from backend.ls_client import resolve_credentials
-from backend.queueing import PENDING_TTL, job_queue, pending_key, request_refresh, request_sync
-from backend.store import ProjectStore, migrate, project_ids
+from backend.labelstudio.client import resolve_credentials
+from backend.settings import Settings
+from backend.state.queueing import PENDING_TTL, job_queue, pending_key, request_refresh, request_sync
+from backend.state.store import ProjectStore, migrate, project_ids
 from worker.refresh import training_overdue
 
 log = logging.getLogger(__name__)

@@ -23,14 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import orjson
-from backend.queueing import SHARDS_JOB, job_queue
-
-from backend import ranking
+from backend.labelstudio.label_config import LabelConfig
 from backend.learning import featurizers
 from backend.learning.featurizers import Featurizer, Matrix
-from backend.label_config import LabelConfig
-from backend.model import ChoicesClassifier
-from backend.store import ProjectStore
+from backend.learning.model import ChoicesClassifier
+from backend.selection import ranking
+from backend.state.queueing import SHARDS_JOB, job_queue
+from backend.state.store import ProjectStore
 from worker.pool_features import control_features, pool_probas
 
 log = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ def _keys(store: ProjectStore, token: str) -> tuple[str, str, str]:
 def fit_geometry(X_sample: Matrix, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The pieces every shard shares, fitted on a sample of the pool.
 
-    The PCA of :func:`backend.ranking.project` (its mean and components) and
+    The PCA of :func:`backend.selection.ranking.project` (its mean and components) and
     the pool's mean direction, estimated from the sample: the mean of a
     uniform sample is an unbiased estimate of the pool's.
     """

@@ -12,12 +12,12 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 
-from backend import head
-from backend.config import Settings
-from backend.ls_client import LabelStudioClient, resolve_credentials
-from backend.store import CHANGED, NEW, ProjectStore
-from backend.schemas import AnnotationIn
-from backend.webhooks import compact_annotation
+from backend.labelstudio.client import LabelStudioClient, resolve_credentials
+from backend.labelstudio.schemas import AnnotationIn
+from backend.service.webhooks import compact_annotation
+from backend.settings import Settings
+from backend.state import head
+from backend.state.store import CHANGED, NEW, ProjectStore
 
 log = logging.getLogger(__name__)
 

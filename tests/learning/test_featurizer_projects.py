@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.datasets import load_dataset
-from backend.label_config import parse_label_config
+from backend.labelstudio.label_config import parse_label_config
 from backend.learning import featurizers
 from backend.learning.featurizers import embeddings as emb
-from backend.model import ChoicesClassifier
+from backend.learning.model import ChoicesClassifier
+from backend.simulation.datasets import load_dataset
 from tests.conftest import LABEL_CONFIG, QUEUE, annotation_event, predict_body, setup_body, tasks_created
 from worker import shards
 from worker.pool_features import control_features

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from backend.datasets import load_dataset
 from backend.learning import featurizers
 from backend.learning.featurizers import FEATURIZERS, FeaturizerError, decode_rows, encode_rows, from_dict, get
 from backend.learning.featurizers import embeddings as emb
 from backend.learning.featurizers.concat import ConcatFeaturizer
 from backend.learning.featurizers.embeddings import EmbeddingFeaturizer
 from backend.learning.featurizers.ngrams import NgramFeaturizer
+from backend.simulation.datasets import load_dataset
 
 ODD = ["", "   ", "a", "\ud800 a lone surrogate", "emoji 🙂🙂", "x\x00y", "東京 café"]
 
@@ -128,7 +128,7 @@ def test_concat_is_the_weighted_mean_of_the_parts_cosines(texts):
     a, b = NgramFeaturizer(), EmbeddingFeaturizer()
     cat = ConcatFeaturizer(parts=(a, b), weights=(1.0, 2.0))
     pair = texts[:2]
-    cos = lambda X: float(_dense(X[0:1]).ravel() @ _dense(X[1:2]).ravel())  # noqa: E731
+    cos = lambda X: float(_dense(X[0:1]).ravel() @ _dense(X[1:2]).ravel())
     expected = (1 * cos(a.transform(pair)) + 4 * cos(b.transform(pair))) / 5
     assert cos(cat.transform(pair)) == pytest.approx(expected, rel=1e-5)
     assert cat.sparse and cat.n_features == a.n_features + b.n_features
@@ -146,7 +146,7 @@ def test_a_missing_optional_package_is_named_with_the_install_command(monkeypatc
 @pytest.mark.parametrize("name", list(FEATURIZERS))
 def test_near_duplicates_are_found_in_every_geometry(name, texts):
     """The queue's near-duplicate collapse reads cosines off any featurizer's rows, sparse, dense or mixed."""
-    from backend import ranking
+    from backend.selection import ranking
 
     small = {"ngrams": NgramFeaturizer(n_features=2**12),
              "embeddings": EmbeddingFeaturizer(),

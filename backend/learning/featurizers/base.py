@@ -34,13 +34,13 @@ Adding one: a module in this package with a subclass, and one line in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar, Union
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 #: What ``transform`` returns: float32 CSR rows, or a float32 C-contiguous array.
-Matrix = Union[sp.csr_matrix, np.ndarray]
+Matrix = sp.csr_matrix | np.ndarray
 
 
 class FeaturizerError(ValueError):
@@ -75,16 +75,16 @@ class Featurizer(ABC):
 
     @classmethod
     @abstractmethod
-    def from_params(cls, params: dict) -> "Featurizer":
+    def from_params(cls, params: dict) -> Featurizer:
         """Inverse of :meth:`params`; raises :class:`FeaturizerError` on bad values."""
 
     @classmethod
-    def default(cls) -> "Featurizer":
+    def default(cls) -> Featurizer:
         """The featurizer a project gets when it names only this kind."""
         return cls()
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Featurizer":
+    def from_dict(cls, d: dict) -> Featurizer:
         """Inverse of :meth:`to_dict` for this kind (``featurizers.from_dict`` reads any kind)."""
         params = dict(d)
         name = params.pop("featurizer", cls.name)

@@ -34,7 +34,7 @@ class ConcatFeaturizer(Featurizer):
             raise FeaturizerError(f"concat needs one positive weight per part, got {list(self.weights)}")
 
     @classmethod
-    def default(cls) -> "ConcatFeaturizer":
+    def default(cls) -> ConcatFeaturizer:
         """Hashed n-grams ⊕ embeddings, equal weights."""
         from backend.learning.featurizers.embeddings import EmbeddingFeaturizer
         from backend.learning.featurizers.ngrams import NgramFeaturizer
@@ -61,7 +61,7 @@ class ConcatFeaturizer(Featurizer):
         return {"parts": [p.to_dict() for p in self.parts], "weights": list(self.weights)}
 
     @classmethod
-    def from_params(cls, params: dict) -> "ConcatFeaturizer":
+    def from_params(cls, params: dict) -> ConcatFeaturizer:
         from backend.learning.featurizers import from_dict
 
         if "parts" not in params:

@@ -128,7 +128,7 @@ class EmbeddingFeaturizer(Featurizer):
         return {"dim": self.dim}
 
     @classmethod
-    def from_params(cls, params: dict) -> "EmbeddingFeaturizer":
+    def from_params(cls, params: dict) -> EmbeddingFeaturizer:
         try:
             return cls(dim=int(params.get("dim", FULL_DIM)))
         except (TypeError, ValueError) as exc:

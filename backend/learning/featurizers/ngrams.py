@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
-from backend import ngram_hash
+from backend.learning import ngram_hash
 from backend.learning.featurizers.base import Featurizer, FeaturizerError
 
 # Which hashing implementation a spec means.  "sklearn" is the original
@@ -56,7 +56,7 @@ class NgramFeaturizer(Featurizer):
         return asdict(self)
 
     @classmethod
-    def from_params(cls, params: dict) -> "NgramFeaturizer":
+    def from_params(cls, params: dict) -> NgramFeaturizer:
         char = params.get("char_ngrams")
         hasher = params.get("hasher", "sklearn")  # specs stored before the hasher was named
         if hasher not in HASHERS:
