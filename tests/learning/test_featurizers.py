@@ -160,3 +160,22 @@ def test_near_duplicates_are_found_in_every_geometry(name, texts):
     exact, exact_demoted = ranking.collapse_near_duplicates(order, _dense(X), chunk=64)
     assert demoted == exact_demoted >= 35 and np.array_equal(got, exact)
     assert set(got[-demoted:].tolist()) <= set(range(200, 240))  # the copies go, the originals stay
+
+
+@pytest.mark.parametrize("name", list(FEATURIZERS))
+def test_every_strategy_ranks_on_every_featurizers_rows(name):
+    """Scores, clustering, density, core-sets and the committee read whatever rows the featurizer gives."""
+    from backend.learning.model import ChoicesClassifier
+    from backend.selection.strategies import STRATEGIES, Pool, SelectionParams, rank_pool
+
+    ds = load_dataset("rotten-tomatoes")
+    f = get(name)
+    X = f.transform(ds.texts[:360])
+    y = ds.labels[:60]
+    model = ChoicesClassifier().fit(X[:60], y)
+    pool_X = X[60:]
+    for strategy in STRATEGIES:
+        pool = Pool(X=pool_X, probas={"c": model.predict_proba(pool_X)}, models={"c": model},
+                    labeled_X=X[:60], labeled_y=y)
+        ranked = rank_pool(pool, SelectionParams(strategy=strategy, batch_size=50), np.random.default_rng(0))
+        assert sorted(ranked.order.tolist()) == list(range(300)), (name, strategy)
