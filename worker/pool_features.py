@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from backend.labelstudio.fetch import shared_fetcher
-from backend.labelstudio.label_config import ChoicesControl, LabelConfig
+from backend.labelstudio.label_config import LabelConfig
 from backend.labelstudio.task_data import TaskDataError, control_text
+from backend.labelstudio.tasktypes import Control
 from backend.learning.featurizers import Featurizer, Matrix, decode_rows, encode_rows, vstack
 from backend.learning.model import ChoicesClassifier
 from backend.settings import get_settings
@@ -25,7 +26,7 @@ FEATURE_CHUNK = 50_000  # tasks read from the feature cache per Redis round trip
 def control_features(
     store: ProjectStore,
     spec: Featurizer,
-    control: ChoicesControl,
+    control: Control,
     task_ids: list[int],
     max_chars: int,
 ) -> tuple[list[int], Matrix, dict[int, str]]:

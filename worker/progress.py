@@ -37,7 +37,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, cross_val_predict, learning_curve
 
 from backend import project_options
-from backend.labelstudio.label_config import ChoicesControl, LabelConfig
+from backend.labelstudio.label_config import LabelConfig
+from backend.labelstudio.tasktypes import ChoicesControl
 from backend.learning import featurizers
 from backend.learning.labeled_set import _answer, build_labeled_set
 from backend.learning.model import ChoicesClassifier, compact_columns

@@ -17,11 +17,10 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
-
 from backend.labelstudio.client import LabelStudioClient, LabelStudioError
 from backend.labelstudio.label_config import LabelConfig
-from backend.learning.versions import choices_result, load_version
+from backend.labelstudio.tasktypes import task_type_of
+from backend.learning.versions import load_version
 from backend.project_options import ProjectOptions
 from backend.state import head
 from backend.state.store import ProjectStore
@@ -60,10 +59,8 @@ def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int,
         ids, X, _ = control_features(store, version.spec, control, head, max_chars)
         if not ids:
             continue
-        proba = model.predict_proba(X)
-        allowed = np.isin(model.classes_, control.labels)
-        for tid, row in zip(ids, proba):
-            item = choices_result(control, model.classes_, row, allowed, min_confidence)
+        items = task_type_of(control).results(control, model, model.predict_proba(X), min_confidence)
+        for tid, item in zip(ids, items):
             if item is not None:
                 results[tid].append(item)
     return [{"task": tid, "result": results[tid], "score": ranking[tid], "model_version": name} for tid in head]

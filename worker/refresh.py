@@ -20,6 +20,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from backend import project_options
 from backend.labelstudio.label_config import LabelConfig
+from backend.labelstudio.tasktypes import task_type_of
 from backend.learning import featurizers
 from backend.learning.featurizers import Featurizer
 from backend.learning.labeled_set import build_labeled_set
@@ -72,10 +73,11 @@ def _train(
         answers = labeled.answers[control.name]
         info: dict = {"labeled": len(answers)}
         ids, X, skipped = control_features(store, spec, control, sorted(answers), settings.max_text_chars)
-        y = [sorted(answers[t]) if control.multiple else answers[t] for t in ids]
+        task_type = task_type_of(control)
+        y = task_type.targets(control, [answers[t] for t in ids])
         info["unreadable"] = len(skipped)
         try:
-            model = ChoicesClassifier(multiple=control.multiple).fit(X, y)
+            model = task_type.make_model(control).fit(X, y)
             models[control.name] = model
             info["label_counts"] = {
                 str(k): int(v) for k, v in zip(*np.unique([str(v) for v in y], return_counts=True))
@@ -215,7 +217,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     quantiles = ranking.utility_quantiles(live_utility)
     t_publish = time.monotonic()
     meta["duration_s"] = round(time.monotonic() - t0, 3)
-    store.publish_version(name, meta, pack_version(models, quantiles, centroid), scores, control=control_ids)
+    store.publish_version(name, meta, pack_version(models, quantiles, centroid, {c.name: c.task_type for c in config.controls if c.name in models}), scores, control=control_ids)
     meta["timings"]["publish_s"] = round(time.monotonic() - t_publish, 3)
     store.update_version_meta(name, timings=meta["timings"])
     log.info("project %s: published %s (%s, %d labeled, %d ranked) in %.2fs",

@@ -1,8 +1,8 @@
 """Parse a Label Studio label config into what the models need.
 
 Label Studio sends the project's XML config with ``/setup`` and ``/predict``.
-The backend predicts text classification: ``<Choices>`` bound to ``<Text>``,
-``<HyperText>`` or ``<Paragraphs>``.  Real configs mix those with controls it
+Each control tag is parsed by the task type registered for it
+(``backend/labelstudio/tasktypes/``; today ``<Choices>`` over text).  Real configs mix those with controls it
 does not predict (a ``<TextArea>`` comment, a ``<Rating>``, ``<Labels>``...):
 those are *ignored*, each with the reason, and never block the supported
 ones.  Only a config with nothing to predict is refused, with a message that
@@ -18,11 +18,10 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs")
-CHOICE_MODES = {"single": False, "single-radio": False, "multiple": True}
+from backend.labelstudio.tasktypes import BY_TAG, TASK_TYPES, Control, NotPredicted, control_from_dict
+
 #: Larger configs are refused before parsing (Label Studio's own templates are a few KB; 40,000 options fit).
 MAX_CONFIG_BYTES = 2 * 2**20
-SUPPORTED = "<Choices> over <Text>, <HyperText> or <Paragraphs> (text classification)"
 #: Control tags that may come without ``toName`` (Label Studio's templates have ``<Rating>`` without one).
 CONTROL_TAGS = frozenset({"Choices", "TextArea", "Rating", "Number", "DateTime", "Taxonomy", "Ranker", "Pairwise"})
 #: Why a control tag is not predicted, in the user's words.
@@ -44,32 +43,6 @@ class UnsupportedConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class ObjectTag:
-    """An object tag (where the text lives in ``task.data``)."""
-
-    name: str
-    tag: str
-    value_key: str
-    is_url: bool = False
-    name_key: str = "author"
-    text_key: str = "text"
-
-
-@dataclass(frozen=True)
-class ChoicesControl:
-    """One ``<Choices>`` block: one model is trained per control."""
-
-    name: str
-    labels: tuple[str, ...]
-    multiple: bool
-    objects: tuple[ObjectTag, ...]
-
-    @property
-    def to_names(self) -> tuple[str, ...]:
-        return tuple(o.name for o in self.objects)
-
-
-@dataclass(frozen=True)
 class IgnoredControl:
     """A control tag the backend does not predict, and why (shown on the dashboard and in ``/status``)."""
 
@@ -85,11 +58,11 @@ class IgnoredControl:
 class LabelConfig:
     """The supported part of a label config, what was ignored, and a hash to detect changes."""
 
-    controls: tuple[ChoicesControl, ...]
+    controls: tuple[Control, ...]
     config_hash: str
     ignored: tuple[IgnoredControl, ...] = ()
 
-    def control(self, name: str) -> ChoicesControl:
+    def control(self, name: str) -> Control:
         for c in self.controls:
             if c.name == name:
                 return c
@@ -100,15 +73,7 @@ class LabelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LabelConfig":
-        controls = tuple(
-            ChoicesControl(
-                name=c["name"],
-                labels=tuple(c["labels"]),
-                multiple=bool(c["multiple"]),
-                objects=tuple(ObjectTag(**o) for o in c["objects"]),
-            )
-            for c in d["controls"]
-        )
+        controls = tuple(control_from_dict(c) for c in d["controls"])
         ignored = tuple(IgnoredControl(**i) for i in d.get("ignored") or ())
         return cls(controls=controls, config_hash=d["config_hash"], ignored=ignored)
 
@@ -116,70 +81,6 @@ class LabelConfig:
 def config_hash(xml: str) -> str:
     """A short stable hash of the raw config, to notice edits cheaply (never fails, even on invalid text)."""
     return hashlib.sha256(xml.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-
-
-def _describe(el: Element) -> str:
-    name = el.get("name")
-    return f"<{el.tag} name=\"{name}\">" if name else f"<{el.tag}>"
-
-
-class _Ignore(Exception):
-    """This control cannot be predicted; the message is the reason shown to the user."""
-
-
-def _object_tag(el: Element) -> ObjectTag:
-    value = (el.get("value") or "").strip()
-    if not value.startswith("$") or len(value) < 2:
-        raise _Ignore(
-            f"{_describe(el)} must take its text from the task data, e.g. value=\"$text\" (got value=\"{value}\")"
-        )
-    return ObjectTag(
-        name=el.get("name", ""),
-        tag=el.tag,
-        value_key=value[1:],
-        is_url=(el.get("valueType") or "").lower() == "url",
-        name_key=el.get("nameKey") or "author",
-        text_key=el.get("textKey") or "text",
-    )
-
-
-def _choice_labels(el: Element) -> tuple[str, ...]:
-    """Options in document order, each once (a dict keeps order: linear in the options)."""
-    labels: dict[str, None] = {}
-    for child in el.iter("Choice"):
-        label = child.get("alias") or child.get("value")
-        if label:
-            labels.setdefault(label, None)
-    return tuple(labels)
-
-
-def _choices_control(el: Element, objects: dict[str, Element]) -> ChoicesControl:
-    """One supported ``<Choices>``; raises ``_Ignore`` with the reason otherwise."""
-    if (el.get("value") or "").startswith("$"):
-        raise _Ignore("its options come from task data (dynamic choices), which is not supported")
-    if (el.get("perRegion") or "").lower() == "true":
-        raise _Ignore("per-region choices are not predicted (only choices about the whole task)")
-    mode = (el.get("choice") or "single").lower()
-    if mode not in CHOICE_MODES:
-        raise _Ignore(f"choice=\"{mode}\" is not one of {', '.join(CHOICE_MODES)}")
-    bound: list[ObjectTag] = []
-    for to_name in (n.strip() for n in el.get("toName", "").split(",")):
-        if not to_name:
-            continue
-        if to_name not in objects:
-            raise _Ignore(f"toName=\"{to_name}\" names no object tag")
-        obj = objects[to_name]
-        if obj.tag not in SUPPORTED_OBJECTS:
-            raise _Ignore(f"it classifies {_describe(obj)}; only text objects ({', '.join(SUPPORTED_OBJECTS)}) "
-                          "are classified")
-        bound.append(_object_tag(obj))
-    if not bound:
-        raise _Ignore("its toName is empty")
-    labels = _choice_labels(el)
-    needed = 1 if CHOICE_MODES[mode] else 2
-    if len(labels) < needed:
-        raise _Ignore(f"it needs at least {needed} <Choice> option(s) (got {len(labels)})")
-    return ChoicesControl(name=el.get("name", ""), labels=labels, multiple=CHOICE_MODES[mode], objects=tuple(bound))
 
 
 def parse_label_config(xml: str) -> LabelConfig:
@@ -233,26 +134,27 @@ def parse_label_config(xml: str) -> LabelConfig:
     controls: list[Element] = []
     for el in root.iter():
         name = el.get("name")
-        if el.get("toName") is not None or (el.tag in CONTROL_TAGS and name):
+        if el.get("toName") is not None or ((el.tag in CONTROL_TAGS or el.tag in BY_TAG) and name):
             controls.append(el)
         elif name and (el.get("value") or "").startswith("$"):
             objects[name] = el
 
-    parsed: list[ChoicesControl] = []
+    parsed: list[Control] = []
     ignored: list[IgnoredControl] = []
     names: set[str] = set()
     for el in controls:
         name = el.get("name") or ""
         try:
-            if el.tag != "Choices":
-                raise _Ignore(WHY_IGNORED.get(el.tag, f"<{el.tag}> controls are not predicted"))
+            task_type = BY_TAG.get(el.tag)
+            if task_type is None:
+                raise NotPredicted(WHY_IGNORED.get(el.tag, f"<{el.tag}> controls are not predicted"))
             if not name:
-                raise _Ignore("it has no name attribute")
+                raise NotPredicted("it has no name attribute")
             if name in names:
-                raise _Ignore("another <Choices> has the same name")
-            parsed.append(_choices_control(el, objects))
+                raise NotPredicted(f"another <{el.tag}> has the same name")
+            parsed.append(task_type.parse(el, objects))
             names.add(name)
-        except _Ignore as why:
+        except NotPredicted as why:
             ignored.append(IgnoredControl(name=name, tag=el.tag, reason=str(why)))
     if not parsed:
         raise UnsupportedConfigError(_nothing_to_predict(ignored))
@@ -261,10 +163,11 @@ def parse_label_config(xml: str) -> LabelConfig:
 
 def _nothing_to_predict(ignored: list[IgnoredControl]) -> str:
     found = "; ".join(i.describe() for i in ignored[:10]) or "no control tag at all"
+    supported = "; ".join(t.supported for t in TASK_TYPES.values())
     if len(ignored) > 10:
         found += f" (and {len(ignored) - 10} more)"
     return (
-        f"nothing in this label config can be predicted. Found: {found}. This backend predicts {SUPPORTED}. "
+        f"nothing in this label config can be predicted. Found: {found}. This backend predicts {supported}. "
         "To use it, classify text: add a <Choices name=\"...\" toName=\"...\"> with at least two <Choice> "
         "options, bound to a <Text>, <HyperText> or <Paragraphs> tag; the other controls can stay (they are ignored)."
     )

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import orjson
 
-from backend.labelstudio.label_config import ChoicesControl, ObjectTag
+from backend.labelstudio.tasktypes import Control, ObjectTag
 
 URL_PATTERN = re.compile(r"^(https?://|/data/|/storage-data/)", re.IGNORECASE)
 
@@ -113,7 +113,7 @@ def object_text(data: dict, obj: ObjectTag, fetch: Fetch | None = None) -> str:
     return html_to_text(value) if obj.tag == "HyperText" else value
 
 
-def control_text(data: Any, control: ChoicesControl, *, max_chars: int, fetch: Fetch | None = None) -> str:
+def control_text(data: Any, control: Control, *, max_chars: int, fetch: Fetch | None = None) -> str:
     """The text a control classifies: its objects' texts joined, cut to ``max_chars``.
 
     Raises

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Hashable
 
-from backend.labelstudio.label_config import ChoicesControl, LabelConfig
+from backend.labelstudio.label_config import LabelConfig
+from backend.labelstudio.tasktypes import Control, task_type_of
 
-Answer = str | frozenset
+Answer = Hashable  # what the control's task type makes of a result (a label, a frozenset of labels...)
 
 
 @dataclass
 class LabeledSet:
-    """``answers[control][task_id]`` is a label (single) or a frozenset (multiple)."""
+    """``answers[control][task_id]`` is the majority answer, as the control's task type reads it."""
 
     answers: dict[str, dict[int, Answer]] = field(default_factory=dict)
     labeled_tasks: set[int] = field(default_factory=set)
@@ -27,16 +29,10 @@ class LabeledSet:
     annotations_used: int = 0
 
 
-def _answer(ann: dict, control: ChoicesControl) -> Answer | None:
-    for item in ann.get("result") or []:
-        if item.get("from_name") != control.name:
-            continue
-        choices = (item.get("value") or {}).get("choices") or []
-        kept = [c for c in choices if c in control.labels]
-        if control.multiple:
-            return frozenset(kept)
-        return kept[0] if kept else None
-    return None
+def _answer(ann: dict, control: Control) -> Answer | None:
+    """One annotation's answer for ``control`` (public for the progress records, which read one at a time)."""
+    items = [i for i in ann.get("result") or [] if isinstance(i, dict) and i.get("from_name") == control.name]
+    return task_type_of(control).answer(control, items) if items else None
 
 
 def build_labeled_set(annotations: list[dict], config: LabelConfig) -> LabeledSet:

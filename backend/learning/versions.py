@@ -8,11 +8,13 @@ project's ``current`` pointer moves.  Only numeric arrays are stored.
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
-from backend.labelstudio.label_config import ChoicesControl
+from backend.labelstudio.tasktypes import TASK_TYPES
 from backend.learning import featurizers
 from backend.learning.featurizers import Featurizer, Matrix
 from backend.learning.model import ChoicesClassifier
@@ -21,6 +23,9 @@ from backend.state.store import ProjectStore
 
 MODEL_PREFIX = "model:"
 RANK_META = "rank_meta"
+MODEL_TYPES = "model_types"  # control -> task type name; absent in versions stored before task types
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,18 +65,44 @@ def task_utility(
 
 
 def pack_version(
-    models: dict[str, ChoicesClassifier], quantiles: np.ndarray, centroid: np.ndarray | None
+    models: dict[str, ChoicesClassifier], quantiles: np.ndarray, centroid: np.ndarray | None,
+    model_types: dict[str, str] | None = None,
 ) -> dict[str, bytes]:
-    """The artifacts of a version, as Redis hash fields of plain arrays."""
+    """The artifacts of a version, as Redis hash fields of plain arrays.
+
+    ``model_types`` names each control's task type, whose ``load_model`` reads the model back.
+    """
     buf = io.BytesIO()
     arrays = {"quantiles": np.asarray(quantiles, dtype=np.float64)}
     if centroid is not None:
         nz = np.flatnonzero(centroid)
         arrays.update(centroid_idx=nz.astype(np.int32), centroid_val=centroid[nz].astype(np.float32))
     np.savez_compressed(buf, **arrays)
-    out = {RANK_META: buf.getvalue()}
+    out = {RANK_META: buf.getvalue(), MODEL_TYPES: orjson.dumps(model_types or {})}
     out.update({MODEL_PREFIX + name: m.to_bytes() for name, m in models.items()})
     return out
+
+
+def _load_models(arts: dict[str, bytes]) -> dict:
+    """Each control's model, read by its task type (a name Redis holds is checked, never trusted)."""
+    try:
+        types = orjson.loads(arts.get(MODEL_TYPES) or b"{}")
+    except orjson.JSONDecodeError:
+        types = None
+    if not isinstance(types, dict):
+        log.warning("a stored version's model types are unreadable; reading its models as <Choices>")
+        types = {}
+    models = {}
+    for key, raw in arts.items():
+        if not key.startswith(MODEL_PREFIX):
+            continue
+        name = key[len(MODEL_PREFIX):]
+        task_type = TASK_TYPES.get(types.get(name, "choices"))
+        if task_type is None:
+            log.warning("model %r has unknown task type %r; not served", name, types.get(name))
+            continue
+        models[name] = task_type.load_model(raw)
+    return models
 
 
 def load_version(store: ProjectStore, name: str) -> LoadedVersion | None:
@@ -81,9 +112,7 @@ def load_version(store: ProjectStore, name: str) -> LoadedVersion | None:
         return None
     spec = featurizers.from_dict(meta["feature_spec"])
     arts = store.artifacts(name)
-    models = {
-        k[len(MODEL_PREFIX):]: ChoicesClassifier.from_bytes(v) for k, v in arts.items() if k.startswith(MODEL_PREFIX)
-    }
+    models = _load_models(arts)
     quantiles, centroid = np.zeros(0), None
     if RANK_META in arts:
         with np.load(io.BytesIO(arts[RANK_META]), allow_pickle=False) as z:
@@ -92,37 +121,3 @@ def load_version(store: ProjectStore, name: str) -> LoadedVersion | None:
                 centroid = np.zeros(spec.n_features, dtype=np.float32)
                 centroid[z["centroid_idx"]] = z["centroid_val"]
     return LoadedVersion(name=name, meta=meta, spec=spec, models=models, quantiles=quantiles, centroid=centroid)
-
-
-def choices_result(
-    control: ChoicesControl, classes: np.ndarray, proba: np.ndarray, allowed: np.ndarray,
-    min_confidence: float = 0.0,
-) -> dict | None:
-    """A Label Studio ``choices`` result carrying the model's own probability.
-
-    ``None`` when nothing is proposed, or when that probability is below
-    ``min_confidence`` (the option ``min_confidence``: a pre-annotation the
-    model is unsure of is not shown; see ``docs/min-confidence.md``).
-    """
-    to_name = ",".join(control.to_names)
-    if control.multiple:
-        chosen = [i for i in np.flatnonzero(proba >= 0.5) if allowed[i]]
-        if not chosen:
-            return None
-        labels = [str(classes[i]) for i in chosen]
-        p = float(np.min(proba[chosen]))
-    else:
-        masked = np.where(allowed, proba, -1.0)
-        best = int(np.argmax(masked))
-        if masked[best] < 0:
-            return None
-        labels, p = [str(classes[best])], float(proba[best])
-    if p < min_confidence:
-        return None
-    return {
-        "from_name": control.name,
-        "to_name": to_name,
-        "type": "choices",
-        "value": {"choices": labels},
-        "score": round(p, 6),
-    }

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import clone
 from sklearn.utils.extmath import row_norms
 
 from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError
@@ -236,7 +237,7 @@ def _committee(pool: Pool, rng: np.random.Generator) -> tuple[str, np.ndarray] |
         for _ in range(COMMITTEE_SIZE):
             idx = np.concatenate([rng.choice(g, g.size, replace=True) for g in groups])
             try:
-                member = ChoicesClassifier(multiple=model.multiple, C=model.C).fit(
+                member = clone(model).fit(  # the project's own estimator, unfitted
                     pool.labeled_X[idx], [y[i] for i in idx]
                 )
             except NotEnoughLabelsError:

@@ -24,7 +24,8 @@ from backend.labelstudio.client import credential_conflict
 from backend.labelstudio.fetch import SafeFetcher
 from backend.labelstudio.label_config import LabelConfig, UnsupportedConfigError, config_hash, parse_label_config
 from backend.labelstudio.task_data import TaskDataError, control_text
-from backend.learning.versions import LoadedVersion, choices_result, load_version, task_utility
+from backend.labelstudio.tasktypes import task_type_of
+from backend.learning.versions import LoadedVersion, load_version, task_utility
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
 from backend.selection import ranking
 from backend.service import refusals
@@ -218,9 +219,8 @@ class Predictor:
             proba = model.predict_proba(X)
             probas[control.name] = np.full((n, proba.shape[1]), np.nan)
             probas[control.name][rows] = proba
-            allowed = np.isin(model.classes_, control.labels)
-            for j, i in enumerate(rows):
-                item = choices_result(control, model.classes_, proba[j], allowed, min_confidence)
+            items = task_type_of(control).results(control, model, proba, min_confidence)
+            for i, item in zip(rows, items):
                 if item is not None:
                     results[i].append(item)
 

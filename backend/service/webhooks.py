@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from backend.labelstudio import schemas
 from backend.labelstudio.label_config import UnsupportedConfigError, parse_label_config
+from backend.labelstudio.tasktypes import RESULT_TYPES
 from backend.metrics import WEBHOOKS
 from backend.service import refusals
 from backend.state import head
@@ -44,7 +45,7 @@ class MalformedEventError(ValueError):
 def compact_annotation(a: schemas.AnnotationIn, task_id: int | None) -> dict[str, Any]:
     """What training needs of an annotation (no user details, no prediction copy)."""
     completed_by = a.completed_by.get("id") if isinstance(a.completed_by, dict) else a.completed_by
-    result = [r for r in a.result if isinstance(r, dict) and r.get("type") == "choices"]
+    result = [r for r in a.result if isinstance(r, dict) and r.get("type") in RESULT_TYPES]
     digest = hashlib.sha1(
         orjson.dumps([task_id, result, a.was_cancelled, completed_by], option=orjson.OPT_SORT_KEYS)
     ).hexdigest()[:16]

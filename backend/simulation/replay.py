@@ -55,8 +55,9 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from backend.labelstudio.label_config import ChoicesControl, LabelConfig, ObjectTag, parse_label_config
+from backend.labelstudio.label_config import LabelConfig, parse_label_config
 from backend.labelstudio.task_data import TaskDataError, control_text
+from backend.labelstudio.tasktypes import ChoicesControl, ObjectTag
 from backend.learning import featurizers
 from backend.learning.featurizers import Matrix
 from backend.learning.labeled_set import build_labeled_set
