@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from backend.learning import featurizers
 from backend.progress import estimators
 from backend.selection import strategies
 from backend.settings import Settings, default
@@ -33,6 +34,9 @@ class ProjectOptions(BaseModel):
     train_interval: float = Field(
         default("train_interval"), ge=0,
         description="also retrain this many seconds after the last training if any label changed (0: off)",
+    )
+    features: str = Field(
+        featurizers.DEFAULT, description="representation of the task text: " + ", ".join(featurizers.FEATURIZERS)
     )
     strategy: str = Field(default("strategy"), description="selection strategy (see the README's table)")
     weights: dict[str, float] = Field(
@@ -59,6 +63,14 @@ class ProjectOptions(BaseModel):
         if value not in strategies.STRATEGIES:
             raise ValueError(f"unknown strategy {value!r}; known: {', '.join(sorted(strategies.STRATEGIES))}")
         return value
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, value: str) -> str:
+        try:
+            return featurizers.check(value)
+        except featurizers.FeaturizerError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("weights")
     @classmethod

@@ -6,7 +6,7 @@ Usage: python bench/bench_strategies.py [--pool 100000] [--labels 1000] [--batch
 The pool is real text: CrowdFlower tweets (37,243) and Rotten Tomatoes
 snippets (12,808), drawn with a seeded generator to ``--pool`` texts (so it
 holds exact repeats, as real pools do), featurised once with
-``TextFeaturizer``.  A ``ChoicesClassifier`` trained on ``--labels``
+``NgramFeaturizer``.  A ``ChoicesClassifier`` trained on ``--labels``
 labeled tweets (3 labels) gives the probabilities; the pool's 32-d
 projection, its k-means clusters and a 5-member bagged committee are
 computed once, so every library scores **the same arrays**.
@@ -47,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.learning.features import TextFeaturizer  # noqa: E402
+from backend.learning.featurizers.ngrams import NgramFeaturizer  # noqa: E402
 from backend.learning.model import ChoicesClassifier  # noqa: E402
 from backend.selection import (
     ranking,  # noqa: E402
@@ -119,7 +119,7 @@ def build_pool(n_pool: int, n_labels: int):
     labeled = rng.choice(len(tweets.texts), n_labels, replace=False)
     rest = np.setdiff1d(np.arange(len(texts)), labeled)
     drawn = np.concatenate([rng.permutation(rest), rng.choice(rest, max(0, n_pool - rest.size))])[:n_pool]
-    featurizer = TextFeaturizer()
+    featurizer = NgramFeaturizer()
     t = time.perf_counter()
     X = featurizer.transform([texts[i] for i in drawn])
     print(f"pool: {n_pool:,} texts ({np.unique(drawn).size:,} distinct) featurised in {time.perf_counter() - t:.1f}s")

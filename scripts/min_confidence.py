@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.learning.features import FeatureSpec, TextFeaturizer  # noqa: E402
+from backend.learning.featurizers.ngrams import NgramFeaturizer  # noqa: E402
 from backend.selection import strategies  # noqa: E402
 from backend.simulation.datasets import BUILTIN, load_dataset  # noqa: E402
 from backend.simulation.replay import Oracle, Protocol, _fit, make_split, run_strategy, selection_pool  # noqa: E402
@@ -52,7 +52,7 @@ def shown_and_wrong(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, t
 def measure(name: str, *, seeds: int, checkpoints: list[int], head: int, thresholds: tuple[float, ...],
             max_rows: int) -> dict:
     ds = load_dataset(name)
-    X = TextFeaturizer(FeatureSpec()).transform(ds.texts)
+    X = NgramFeaturizer().transform(ds.texts)
     y = np.asarray(ds.labels)
     protocol = Protocol(strategies=("random", strategies.DEFAULT_STRATEGY), seeds=seeds, budget=max(checkpoints),
                         batch_size=100, initial=min(100, min(checkpoints)), max_rows=max_rows)

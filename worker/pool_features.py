@@ -1,20 +1,21 @@
 """A project's task features, from the worker's Redis cache where possible.
 
-Hashed features of a task never change for a given feature spec, so each
-task is featurised once and its row kept in Redis; a refresh reads rows in
-chunks and featurises only the cache misses.
+A task's features never change for a given featurizer (every featurizer is
+deterministic per row), so each task is featurised once and its row kept in
+Redis under the featurizer's key; a refresh reads rows in chunks and
+featurises only the cache misses.  Another featurizer is another cache, so
+switching a project's representation never mixes rows.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from backend.labelstudio.fetch import shared_fetcher
 from backend.labelstudio.label_config import LabelConfig
 from backend.labelstudio.task_data import TaskDataError, control_text
 from backend.labelstudio.tasktypes import Control
-from backend.learning.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
+from backend.learning.featurizers import Featurizer, Matrix, decode_rows, encode_rows, vstack
 from backend.learning.model import ChoicesClassifier
 from backend.settings import get_settings
 from backend.state.store import ProjectStore
@@ -24,11 +25,11 @@ FEATURE_CHUNK = 50_000  # tasks read from the feature cache per Redis round trip
 
 def control_features(
     store: ProjectStore,
-    spec: FeatureSpec,
+    spec: Featurizer,
     control: Control,
     task_ids: list[int],
     max_chars: int,
-) -> tuple[list[int], sp.csr_matrix, dict[int, str]]:
+) -> tuple[list[int], Matrix, dict[int, str]]:
     """Features of ``task_ids`` for one control, from the cache where possible.
 
     Returns the ids that have features, their rows, and a skip reason for the
@@ -37,10 +38,9 @@ def control_features(
     holds more than one chunk of raw bytes beside the matrix.
     """
     cache_key = f"{spec.key}:{control.name}"
-    featurizer = None
     fetch = None
     ids: list[int] = []
-    parts: list[sp.csr_matrix] = []
+    parts: list[Matrix] = []
     skipped: dict[int, str] = {}
     for start in range(0, len(task_ids), FEATURE_CHUNK):
         chunk = task_ids[start:start + FEATURE_CHUNK]
@@ -59,9 +59,7 @@ def control_features(
                 except TaskDataError as exc:
                     skipped[tid] = str(exc)
             if todo:
-                featurizer = featurizer or TextFeaturizer(spec)
-                X_new = featurizer.transform(texts)
-                fresh = {tid: encode_row(X_new, i) for i, tid in enumerate(todo)}
+                fresh = dict(zip(todo, encode_rows(spec.transform(texts))))
                 store.cache_features(cache_key, fresh)
         rows, kept = [], []
         for tid, raw in zip(chunk, cached):
@@ -70,19 +68,18 @@ def control_features(
                 rows.append(raw)
                 kept.append(tid)
         ids.extend(kept)
-        parts.append(decode_rows(rows, spec.n_features))
+        parts.append(decode_rows(rows, spec.n_features, sparse=spec.sparse))
         del cached, rows, fresh
-    X = sp.vstack(parts, format="csr") if len(parts) > 1 else (parts[0] if parts else decode_rows([], spec.n_features))
-    return ids, X, skipped
+    return ids, vstack(parts, spec.n_features, sparse=spec.sparse), skipped
 
 
 def pool_probas(
     store: ProjectStore,
-    spec: FeatureSpec,
+    spec: Featurizer,
     config: LabelConfig,
     models: dict[str, ChoicesClassifier],
     ids: list[int],
-    X_geo: sp.csr_matrix,
+    X_geo: Matrix,
     max_chars: int,
 ) -> dict[str, np.ndarray]:
     """Probabilities of every trained control for the tasks ``ids`` (rows of ``X_geo``).

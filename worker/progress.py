@@ -25,7 +25,7 @@ import orjson
 
 from backend import project_options
 from backend.labelstudio.label_config import LabelConfig
-from backend.learning.features import FeatureSpec
+from backend.learning import featurizers
 from backend.learning.labeled_set import build_labeled_set
 from backend.learning.versions import task_utility
 from backend.progress import estimators, evaluation
@@ -132,7 +132,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     annotations = store.annotations()
     labeled = build_labeled_set(annotations, config)
     all_ids = store.task_ids()
-    spec = FeatureSpec.from_dict(meta["feature_spec"])
+    spec = featurizers.from_dict(meta["feature_spec"])
     controls = single_controls(config, loaded.models)
 
     clock = time.perf_counter()

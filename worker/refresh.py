@@ -1,7 +1,7 @@
 """Build a new model version for a project: train, rank the pool, publish.
 
 Called by the ``refresh_project`` job under the project's lock.  It reads only
-Redis (the pool and the labeled set the webhooks recorded), computes hashed
+Redis (the pool and the labeled set the webhooks recorded), computes the project's
 features once per task (cached), trains one model per ``<Choices>``, ranks
 every unlabeled task and publishes model + ranking in one atomic flip.  A
 failure before the flip leaves the previous version serving.
@@ -18,7 +18,8 @@ import numpy as np
 from backend import project_options
 from backend.labelstudio.label_config import LabelConfig
 from backend.labelstudio.tasktypes import task_type_of
-from backend.learning.features import FeatureSpec
+from backend.learning import featurizers
+from backend.learning.featurizers import Featurizer
 from backend.learning.labeled_set import build_labeled_set
 from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError
 from backend.learning.versions import pack_version, task_utility
@@ -47,7 +48,7 @@ def _current_models(store: ProjectStore, current: str, meta: dict) -> tuple[dict
 
 def _train(
     store: ProjectStore,
-    spec: FeatureSpec,
+    spec: Featurizer,
     config: LabelConfig,
     labeled,
     settings: Settings,
@@ -117,9 +118,11 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     same_config = bool(current_meta) and current_meta.get("config_hash") == config.config_hash
     options = project_options.resolve(settings, cfg_fields.get("extra_params"))
     force = force or training_overdue(current_meta, options.train_interval)
-    if not force and same_config and current_meta.get("epochs") == epochs:
+    spec = featurizers.get(options.features)
+    # Another featurizer (chosen at /setup) means other rows: retrain, never reuse models across them.
+    same_features = bool(current_meta) and featurizers.from_dict(current_meta["feature_spec"]).key == spec.key
+    if not force and same_config and same_features and current_meta.get("epochs") == epochs:
         return {"published": False, "reason": "nothing changed", "version": current}
-    spec = FeatureSpec()
     rng = np.random.default_rng(seed)
     task_ids = store.task_ids()
     labeled = build_labeled_set(store.annotations(), config)
@@ -127,7 +130,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     labels_fp = _fingerprint(sorted((c, t, str(a)) for c, d in labeled.answers.items() for t, a in d.items()))
     pool_ids = sorted(set(task_ids) - labeled.labeled_tasks)
     pool_fp = hashlib.sha1(np.asarray(pool_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
-    same_models_possible = same_config and FeatureSpec.from_dict(current_meta["feature_spec"]) == spec
+    same_models_possible = same_config and same_features
     same_labels = same_models_possible and current_meta.get("labels_fingerprint") == labels_fp
     if not force and same_labels and current_meta.get("pool_fingerprint") == pool_fp:
         store.update_version_meta(current, epochs=epochs)

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import orjson
-import scipy.sparse as sp
-
 from backend.labelstudio.label_config import LabelConfig
-from backend.learning.features import FeatureSpec
+from backend.learning import featurizers
+from backend.learning.featurizers import Featurizer, Matrix
 from backend.learning.model import ChoicesClassifier
 from backend.selection import ranking
 from backend.state.queueing import SHARDS_JOB, job_queue
@@ -72,7 +71,7 @@ def _keys(store: ProjectStore, token: str) -> tuple[str, str, str]:
     return store.shard_keys(token)
 
 
-def fit_geometry(X_sample: sp.csr_matrix, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def fit_geometry(X_sample: Matrix, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The pieces every shard shares, fitted on a sample of the pool.
 
     The PCA of :func:`backend.selection.ranking.project` (its mean and components) and
@@ -92,7 +91,7 @@ def fit_geometry(X_sample: sp.csr_matrix, rng: np.random.Generator) -> dict[str,
             "centroid": centroid}
 
 
-def project_rows(X: sp.csr_matrix, geometry: dict[str, np.ndarray]) -> np.ndarray:
+def project_rows(X: Matrix, geometry: dict[str, np.ndarray]) -> np.ndarray:
     """L2-normalised coordinates of rows in the shared PCA space."""
     comps = geometry["components"]
     if comps.shape[0] == 0:
@@ -105,7 +104,7 @@ def project_rows(X: sp.csr_matrix, geometry: dict[str, np.ndarray]) -> np.ndarra
 
 def score_shard(store: ProjectStore, plan: dict, models: dict[str, ChoicesClassifier], ids: list[int]) -> bytes:
     """One shard's arrays: kept ids, probabilities per control, projection, typicality."""
-    spec = FeatureSpec.from_dict(plan["spec"])
+    spec = featurizers.from_dict(plan["spec"])
     config = LabelConfig.from_dict(plan["config"])
     geometry = plan["geometry"]
     geo = config.controls[0]
@@ -160,7 +159,7 @@ def work(store: ProjectStore, token: str) -> int:
 
 def score_pool(
     store: ProjectStore,
-    spec: FeatureSpec,
+    spec: Featurizer,
     config: LabelConfig,
     models: dict[str, ChoicesClassifier],
     pool_ids: list[int],

@@ -1,6 +1,7 @@
 """The classifier behind one ``<Choices>`` control, and its safe storage format.
 
-A linear probabilistic model over hashed n-grams: it trains in well under a
+A linear probabilistic model over the project's features (hashed n-grams,
+sparse, by default; dense embeddings work alike): it trains in well under a
 second on thousands of labels, predicts a task in microseconds, and its
 probabilities are what the selection strategies need.  Models are stored as
 plain numeric arrays (``.npz`` loaded with ``allow_pickle=False``), never as
@@ -19,14 +20,18 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 
-def compact_columns(X: sp.spmatrix) -> tuple[sp.csr_matrix, np.ndarray]:
+def compact_columns(X: sp.spmatrix | np.ndarray) -> tuple[sp.csr_matrix | np.ndarray, np.ndarray]:
     """Keep only the hashed columns the rows use; returns the matrix and their indices.
 
     An L2-regularised logistic regression gives zero weight to a feature no
     training row has, so fitting on the used columns (tens of thousands
     instead of 2^18) is the same model, found several times faster: L-BFGS's
-    own work grows with the number of weights.
+    own work grows with the number of weights.  Dense rows (embeddings) use
+    every column and are returned as they are.
     """
+    if not sp.issparse(X):
+        X = np.asarray(X)
+        return X, np.arange(X.shape[1])
     X = sp.csr_matrix(X)
     cols, remapped = np.unique(X.indices, return_inverse=True)
     Xc = sp.csr_matrix((X.data, remapped.astype(np.int32), X.indptr), shape=(X.shape[0], len(cols)))

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
-import scipy.sparse as sp
 
 from backend.labelstudio.tasktypes import TASK_TYPES
-from backend.learning.features import FeatureSpec, TextFeaturizer
+from backend.learning import featurizers
+from backend.learning.featurizers import Featurizer, Matrix
 from backend.learning.model import ChoicesClassifier
 from backend.selection import scores, strategies
 
@@ -33,21 +33,20 @@ class LoadedVersion:
 
     name: str
     meta: dict
-    spec: FeatureSpec
+    spec: Featurizer  # the representation the models were trained on
     models: dict[str, ChoicesClassifier] = field(default_factory=dict)
     quantiles: np.ndarray = field(default_factory=lambda: np.zeros(0))
     centroid: np.ndarray | None = None
-    featurizer: TextFeaturizer | None = None
 
-    def __post_init__(self) -> None:
-        if self.featurizer is None:
-            self.featurizer = TextFeaturizer(self.spec)
+    @property
+    def featurizer(self) -> Featurizer:
+        return self.spec
 
 
 def task_utility(
     models: dict[str, ChoicesClassifier],
     probas: dict[str, np.ndarray],
-    geometry_X: sp.spmatrix,
+    geometry_X: Matrix,
     centroid: np.ndarray | None,
 ) -> np.ndarray:
     """How useful labeling each task is right now (higher = sooner).
@@ -107,7 +106,7 @@ def _load_models(arts: dict[str, bytes]) -> dict:
 
 def unpack_version(name: str, meta: dict, arts: dict[str, bytes]) -> LoadedVersion:
     """A published version from its metadata and stored arrays (``backend/state/versions.py`` reads them)."""
-    spec = FeatureSpec.from_dict(meta["feature_spec"])
+    spec = featurizers.from_dict(meta["feature_spec"])
     models = _load_models(arts)
     quantiles, centroid = np.zeros(0), None
     if RANK_META in arts:

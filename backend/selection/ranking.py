@@ -68,8 +68,15 @@ def project_with(X: sp.spmatrix, extra: sp.spmatrix | None, n_components: int, r
     return Z, (normalize(pca.transform(reduce_dim(extra))) if n_extra else np.zeros((0, k)))
 
 
-def reduce_dim(X: sp.spmatrix) -> np.ndarray:
-    """Hashed rows to ``RP_DIM`` dense float32 columns by the fixed random projection."""
+def reduce_dim(X: sp.spmatrix | np.ndarray) -> np.ndarray:
+    """Rows to at most ``RP_DIM`` dense float32 columns by the fixed random projection.
+
+    Features of at most ``RP_DIM`` columns (dense embeddings) are already
+    low-dimensional and are used as they are.
+    """
+    if not sp.issparse(X):
+        X = np.asarray(X, dtype=np.float32)
+        return X if X.shape[1] <= RP_DIM else np.asarray(random_projection(X.shape[1]).transform(X), dtype=np.float32)
     X = sp.csr_matrix(X, dtype=np.float32)
     if X.shape[1] <= RP_DIM:
         return X.toarray()
@@ -422,30 +429,73 @@ def collapse_near_duplicates(order: np.ndarray, X, *, threshold: float = 0.9, wi
     n = order.shape[0]
     kept: list[np.ndarray] = []
     demoted: list[np.ndarray] = []
-    kept_rows = None  # rows of X of the kept tasks, stacked
+    kept_rows: _Rows | None = None  # rows of X of the kept tasks, stacked
+    dense_cols = _dense_columns(X, order[: 4 * chunk])
     n_kept, pos = 0, 0
     while pos < n and n_kept < window:
         idx = order[pos : pos + chunk]
         pos += idx.shape[0]
-        block = X[idx]
+        block = _Rows.of(X[idx], dense_cols)
         dup = np.zeros(idx.shape[0], dtype=bool)
         if kept_rows is not None:
-            sims = block @ kept_rows.T
-            best = sims.max(axis=1)
-            dup |= np.asarray(best.toarray() if sp.issparse(best) else best).ravel() >= threshold
-        inner = block @ block.T
-        inner = inner.toarray() if sp.issparse(inner) else np.asarray(inner)
-        close = np.triu(inner >= threshold, 1)
+            dup |= block.inner(kept_rows).max(axis=1) >= threshold
+        close = np.triu(block.inner(block) >= threshold, 1)
         for j in np.flatnonzero(close.any(axis=1)):
             if not dup[j]:
                 dup |= close[j]
         kept.append(idx[~dup])
         demoted.append(idx[dup])
-        new_rows = block[~dup]
-        if kept_rows is None:
-            kept_rows = new_rows
-        else:
-            kept_rows = sp.vstack([kept_rows, new_rows]).tocsr() if sp.issparse(new_rows) else np.vstack([kept_rows, new_rows])
+        new_rows = block.take(~dup)
+        kept_rows = new_rows if kept_rows is None else kept_rows.stack(new_rows)
         n_kept += int((~dup).sum())
     n_demoted = int(sum(d.shape[0] for d in demoted))
     return np.concatenate([*kept, order[pos:], *demoted]).astype(np.int64) if n else order, n_demoted
+
+
+MIN_DENSE_COLUMNS = 32
+
+
+def _dense_columns(X, rows: np.ndarray) -> np.ndarray | None:
+    """Columns of sparse ``X`` that most of ``rows`` use (an embedding part of a concatenation), or None.
+
+    A sparse-sparse product over such columns is some 50x slower than the
+    same product in BLAS, so :class:`_Rows` keeps them apart as a dense block.
+    """
+    if not sp.issparse(X) or rows.size < 16:
+        return None
+    sample = sp.csr_matrix(X[rows])
+    used = np.flatnonzero(np.bincount(sample.indices, minlength=sample.shape[1]) > sample.shape[0] // 2)
+    return used if used.size >= MIN_DENSE_COLUMNS else None  # a few common n-grams: not worth a split
+
+
+class _Rows:
+    """Rows for dot products: a sparse part and, for the ``dense_cols`` of sparse rows, a dense one."""
+
+    def __init__(self, rest, dense: np.ndarray | None) -> None:
+        self.rest, self.dense = rest, dense
+
+    @classmethod
+    def of(cls, X, dense_cols: np.ndarray | None) -> "_Rows":
+        if dense_cols is None:
+            return cls(X, None)
+        X = sp.csr_matrix(X)
+        dense = X[:, dense_cols].toarray()
+        rest = X.copy()
+        rest.data[np.isin(rest.indices, dense_cols)] = 0.0
+        rest.eliminate_zeros()
+        return cls(rest, dense)
+
+    def inner(self, other: "_Rows") -> np.ndarray:
+        """``self @ other.T`` as a dense array."""
+        out = self.rest @ other.rest.T
+        out = out.toarray() if sp.issparse(out) else np.asarray(out)
+        if self.dense is not None:
+            out += self.dense @ other.dense.T
+        return out
+
+    def take(self, mask: np.ndarray) -> "_Rows":
+        return _Rows(self.rest[mask], None if self.dense is None else self.dense[mask])
+
+    def stack(self, other: "_Rows") -> "_Rows":
+        rest = sp.vstack([self.rest, other.rest]).tocsr() if sp.issparse(self.rest) else np.vstack([self.rest, other.rest])
+        return _Rows(rest, None if self.dense is None else np.vstack([self.dense, other.dense]))

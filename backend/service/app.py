@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend import __version__
 from backend.labelstudio.label_config import UnsupportedConfigError
-from backend.learning.features import warm_up
+from backend.learning import featurizers
 from backend.metrics import LATENCY, REQUESTS
 from backend.service.auth import require_basic
 from backend.service.body_limit import BodyLimit
@@ -82,7 +82,9 @@ async def lifespan(app: FastAPI):
     # Everything loaded so far lives as long as the process: move it out of
     # the garbage collector's sight, so full collections stay short and a
     # 1,000-task request does not pay for scanning the whole heap.
-    warm_up()  # the hasher's tables, before the first request rather than during it
+    # The default featurizer's tables, before the first request rather than during it
+    # (another one loads on its first project's request: its weights are not paid for unused).
+    featurizers.get().warm_up()
     gc.collect()
     gc.freeze()
     yield

@@ -29,7 +29,7 @@ from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
 from backend.selection import ranking
 from backend.service import refusals
 from backend.settings import Settings
-from backend.state.queueing import request_sync
+from backend.state.queueing import request_refresh, request_sync
 from backend.state.store import ProjectStore, UnknownProjectError
 from backend.state.versions import load_version
 
@@ -103,6 +103,7 @@ class Predictor:
             log.warning("project %s: Label Studio's project was recreated (new creation time); old state wiped",
                         project_id)
         old = store.config().get("config_hash")
+        old_options = store.config().get("extra_params") or {}
         store.save_config(
             {
                 "schema": schema,
@@ -126,6 +127,10 @@ class Predictor:
             # A newly connected project: read its existing tasks and annotations first.
             request_sync(self.r, self.settings.key_prefix, self.settings.queue_name, project_id,
                          full=True, reason="setup")
+        elif old_options != (extra_params or {}):
+            # E.g. another featurizer: the worker retrains now, not at the next label.
+            request_refresh(self.r, self.settings.key_prefix, self.settings.queue_name, project_id,
+                            reason="options changed")
         return store.current_version() or COLD_START
 
     def config_for(self, project_id: int, label_config: str | None) -> LabelConfig:

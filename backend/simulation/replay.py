@@ -12,7 +12,8 @@ dataset's labels playing the annotators:
 2. an **initial set** is drawn at random from the rest (the *pool*) and
    labeled;
 3. each round trains the worker's model (:class:`backend.learning.model.ChoicesClassifier`
-   on :class:`backend.learning.features.TextFeaturizer` features), ranks the unlabeled
+   on the project's featurizer, hashed n-grams unless ``features`` names
+   another, see :mod:`backend.learning.featurizers`), ranks the unlabeled
    pool with the worker's entry point (:func:`backend.selection.strategies.rank_pool`,
    control share included), asks the :class:`Oracle` for the labels of the
    first ``batch_size`` tasks of that ranking, and scores the model on the
@@ -22,8 +23,8 @@ dataset's labels playing the annotators:
 
 Nothing here re-implements features, model or strategy: the functions called
 are the ones ``worker/refresh.py::build_version`` calls.  Features are computed
-once per dataset (hashing is stateless, so a task's row is the same in every
-round, exactly as the worker's feature cache assumes).
+once per dataset (featurizers are stateless, so a task's row is the same in
+every round, exactly as the worker's feature cache assumes).
 
 Every random choice (the split, the initial set, each strategy's generator)
 comes from one ``seed`` through :class:`numpy.random.SeedSequence`, keyed by
@@ -50,7 +51,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
@@ -58,7 +58,8 @@ from threadpoolctl import threadpool_limits
 from backend.labelstudio.label_config import LabelConfig, parse_label_config
 from backend.labelstudio.task_data import TaskDataError, control_text
 from backend.labelstudio.tasktypes import ChoicesControl, ObjectTag
-from backend.learning.features import FeatureSpec, TextFeaturizer
+from backend.learning import featurizers
+from backend.learning.featurizers import Matrix
 from backend.learning.labeled_set import build_labeled_set
 from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError
 from backend.selection import strategies as named_strategies
@@ -424,7 +425,7 @@ class Curve:
     seconds: float = 0.0
 
 
-def _fit(X: sp.csr_matrix, y: list[str]) -> ChoicesClassifier | None:
+def _fit(X: Matrix, y: list[str]) -> ChoicesClassifier | None:
     """The worker's model; None while the labels have a single class (the worker leaves it untrained)."""
     try:
         return ChoicesClassifier().fit(X, y)
@@ -432,7 +433,7 @@ def _fit(X: sp.csr_matrix, y: list[str]) -> ChoicesClassifier | None:
         return None
 
 
-def _score(model: ChoicesClassifier | None, seen: list[str], X_test: sp.csr_matrix, y_test: np.ndarray,
+def _score(model: ChoicesClassifier | None, seen: list[str], X_test: Matrix, y_test: np.ndarray,
            classes: np.ndarray) -> tuple[float, float]:
     """Accuracy and macro-F1 on the test split (an untrained model answers the one label seen)."""
     if model is None:
@@ -445,7 +446,7 @@ def _score(model: ChoicesClassifier | None, seen: list[str], X_test: sp.csr_matr
 
 
 def selection_pool(
-    X_pool: sp.csr_matrix, model: ChoicesClassifier | None, labeled_X: sp.csr_matrix, labeled_y: list[str]
+    X_pool: Matrix, model: ChoicesClassifier | None, labeled_X: Matrix, labeled_y: list[str]
 ) -> named_strategies.Pool:
     """The :class:`backend.selection.strategies.Pool` the worker builds for one single-choice control.
 
@@ -468,7 +469,7 @@ class TimeLimitReached(Exception):
 
 
 def run_strategy(
-    X: sp.csr_matrix,
+    X: Matrix,
     labels: Sequence[str],
     split: Split,
     strategy: str,
@@ -555,11 +556,12 @@ class SimulationResult:
     seconds: float
     stopped_early: bool = False
     feature_seconds: float = 0.0
+    features: str = featurizers.DEFAULT
     pool_size: int = 0
     test_size: int = 0
 
 
-def full_data_scores(X: sp.csr_matrix, labels: Sequence[str], split: Split) -> tuple[float, float]:
+def full_data_scores(X: Matrix, labels: Sequence[str], split: Split) -> tuple[float, float]:
     """The same model trained on the whole pool: the score every curve is measured against."""
     y = np.asarray(labels)
     model = _fit(X[split.pool], list(y[split.pool]))
@@ -594,6 +596,7 @@ def simulate(
     jobs: int = 1,
     time_limit: float | None = None,
     progress: bool | None = None,
+    features: str = featurizers.DEFAULT,
 ) -> SimulationResult:
     """Run every strategy on ``protocol.seeds`` repetitions of ``dataset``.
 
@@ -602,12 +605,17 @@ def simulate(
     jobs : worker processes, one repetition each at a time; results do not depend on it.
     time_limit : seconds; repetitions not finished by then are dropped (``stopped_early``).
     progress : show a progress bar on stderr (None: only on a terminal).
+    features : the featurizer's registry name (:data:`backend.learning.featurizers.FEATURIZERS`).
     """
     from tqdm import tqdm
 
     t0 = time.monotonic()
     deadline = None if time_limit is None else t0 + time_limit
-    X = TextFeaturizer(FeatureSpec()).transform(dataset.texts)
+    try:
+        featurizer = featurizers.get(featurizers.check(features))
+    except featurizers.FeaturizerError as exc:
+        raise SimulationError(str(exc)) from None
+    X = featurizer.transform(dataset.texts)
     feature_seconds = time.monotonic() - t0
     first = make_split(dataset.labels, protocol, 0)
     per_run = rounds_per_run(protocol, len(first.pool))
@@ -616,7 +624,7 @@ def simulate(
     stopped = False
     total = protocol.seeds * len(protocol.strategies) * per_run
     with tqdm(total=total, unit="round", disable=None if progress is None else not progress,
-              desc=f"simulate {dataset.name}", dynamic_ncols=True) as bar:
+              desc=f"simulate {dataset.name} ({features})", dynamic_ncols=True) as bar:
         try:
             if jobs <= 1:
                 for r in range(protocol.seeds):
@@ -652,6 +660,7 @@ def simulate(
         seconds=time.monotonic() - t0,
         stopped_early=stopped,
         feature_seconds=feature_seconds,
+        features=features,
         pool_size=len(first.pool),
         test_size=len(first.test),
     )

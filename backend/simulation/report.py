@@ -47,7 +47,8 @@ from scipy import stats
 
 from backend.simulation.replay import Curve, SimulationResult
 
-__all__ = ["REACH", "aulc", "labels_to_reach", "mean_ci", "summarise", "format_table", "write_results", "plot_curves"]
+__all__ = ["REACH", "aulc", "labels_to_reach", "mean_ci", "summarise", "format_table", "format_feature_comparison",
+           "write_results", "plot_curves"]
 
 #: Shares of the full-data accuracy whose label cost is reported.
 REACH = (0.90, 0.95, 0.99)
@@ -120,6 +121,7 @@ def summarise(result: SimulationResult) -> dict:
             "test": result.test_size,
         },
         "protocol": proto.to_dict(),
+        "features": result.features,
         "repetitions": len(reps),
         "stopped_early": result.stopped_early,
         "full_data": {
@@ -272,6 +274,26 @@ def format_table(summary: dict) -> str:
         "Scores in %; ✔/✘: the 95% CI of the paired AULC difference is above/below 0; "
         "(k/n): only k of n repetitions reached it within the budget."
     )
+    return "\n".join(lines)
+
+
+def format_feature_comparison(summaries: dict[str, dict], feature_seconds: dict[str, float],
+                              at: Sequence[int] = (200, 1000)) -> str:
+    """A Markdown table comparing featurizers on one dataset: each strategy's accuracy at ``at`` labels.
+
+    The repetitions of every featurizer share their splits and initial sets
+    (they depend only on the seed), so the rows are paired like the strategies.
+    """
+    head = ["features", "strategy", "AULC"] + [f"acc@{b:,}" for b in at] + ["featurise s / 1,000 texts"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for features, summary in summaries.items():
+        rows = summary["dataset"]["rows"]
+        per_1000 = 1000 * feature_seconds[features] / max(rows, 1)
+        for name, s in summary["strategies"].items():
+            curve = s["curve"]
+            accs = [_pct(float(np.interp(b, curve["labels"], curve["accuracy_mean"])))
+                    if curve["labels"][0] <= b <= curve["labels"][-1] else "–" for b in at]
+            lines.append("| " + " | ".join([features, name, _pct(s["aulc"]["mean"], 2), *accs, f"{per_1000:.3f}"]) + " |")
     return "\n".join(lines)
 
 

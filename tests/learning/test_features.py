@@ -7,7 +7,7 @@ import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from backend.learning import ngram_hash
-from backend.learning.features import FeatureSpec, TextFeaturizer
+from backend.learning.featurizers.ngrams import NgramFeaturizer
 from backend.simulation.datasets import load_dataset
 
 EDGE_CASES = [
@@ -36,8 +36,8 @@ def test_same_ngrams_as_scikit_learn(word, char):
 
 
 def test_rows_are_normalised_sublinear_float32():
-    X = TextFeaturizer().transform(["good good good film", "", "bad"])
-    assert X.dtype == np.float32 and X.shape == (3, FeatureSpec().n_features)
+    X = NgramFeaturizer().transform(["good good good film", "", "bad"])
+    assert X.dtype == np.float32 and X.shape == (3, NgramFeaturizer().n_features)
     norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1))).ravel()
     np.testing.assert_allclose(norms, [1.0, 0.0, 1.0], rtol=1e-5)
     row = X[0].toarray().ravel()
@@ -48,7 +48,7 @@ def test_rows_are_normalised_sublinear_float32():
 def test_a_row_does_not_depend_on_its_batch(monkeypatch):
     """Hashing is stateless: alone, in a batch, or split into chunks, a text gets the same row."""
     texts = load_dataset("rotten-tomatoes").texts[:300]
-    f = TextFeaturizer()
+    f = NgramFeaturizer()
     batch = f.transform(texts)
     alone = f.transform([texts[123]])
     assert (batch[123] != alone).nnz == 0
@@ -58,18 +58,18 @@ def test_a_row_does_not_depend_on_its_batch(monkeypatch):
 
 
 def test_specs_stored_before_the_hasher_keep_their_meaning():
-    old = FeatureSpec.from_dict({"n_features": 2**18, "word_ngrams": [1, 2], "char_ngrams": [4, 4]})
+    old = NgramFeaturizer.from_dict({"n_features": 2**18, "word_ngrams": [1, 2], "char_ngrams": [4, 4]})
     assert old.hasher == "sklearn" and old.key == "h18w12c44"  # the old cache keys stay valid
-    assert FeatureSpec().key != old.key
-    assert FeatureSpec.from_dict(FeatureSpec().to_dict()) == FeatureSpec()
+    assert NgramFeaturizer().key != old.key
+    assert NgramFeaturizer.from_dict(NgramFeaturizer().to_dict()) == NgramFeaturizer()
     texts = ["a small test", "another one"]
-    X_old = TextFeaturizer(old).transform(texts)
+    X_old = old.transform(texts)
     common = dict(n_features=2**18, alternate_sign=False, norm=None)
     ref = HashingVectorizer(ngram_range=(1, 2), **common).transform(texts)
     ref = ref + HashingVectorizer(analyzer="char_wb", ngram_range=(4, 4), **common).transform(texts)
     assert set(X_old[0].indices) == set(ref[0].indices)
     with pytest.raises(ValueError, match="unknown feature hasher"):
-        FeatureSpec.from_dict({**FeatureSpec().to_dict(), "hasher": "nope"})
+        NgramFeaturizer.from_dict({**NgramFeaturizer().to_dict(), "hasher": "nope"})
 
 
 def test_bad_ngram_orders_are_refused():

@@ -8,7 +8,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from backend.learning.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
+from backend.learning.featurizers import decode_rows, encode_rows
+from backend.learning.featurizers.ngrams import NgramFeaturizer
 from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError
 
 POS = ["a wonderful moving film", "beautiful and wonderful", "moving, beautiful acting", "wonderful story"]
@@ -17,12 +18,12 @@ NEG = ["a dull boring mess", "awful and boring", "dull acting, awful plot", "bor
 
 @pytest.fixture(scope="module")
 def featurizer():
-    return TextFeaturizer()
+    return NgramFeaturizer()
 
 
 def test_features_are_stateless_and_normalised(featurizer):
     a = featurizer.transform(["Hello world", "hello there"])
-    b = TextFeaturizer(FeatureSpec()).transform(["Hello world", "hello there"])
+    b = NgramFeaturizer().transform(["Hello world", "hello there"])
     assert (a != b).nnz == 0
     assert a.dtype == np.float32 and a.shape == (2, 2**18)
     assert np.allclose(np.sqrt(a.multiply(a).sum(axis=1)).A1, 1.0, atol=1e-5)
@@ -30,7 +31,7 @@ def test_features_are_stateless_and_normalised(featurizer):
 
 def test_feature_rows_round_trip_through_bytes(featurizer):
     X = featurizer.transform(["one text", "another, longer text with words", "x"])
-    back = decode_rows([encode_row(X, i) for i in range(3)], X.shape[1])
+    back = decode_rows(encode_rows(X), X.shape[1], sparse=True)
     assert (back != X).nnz == 0
 
 

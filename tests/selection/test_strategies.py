@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.learning.features import TextFeaturizer
+from backend.learning.featurizers.ngrams import NgramFeaturizer
 from backend.learning.model import ChoicesClassifier
 from backend.selection import strategies
 from backend.selection.strategies import CONTROL, Pool, SelectionParams, rank_pool
@@ -23,7 +23,7 @@ def data():
     """300 real reviews: 60 labeled, 240 in the pool."""
     ds = load_dataset("rotten-tomatoes")
     texts, labels = ds.texts[:300], ds.labels[:300]
-    X = TextFeaturizer().transform(texts)
+    X = NgramFeaturizer().transform(texts)
     return X, labels
 
 

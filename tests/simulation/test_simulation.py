@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.learning.features import FeatureSpec, TextFeaturizer
+from backend.learning.featurizers.ngrams import NgramFeaturizer
 from backend.selection import strategies
 from backend.simulation import replay
 from backend.simulation.datasets import load_dataset
@@ -36,7 +36,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def digits_X(digits):
-    return TextFeaturizer(FeatureSpec()).transform(digits.texts)
+    return NgramFeaturizer().transform(digits.texts)
 
 
 class RecordingOracle(Oracle):

@@ -10,7 +10,7 @@ import pytest
 from rq import SimpleWorker
 
 from backend.labelstudio.label_config import parse_label_config
-from backend.learning.features import FeatureSpec
+from backend.learning.featurizers.ngrams import NgramFeaturizer
 from backend.learning.model import ChoicesClassifier
 from backend.simulation.datasets import load_dataset
 from backend.state.queueing import JOB_SERIALIZER, job_queue
@@ -26,7 +26,7 @@ def project(store, settings):
     ds = load_dataset("rotten-tomatoes")
     store.add_tasks((i + 1, {"text": ds.texts[i]}) for i in range(N))
     config = parse_label_config(LABEL_CONFIG)
-    spec = FeatureSpec()
+    spec = NgramFeaturizer()
     ids = list(range(1, N + 1))
     kept, X, _ = control_features(store, spec, config.controls[0], ids[:200], settings.max_text_chars)
     model = ChoicesClassifier().fit(X, [ds.labels[i - 1] for i in kept])
