@@ -5,7 +5,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY backend ./backend
 COPY worker ./worker
-RUN pip install .
+# The embeddings extra (WordLlama's weights ship in its wheel, ~35 MB) so the 'features' option works here too.
+RUN pip install '.[embeddings]'
 RUN useradd --create-home app
 USER app
 EXPOSE 9090

@@ -9,14 +9,15 @@ import logging
 import logging.config
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from backend.config import Settings, get_settings
-
+from backend.settings import Settings, env_name, get_settings
 
 #: One format for every process (serving processes, workers, the CLI): time, level, logger, pid.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
@@ -90,7 +91,7 @@ def serve(args: argparse.Namespace) -> int:
         os.makedirs(path, exist_ok=True)
     settings = get_settings()
     uvicorn.run(
-        "backend.app:create_app",
+        "backend.service.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -119,55 +120,75 @@ def simulate(args: argparse.Namespace) -> int:
     """Replay the annotation loop on a labeled dataset and compare strategies with random."""
     import time
 
-    from backend import selection
-    from backend.simulation import Protocol, SimulationError, load_source, simulate as run
-    from backend.simulation_report import format_table, plot_curves, summarise, write_results
+    from backend.learning import featurizers
+    from backend.selection import strategies
+    from backend.simulation.replay import Protocol, SimulationError, load_source
+    from backend.simulation.replay import simulate as run
+    from backend.simulation.report import (
+        format_feature_comparison, format_table, plot_curves, summarise, write_results,
+    )
 
     preset = QUICK if args.quick else FULL
     opts = {k: preset[k] if getattr(args, k) is None else getattr(args, k) for k in preset}
     if args.strategies is None:
-        names = ["random", selection.DEFAULT_STRATEGY]
+        names = ["random", strategies.DEFAULT_STRATEGY]
     elif args.strategies.strip() == "all":
-        names = sorted(selection.STRATEGIES, key=lambda n: (n != "random", n))
+        names = sorted(strategies.STRATEGIES, key=lambda n: (n != "random", n))
     else:
         names = [n.strip() for n in args.strategies.split(",") if n.strip()]
         if "random" not in names:
             names.insert(0, "random")  # the baseline is always measured
+    features = [f.strip() for f in args.features.split(",") if f.strip()] or [featurizers.DEFAULT]
     try:
+        for name in features:
+            featurizers.check(name)
         protocol = Protocol(
             strategies=tuple(names), seed=args.seed, test_size=args.test_size,
-            control_share=selection.DEFAULT_CONTROL_SHARE if args.control_share is None else args.control_share,
+            control_share=strategies.DEFAULT_CONTROL_SHARE if args.control_share is None else args.control_share,
             **opts,
         )
         dataset = load_source(args.source, text_column=args.text_column, label_column=args.label_column,
                               label_config=args.label_config)
-        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        result = run(dataset, protocol, jobs=args.jobs, time_limit=args.time_limit,
-                     progress=False if args.no_progress else None)
-    except (SimulationError, RuntimeError) as exc:
+    except (SimulationError, featurizers.FeaturizerError) as exc:
         print(f"al-backend simulate: error: {exc}", file=sys.stderr)
         return 2
-    summary = summarise(result)
-    out = args.out or f"simulation-{pathlib.Path(dataset.name).stem}"
-    timing = {
-        "started": started,
-        "seconds": round(result.seconds, 2),
-        "feature_seconds": round(result.feature_seconds, 2),
-        "jobs": args.jobs,
-        "seconds_per_run": {
-            name: round(float(sum(r.curves[name].seconds for r in result.repetitions) / len(result.repetitions)), 3)
-            for name in protocol.strategies
-        },
-    }
-    path = write_results(summary, timing, out)
-    png = plot_curves(summary, pathlib.Path(out) / "learning-curves.png")
-    print(format_table(summary))
-    print(f"\n{result.seconds:.1f} s; wrote {path} and {png}")
+    base = pathlib.Path(args.out or f"simulation-{pathlib.Path(dataset.name).stem}")
+    summaries, feature_seconds = {}, {}
+    for name in features:
+        try:
+            started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            result = run(dataset, protocol, jobs=args.jobs, time_limit=args.time_limit,
+                         progress=False if args.no_progress else None, features=name)
+        except (SimulationError, RuntimeError) as exc:
+            print(f"al-backend simulate: error: {exc}", file=sys.stderr)
+            return 2
+        summary = summarise(result)
+        out = base if len(features) == 1 else base / name
+        timing = {
+            "started": started,
+            "seconds": round(result.seconds, 2),
+            "feature_seconds": round(result.feature_seconds, 2),
+            "jobs": args.jobs,
+            "seconds_per_run": {
+                s: round(float(sum(r.curves[s].seconds for r in result.repetitions) / len(result.repetitions)), 3)
+                for s in protocol.strategies
+            },
+        }
+        path = write_results(summary, timing, out)
+        png = plot_curves(summary, out / "learning-curves.png")
+        if len(features) > 1:
+            print(f"\n## features: {name}\n")
+        print(format_table(summary))
+        print(f"\n{result.seconds:.1f} s; wrote {path} and {png}")
+        summaries[name], feature_seconds[name] = summary, result.feature_seconds
+    if len(features) > 1:
+        print("\n## features compared (same splits and initial sets)\n")
+        print(format_feature_comparison(summaries, feature_seconds))
     return 0
 
 
 def _simulate_parser(sub) -> None:
-    from backend.datasets import BUILTIN
+    from backend.simulation.datasets import BUILTIN
 
     s = sub.add_parser(
         "simulate",
@@ -183,6 +204,9 @@ def _simulate_parser(sub) -> None:
     s.add_argument("--label-config", help="export only: the project's label config XML, to read texts as the worker does")
     s.add_argument("--strategies", help="comma-separated names ('random' is always added), or 'all'; "
                                         "default: random and the production default")
+    s.add_argument("--features", default="ngrams",
+                   help="comma-separated featurizers to compare (ngrams, embeddings, concat); one run each, "
+                        "written to --out/<name> when several (default: ngrams)")
     s.add_argument("--seeds", type=int, help=f"repetitions (default {FULL['seeds']}; --quick {QUICK['seeds']})")
     s.add_argument("--seed", type=int, default=0, help="the one seed every random choice derives from (default 0)")
     s.add_argument("--budget", type=int, help=f"labels per run, initial set included (default {FULL['budget']})")
@@ -199,6 +223,13 @@ def _simulate_parser(sub) -> None:
                    help="small preset for CI: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=simulate)
+
+
+def _config_error(error: dict) -> str:
+    """One setting's problem, naming its variable (never its value, which may be a secret)."""
+    msg = str(error.get("msg", "")).removeprefix("Value error, ")
+    loc = error.get("loc") or ()
+    return f"{loc[0]}: {msg}" if loc else msg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,8 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         get_settings()
     except ValidationError as exc:  # the message only: pydantic's text would echo secret inputs
-        reasons = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
+        reasons = "; ".join(_config_error(e) for e in exc.errors())
         print(f"al-backend: configuration error: {reasons}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a value that is not even parseable (AL_WEIGHTS that is not JSON)
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = env_name(field.group(1)) if field and field.group(1) in Settings.model_fields else "a setting"
+        print(f"al-backend: configuration error: {name}: cannot be parsed (expected JSON)", file=sys.stderr)
         return 2
     _logging(get_settings().log_level)
     return args.func(args)

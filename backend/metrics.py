@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 
-import orjson
 import redis
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client import multiprocess
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -58,8 +56,9 @@ class ProgressCollector:
         self.r, self.prefix = r, prefix
 
     def collect(self):
-        from backend.progress import RECOMMENDATION_LEVEL, SUMMARY_KEY
-        from backend.store import ProjectStore, project_ids
+        from backend.progress.estimators import RECOMMENDATION_LEVEL
+        from backend.state.progress import ProgressStore
+        from backend.state.store import ProjectStore, project_ids
 
         labeled = GaugeMetricFamily("al_project_labeled_tasks", "Labeled tasks per project", labels=["project"])
         acc = GaugeMetricFamily("al_project_accuracy", "Estimated accuracy per project",
@@ -72,21 +71,21 @@ class ProgressCollector:
                                 "Stopping recommendation: 0 keep going, 1 consider stopping, 2 stop", labels=["project"])
         try:
             for pid in project_ids(self.r, self.prefix):
-                raw = self.r.get(ProjectStore(self.r, self.prefix, pid).key(SUMMARY_KEY))
-                if not raw:
+                s = ProgressStore(ProjectStore(self.r, self.prefix, pid)).summary()
+                if s is None:
                     continue
-                s, p = orjson.loads(raw), str(pid)
-                labeled.add_metric([p], s.get("labeled_tasks") or 0)
-                for name, value in (("current", s.get("accuracy")),
-                                    ("control_share", (s.get("recent_control") or {}).get("accuracy")),
-                                    ("cross_validation", (s.get("cv") or {}).get("accuracy"))):
+                p = str(pid)
+                labeled.add_metric([p], s.labeled_tasks)
+                for name, value in (("current", s.accuracy),
+                                    ("control_share", s.recent_control.accuracy if s.recent_control else None),
+                                    ("cross_validation", s.cv.accuracy)):
                     if value is not None:
                         acc.add_metric([p, name], value)
-                if s.get("kappa") is not None:
-                    kappa.add_metric([p], s["kappa"])
-                if (s.get("savings") or {}).get("saved") is not None:
-                    saved.add_metric([p], s["savings"]["saved"])
-                rec.add_metric([p], RECOMMENDATION_LEVEL.get((s.get("recommendation") or {}).get("action"), 0))
+                if s.kappa is not None:
+                    kappa.add_metric([p], s.kappa)
+                if s.savings.saved is not None:
+                    saved.add_metric([p], s.savings.saved)
+                rec.add_metric([p], RECOMMENDATION_LEVEL.get(s.recommendation.action, 0))
         except redis.RedisError:
             pass
         yield from (labeled, acc, kappa, saved, rec)

@@ -11,8 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from backend import progress, selection
-from backend.config import Settings
+from backend.learning import featurizers
+from backend.progress import estimators
+from backend.selection import strategies
+from backend.settings import Settings, default
 
 
 class ProjectOptions(BaseModel):
@@ -20,24 +22,34 @@ class ProjectOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    head_size: int = Field(200, ge=1, le=20_000, description="tasks pushed to Label Studio per version")
-    set_sampling: bool = Field(True, description="switch the project to 'Uncertainty sampling' on push")
-    train_every: int = Field(1, ge=1, le=100_000, description="retrain after this many changed labels")
-    keep_versions: int = Field(2, ge=1, le=100, description="pushed versions kept in Label Studio")
+    # Defaults are the settings' (backend/settings.py), the one place they are written.
+    head_size: int = Field(
+        default("head_size"), ge=1, le=20_000, description="tasks pushed to Label Studio per version")
+    set_sampling: bool = Field(
+        default("set_sampling"), description="switch the project to 'Uncertainty sampling' on push")
+    train_every: int = Field(
+        default("train_every"), ge=1, le=100_000, description="retrain after this many changed labels")
+    keep_versions: int = Field(
+        default("keep_versions"), ge=1, le=100, description="pushed versions kept in Label Studio")
     train_interval: float = Field(
-        0, ge=0, description="also retrain this many seconds after the last training if any label changed (0: off)"
+        default("train_interval"), ge=0,
+        description="also retrain this many seconds after the last training if any label changed (0: off)",
     )
-    strategy: str = Field(selection.DEFAULT_STRATEGY, description="selection strategy (see the README's table)")
-    weights: dict[str, float] = Field(default_factory=dict, description="hybrid strategy: score name -> weight")
+    features: str = Field(
+        featurizers.DEFAULT, description="representation of the task text: " + ", ".join(featurizers.FEATURIZERS)
+    )
+    strategy: str = Field(default("strategy"), description="selection strategy (see the README's table)")
+    weights: dict[str, float] = Field(
+        default_factory=lambda: default("weights"), description="hybrid strategy: score name -> weight")
     batch_size: int = Field(100, ge=1, le=100_000, description="tasks chosen together as one diverse batch")
     control_share: float = Field(
-        selection.DEFAULT_CONTROL_SHARE, ge=0, le=1, description="fraction of the queue given to random tasks"
+        default("control_share"), ge=0, le=1, description="fraction of the queue given to random tasks"
     )
     min_confidence: float = Field(
-        0, ge=0, le=1,
+        default("min_confidence"), ge=0, le=1,
         description="show a pre-annotation only when the model's probability for it reaches this (0: always)",
     )
-    # When to stop (backend/progress.py; 0 turns a rule off).
+    # When to stop (backend/progress/estimators.py; 0 turns a rule off).
     label_budget: int = Field(0, ge=0, description="stop once this many tasks are labeled (0: no budget)")
     target_accuracy: float = Field(0, ge=0, le=1, description="stop once the estimated accuracy reaches this")
     target_macro_f1: float = Field(0, ge=0, le=1, description="stop once the estimated macro-F1 reaches this")
@@ -48,25 +60,33 @@ class ProjectOptions(BaseModel):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, value: str) -> str:
-        if value not in selection.STRATEGIES:
-            raise ValueError(f"unknown strategy {value!r}; known: {', '.join(sorted(selection.STRATEGIES))}")
+        if value not in strategies.STRATEGIES:
+            raise ValueError(f"unknown strategy {value!r}; known: {', '.join(sorted(strategies.STRATEGIES))}")
         return value
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, value: str) -> str:
+        try:
+            return featurizers.check(value)
+        except featurizers.FeaturizerError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("weights")
     @classmethod
     def _known_weights(cls, value: dict[str, float]) -> dict[str, float]:
-        return selection.check_weights(value)
+        return strategies.check_weights(value)
 
-    def selection_params(self) -> selection.SelectionParams:
+    def selection_params(self) -> strategies.SelectionParams:
         """The part of the options the selection strategies read."""
-        return selection.SelectionParams(
+        return strategies.SelectionParams(
             strategy=self.strategy, weights=dict(self.weights), batch_size=self.batch_size,
             control_share=self.control_share,
         )
 
-    def stop_rules(self) -> "progress.StopRules":
+    def stop_rules(self) -> "estimators.StopRules":
         """The part of the options the stopping rules read."""
-        return progress.StopRules(
+        return estimators.StopRules(
             label_budget=self.label_budget, target_accuracy=self.target_accuracy,
             target_macro_f1=self.target_macro_f1, plateau_versions=self.plateau_versions,
             plateau_min_gain=self.plateau_min_gain, stop_kappa=self.stop_kappa,
@@ -77,23 +97,10 @@ class InvalidOptionsError(ValueError):
     """``extra_params`` do not validate; the message names the key."""
 
 
-def defaults(settings: Settings) -> dict[str, Any]:
-    return {
-        "head_size": settings.head_size,
-        "set_sampling": settings.set_sampling,
-        "train_every": settings.train_every,
-        "keep_versions": settings.keep_versions,
-        "train_interval": settings.train_interval,
-        "strategy": settings.strategy,
-        "control_share": settings.control_share,
-        "min_confidence": settings.min_confidence,
-    }
-
-
 def resolve(settings: Settings, extra_params: dict[str, Any] | None) -> ProjectOptions:
     """Environment defaults overridden by ``extra_params``."""
     try:
-        return ProjectOptions(**{**defaults(settings), **(extra_params or {})})
+        return ProjectOptions(**{**settings.project_defaults(), **(extra_params or {})})
     except ValidationError as exc:
         known = ", ".join(ProjectOptions.model_fields)
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -30,7 +30,7 @@ Usage (backend and its worker already running)::
     .venv/bin/python bench/bench_backend.py --no-train --repeat 1 --single-requests 200
     .venv/bin/python bench/bench_backend.py --server-pids 1234,1235 --auth user:pass
 
-Only httpx, numpy and psutil are needed (and ``backend.datasets`` for data).
+Only httpx, numpy and psutil are needed (and ``backend.simulation.datasets`` for data).
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ except ImportError:  # pragma: no cover - psutil is optional: RSS is then skippe
     psutil = None
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # for backend.datasets when run from anywhere
+sys.path.insert(0, str(HERE.parent))  # for backend.simulation.datasets when run from anywhere
 
-from backend.datasets import load_dataset  # noqa: E402
+from backend.simulation.datasets import load_dataset  # noqa: E402
 
 WARMUP_SINGLE, WARMUP_BATCH, WARMUP_WEBHOOK = 50, 2, 50
 BATCH_SIZE = 1000
@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--url", default="http://127.0.0.1:9090", help="the ML backend")
     ap.add_argument("--project", type=int, default=9001, help="Label Studio project id to use")
-    ap.add_argument("--dataset", default="rotten-tomatoes", help="a backend.datasets name")
+    ap.add_argument("--dataset", default="rotten-tomatoes", help="a backend.simulation.datasets name")
     ap.add_argument("--texts", type=int, default=0, help="use only the first N rows after shuffling (0 = all)")
     ap.add_argument("--label-config-file", help="label config XML (default: Text + Choices over the labels)")
     ap.add_argument("--no-train", action="store_true", help="skip sending tasks and labels and waiting for training")

@@ -28,16 +28,16 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend import ngram_hash  # noqa: E402
-from backend.datasets import load_dataset  # noqa: E402
-from backend.features import FeatureSpec, TextFeaturizer  # noqa: E402
-from backend.model import ChoicesClassifier  # noqa: E402
+from backend.learning import ngram_hash  # noqa: E402
+from backend.learning.featurizers.ngrams import NgramFeaturizer  # noqa: E402
+from backend.learning.model import ChoicesClassifier  # noqa: E402
+from backend.simulation.datasets import load_dataset  # noqa: E402
 
-SPECS = {"scikit-learn": FeatureSpec(hasher="sklearn"), "ngram-v2": FeatureSpec()}
+SPECS = {"scikit-learn": NgramFeaturizer(hasher="sklearn"), "ngram-v2": NgramFeaturizer()}
 
 
 def same_ngrams(texts: list[str]) -> None:
-    spec = FeatureSpec()
+    spec = NgramFeaturizer()
     words = HashingVectorizer(ngram_range=spec.word_ngrams).build_analyzer()
     chars = HashingVectorizer(analyzer="char_wb", ngram_range=spec.char_ngrams).build_analyzer()
     expected = np.array([len(set(words(t))) + len(set(chars(t))) for t in texts])
@@ -64,7 +64,7 @@ def main() -> None:
         ds = load_dataset(name)
         texts, y = ds.texts, np.asarray(ds.labels)
         same_ngrams(texts[:3000])
-        featurizers = {k: TextFeaturizer(s) for k, s in SPECS.items()}
+        featurizers = {k: s for k, s in SPECS.items()}
         one, batch = {k: [] for k in SPECS}, {k: [] for k in SPECS}
         for f in featurizers.values():
             f.transform(texts[:10])  # warm up (tables, imports)

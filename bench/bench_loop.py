@@ -61,11 +61,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.datasets import load_dataset  # noqa: E402
-from backend.queueing import job_queue, low_queue, topup_queue  # noqa: E402
-from backend.store import ProjectStore, connect  # noqa: E402
-from tests.e2e.conftest import E2E_REDIS_URL, Stack, wait_for  # noqa: E402
-from tests.e2e.label_studio import FAST_IMPORT_FLAG, LabelStudio  # noqa: E402
+from backend.simulation.datasets import load_dataset  # noqa: E402
+from backend.state.queueing import job_queue, low_queue, topup_queue  # noqa: E402
+from backend.state.store import ProjectStore, connect  # noqa: E402
+from harness.label_studio import FAST_IMPORT_FLAG, LabelStudio  # noqa: E402
+from harness.stack import E2E_REDIS_URL, Stack, wait_for  # noqa: E402
 
 CONFIG = ('<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text">'
           '<Choice value="negative"/><Choice value="neutral"/><Choice value="positive"/></Choices></View>')
@@ -281,7 +281,7 @@ def job_times(r, queue_name: str, since: float) -> dict:
     """Seconds each kind of worker job ran since ``since`` (RQ's finished registries; results are kept 1 h)."""
     from rq.registry import FinishedJobRegistry
 
-    from backend.queueing import JOB_SERIALIZER
+    from backend.state.queueing import JOB_SERIALIZER
 
     out: dict[str, list[float]] = {}
     for name in (queue_name, low_queue(queue_name), topup_queue(queue_name)):

@@ -58,10 +58,19 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 from bench_backend import (  # noqa: E402
-    PredictChecker, default_config, git_commit, machine, parse_config, post, predict_body, setup, train,
+    PredictChecker,
+    default_config,
+    git_commit,
+    machine,
+    parse_config,
+    post,
+    predict_body,
+    setup,
+    train,
 )
 
-from backend.datasets import load_dataset  # noqa: E402
+from backend.simulation.datasets import load_dataset  # noqa: E402
+from backend.state.store import namespace_pattern
 
 EXAMPLE = Path("label_studio_ml/examples/sklearn_text_classifier")
 PID = 9101
@@ -271,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         import redis
 
         r = redis.Redis.from_url(args.redis)
-        keys = [*r.scan_iter(f"{prefix}:*"), *r.scan_iter(f"*{queue}*")]
+        keys = [*r.scan_iter(namespace_pattern(prefix)), *r.scan_iter(f"*{queue}*")]
         if keys:
             r.delete(*keys)
 

@@ -23,10 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend import ranking, strategies  # noqa: E402
-from backend.datasets import load_dataset  # noqa: E402
-from backend.features import TextFeaturizer  # noqa: E402
-from backend.model import ChoicesClassifier  # noqa: E402
+from backend.learning.featurizers.ngrams import NgramFeaturizer  # noqa: E402
+from backend.learning.model import ChoicesClassifier  # noqa: E402
+from backend.selection import (
+    ranking,  # noqa: E402
+    scores,  # noqa: E402
+)
+from backend.simulation.datasets import load_dataset  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +42,7 @@ def main() -> None:
     n = len(ds.texts)
     texts = [ds.texts[i % n] + ("" if i < n else f" #{i // n}") for i in range(args.pool)]
     t = time.perf_counter()
-    X = TextFeaturizer().transform(texts)
+    X = NgramFeaturizer().transform(texts)
     print(f"pool {args.pool:,} texts featurised once in {time.perf_counter() - t:.1f}s (cached by the worker)")
     idx = np.random.default_rng(0).permutation(n)[: args.labels]
     model = ChoicesClassifier().fit(X[idx], [ds.labels[i] for i in idx])
@@ -53,7 +56,7 @@ def main() -> None:
         proba = model.predict_proba(X)
         times["predict_proba"] = time.perf_counter() - t
         t = time.perf_counter()
-        utility = strategies.margin_uncertainty(proba)
+        utility = scores.margin_uncertainty(proba)
         times["margin"] = time.perf_counter() - t
         t = time.perf_counter()
         Z = ranking.project(X, 32, rng)

@@ -46,10 +46,10 @@ def _env() -> dict[str, str]:
 
 def populate(pool: int) -> None:
     """Fill a project with ``pool`` real tweets and its label config."""
-    from backend.datasets import load_dataset
-    from backend.label_config import parse_label_config
-    from backend.store import ProjectStore, connect
-    from tests.conftest import LABEL_CONFIG
+    from backend.labelstudio.label_config import parse_label_config
+    from backend.simulation.datasets import load_dataset
+    from backend.state.store import ProjectStore, connect
+    from harness.payloads import LABEL_CONFIG
 
     r = connect(BENCH_REDIS_URL)
     r.flushdb()
@@ -80,10 +80,10 @@ def label(first: int, count: int) -> None:
     config does not have is dropped by training, and the refresh would
     measure cold-start ranking instead.
     """
-    from backend.datasets import load_dataset
-    from backend.label_config import parse_label_config
-    from backend.store import ProjectStore, connect
-    from tests.conftest import LABEL_CONFIG
+    from backend.labelstudio.label_config import parse_label_config
+    from backend.simulation.datasets import load_dataset
+    from backend.state.store import ProjectStore, connect
+    from harness.payloads import LABEL_CONFIG
 
     pos, neg = parse_label_config(LABEL_CONFIG).controls[0].labels[:2]
     ds = load_dataset("crowdflower-tweets")
@@ -100,9 +100,9 @@ def label(first: int, count: int) -> None:
 
 def refresh_once() -> None:
     """Child process: one build_version; prints its summary and peak RSS as JSON."""
-    from backend.config import get_settings
-    from backend.queueing import pending_key
-    from backend.store import ProjectStore, connect
+    from backend.settings import get_settings
+    from backend.state.queueing import pending_key
+    from backend.state.store import ProjectStore, connect
     from worker.jobs import project_lock
     from worker.refresh import build_version
 
@@ -134,8 +134,8 @@ def run_refresh(helpers: int) -> dict:
     """One refresh in a fresh process, with ``helpers`` extra worker processes listening."""
     from rq import Queue
 
-    from backend.queueing import low_queue, pending_key
-    from backend.store import connect
+    from backend.state.queueing import low_queue, pending_key
+    from backend.state.store import connect
 
     env = _env()
     r = connect(BENCH_REDIS_URL)

@@ -6,7 +6,7 @@ Usage: python bench/bench_strategies.py [--pool 100000] [--labels 1000] [--batch
 The pool is real text: CrowdFlower tweets (37,243) and Rotten Tomatoes
 snippets (12,808), drawn with a seeded generator to ``--pool`` texts (so it
 holds exact repeats, as real pools do), featurised once with
-``TextFeaturizer``.  A ``ChoicesClassifier`` trained on ``--labels``
+``NgramFeaturizer``.  A ``ChoicesClassifier`` trained on ``--labels``
 labeled tweets (3 labels) gives the probabilities; the pool's 32-d
 projection, its k-means clusters and a 5-member bagged committee are
 computed once, so every library scores **the same arrays**.
@@ -18,7 +18,7 @@ are faster):
    implementation of the same score where one exists;
 2. each batch of ``--batch`` tasks (k-center greedy, ranked batch,
    TypiClust), same comparison;
-3. every named strategy end to end through ``selection.rank_pool`` (as the
+3. every named strategy end to end through ``strategies.rank_pool`` (as the
    worker runs it: projection, clustering, scores, batch, near-duplicate
    collapse, control share), and its peak traced memory at half and full
    pool size (memory linear in the pool: the ratio should be about 2).
@@ -47,10 +47,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend import ranking, selection, strategies  # noqa: E402
-from backend.datasets import load_dataset  # noqa: E402
-from backend.features import TextFeaturizer  # noqa: E402
-from backend.model import ChoicesClassifier  # noqa: E402
+from backend.learning.featurizers.ngrams import NgramFeaturizer  # noqa: E402
+from backend.learning.model import ChoicesClassifier  # noqa: E402
+from backend.selection import (
+    ranking,  # noqa: E402
+    scores,  # noqa: E402
+    strategies,  # noqa: E402
+)
+from backend.simulation.datasets import load_dataset  # noqa: E402
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
@@ -115,7 +119,7 @@ def build_pool(n_pool: int, n_labels: int):
     labeled = rng.choice(len(tweets.texts), n_labels, replace=False)
     rest = np.setdiff1d(np.arange(len(texts)), labeled)
     drawn = np.concatenate([rng.permutation(rest), rng.choice(rest, max(0, n_pool - rest.size))])[:n_pool]
-    featurizer = TextFeaturizer()
+    featurizer = NgramFeaturizer()
     t = time.perf_counter()
     X = featurizer.transform([texts[i] for i in drawn])
     print(f"pool: {n_pool:,} texts ({np.unique(drawn).size:,} distinct) featurised in {time.perf_counter() - t:.1f}s")
@@ -149,22 +153,22 @@ def main() -> None:
     X, X_labeled, y_labeled = build_pool(args.pool, args.labels)
     model = ChoicesClassifier().fit(X_labeled, y_labeled)
     P = model.predict_proba(X)
-    pool = selection.Pool(X=X, probas={"label": P}, models={"label": model}, labeled_X=X_labeled,
+    pool = strategies.Pool(X=X, probas={"label": P}, models={"label": model}, labeled_X=X_labeled,
                           labeled_y=y_labeled)
     ranking.random_projection(X.shape[1])  # built once per worker process
     rng = np.random.default_rng(1)
     t = time.perf_counter()
-    Z, Z_labeled = selection._projection(pool, rng)
+    Z, Z_labeled = strategies._projection(pool, rng)
     t_project = time.perf_counter() - t
     t = time.perf_counter()
-    labels, centers = selection._clusters(pool, rng)
+    labels, centers = strategies._clusters(pool, rng)
     t_kmeans = time.perf_counter() - t
     t = time.perf_counter()
-    committee = selection._committee(pool, rng)[1]
+    committee = strategies._committee(pool, rng)[1]
     t_committee = time.perf_counter() - t
     sizes = np.bincount(labels, minlength=len(centers)).astype(float)
     norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel() + 1.0)
-    u = strategies.margin_uncertainty(P)
+    u = scores.margin_uncertainty(P)
     classes = model.classes_
     print(f"shared inputs: projection {t_project:.2f}s, k-means {t_kmeans:.2f}s, "
           f"committee of {committee.shape[0]} bagged fits + predictions {t_committee:.2f}s")
@@ -189,27 +193,27 @@ def main() -> None:
         print("  ".join(cells))
 
     print(f"\nscoring functions on {args.pool:,} tasks (median of {R}):")
-    row("scores", "least-confidence", lambda: strategies.least_confidence(P), {
+    row("scores", "least-confidence", lambda: scores.least_confidence(P), {
         "modAL": lambda: modAL.uncertainty._proba_uncertainty(P),
         "skactiveml": lambda: skal.uncertainty_scores(P, method="least_confident")})
-    row("scores", "margin", lambda: strategies.margin_uncertainty(P), {
+    row("scores", "margin", lambda: scores.margin_uncertainty(P), {
         "modAL": lambda: modAL.uncertainty._proba_margin(P),
         "skactiveml": lambda: skal.uncertainty_scores(P, method="margin_sampling")})
-    row("scores", "entropy", lambda: strategies.entropy(P), {
+    row("scores", "entropy", lambda: scores.entropy(P), {
         "modAL": lambda: modAL.uncertainty._proba_entropy(P),
         "skactiveml": lambda: skal.uncertainty_scores(P, method="entropy")})
     view = CommitteeView(committee, classes)
     votes = committee.argmax(axis=2).T  # (n, M) label positions, as scikit-activeml takes them
-    row("scores", "vote entropy", lambda: strategies.vote_entropy(committee), {
+    row("scores", "vote entropy", lambda: scores.vote_entropy(committee), {
         "modAL": lambda: modAL.disagreement.vote_entropy(view, X),
         "skactiveml": lambda: skal.vote_entropy(votes, np.arange(len(classes)))})
-    row("scores", "KL to consensus", lambda: strategies.mean_kl_to_consensus(committee), {
+    row("scores", "KL to consensus", lambda: scores.mean_kl_to_consensus(committee), {
         "modAL": lambda: modAL.disagreement.KL_max_disagreement(view, X),  # max over members, not mean
         "skactiveml": lambda: skal.average_kl_divergence(committee.copy())})
-    row("scores", "EGL", lambda: strategies.expected_gradient_length(P, norms), {"modAL": None, "skactiveml": None})
-    row("scores", "information density", lambda: strategies.information_density(Z, centers, sizes),
+    row("scores", "EGL", lambda: scores.expected_gradient_length(P, norms), {"modAL": None, "skactiveml": None})
+    row("scores", "information density", lambda: scores.information_density(Z, centers, sizes),
         {"modAL": None, "skactiveml": None})
-    row("scores", "kNN typicality", lambda: strategies.knn_typicality(Z, labels, np.random.default_rng(0)),
+    row("scores", "kNN typicality", lambda: scores.knn_typicality(Z, labels, np.random.default_rng(0)),
         {"modAL": None, "skactiveml": None})
     # modAL's density is the exact mean similarity to every task: n x n.
     density_samples = {}
@@ -218,7 +222,7 @@ def main() -> None:
             continue
         sample = Z[:m].astype(np.float64)
         t_m, _ = timed(lambda: modAL.density.information_density(sample), 1)
-        t_o, _ = timed(lambda: strategies.information_density(sample, centers, sizes), R)
+        t_o, _ = timed(lambda: scores.information_density(sample, centers, sizes), R)
         density_samples[m] = {"modAL_s": t_m, "ours_s": t_o}
         print(f"  information density on {m:,}: modAL {t_m:.3f}s, ours {t_o:.4f}s")
     if density_samples:
@@ -242,12 +246,12 @@ def main() -> None:
     row("batches", "ranked batch", lambda: ranking.ranked_batch(Z, u, B, labeled=Z_labeled), {
         "modAL-slow": lambda: modAL.batch.ranked_batch(LearnerView(Zl64), Z64, u, B, "euclidean", None),
         "skactiveml": None})
-    cold = selection.Pool(X=X)
+    cold = strategies.Pool(X=X)
 
     def ours_typiclust():  # from the same projection as scikit-activeml: k-means, typicality, coverage order
         cold._cache.clear()
         cold._cache.update(Z=Z, Z_labeled=None)
-        return selection._cold_start(cold, np.random.default_rng(0))[0][:B]
+        return strategies._cold_start(cold, np.random.default_rng(0))[0][:B]
 
     row("batches", "TypiClust (cold start)", ours_typiclust, {
         "modAL": None,
@@ -255,15 +259,15 @@ def main() -> None:
         repeat=max(1, min(R, 3)))
 
     print(f"\nnamed strategies end to end (rank_pool, batch {B}, control share 0.1; median of {min(R, 3)}):")
-    half = selection.Pool(X=X[: args.pool // 2], probas={"label": P[: args.pool // 2]}, models={"label": model},
+    half = strategies.Pool(X=X[: args.pool // 2], probas={"label": P[: args.pool // 2]}, models={"label": model},
                           labeled_X=X_labeled, labeled_y=y_labeled)
-    for name in selection.STRATEGIES:
-        params = selection.SelectionParams(strategy=name, batch_size=B)
-        t_s, ranked = timed(lambda: selection.rank_pool(pool, params, np.random.default_rng(2)), min(R, 3))
-        mem_full = peak_mb(lambda: selection.rank_pool(pool, params, np.random.default_rng(2)))
-        mem_half = peak_mb(lambda: selection.rank_pool(half, params, np.random.default_rng(2)))
+    for name in strategies.STRATEGIES:
+        params = strategies.SelectionParams(strategy=name, batch_size=B)
+        t_s, ranked = timed(lambda: strategies.rank_pool(pool, params, np.random.default_rng(2)), min(R, 3))
+        mem_full = peak_mb(lambda: strategies.rank_pool(pool, params, np.random.default_rng(2)))
+        mem_half = peak_mb(lambda: strategies.rank_pool(half, params, np.random.default_rng(2)))
         results["strategies"][name] = {"seconds": t_s, "peak_mb": mem_full, "peak_mb_half_pool": mem_half,
-                                       "control_tasks": int((ranked.source == selection.CONTROL).sum())}
+                                       "control_tasks": int((ranked.source == strategies.CONTROL).sum())}
         print(f"  {name:18} {t_s:6.2f}s   peak {mem_full:7.1f} MB  (half pool {mem_half:6.1f} MB, "
               f"ratio {mem_full / max(mem_half, 1e-9):.2f})")
 

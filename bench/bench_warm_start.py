@@ -35,9 +35,9 @@ def main() -> None:
 
     from sklearn.linear_model import LogisticRegression
 
-    from backend.datasets import load_dataset
-    from backend.features import TextFeaturizer
-    from backend.model import ChoicesClassifier, compact_columns
+    from backend.learning.featurizers.ngrams import NgramFeaturizer
+    from backend.learning.model import ChoicesClassifier, compact_columns
+    from backend.simulation.datasets import load_dataset
 
     ds = load_dataset("crowdflower-tweets")
     idx = np.random.default_rng(0).permutation(len(ds.texts))
@@ -45,7 +45,7 @@ def main() -> None:
     test = idx[-10_000:]
     if n_max > len(idx) - len(test):
         raise SystemExit(f"--start + --step * --steps must be at most {len(idx) - len(test)}")
-    featurizer = TextFeaturizer()
+    featurizer = NgramFeaturizer()
     X_all = featurizer.transform([ds.texts[i] for i in idx[:n_max]])
     y_all = [ds.labels[i] for i in idx[:n_max]]
     X_test = featurizer.transform([ds.texts[i] for i in test])

@@ -2,7 +2,7 @@
 
 Usage: python bench/feature_choice.py [--seeds 3] [--labels 1000]
 
-For each built-in text dataset and each candidate ``FeatureSpec``: train the
+For each built-in text dataset and each candidate ``NgramFeaturizer``: train the
 project's classifier on ``--labels`` random labeled texts, measure accuracy on
 3,000 others (mean over seeds), and time featurising 1,000 texts (median of 5).
 """
@@ -14,16 +14,16 @@ import time
 
 import numpy as np
 
-from backend.datasets import load_dataset
-from backend.features import FeatureSpec, TextFeaturizer
-from backend.model import ChoicesClassifier
+from backend.learning.featurizers.ngrams import NgramFeaturizer
+from backend.learning.model import ChoicesClassifier
+from backend.simulation.datasets import load_dataset
 
 CANDIDATES = [
-    FeatureSpec(char_ngrams=None),
-    FeatureSpec(char_ngrams=(3, 3)),
-    FeatureSpec(char_ngrams=(4, 4)),
-    FeatureSpec(char_ngrams=(3, 4)),
-    FeatureSpec(char_ngrams=(2, 5)),
+    NgramFeaturizer(char_ngrams=None),
+    NgramFeaturizer(char_ngrams=(3, 3)),
+    NgramFeaturizer(char_ngrams=(4, 4)),
+    NgramFeaturizer(char_ngrams=(3, 4)),
+    NgramFeaturizer(char_ngrams=(2, 5)),
 ]
 
 
@@ -37,7 +37,7 @@ def main() -> None:
         ds = load_dataset(name)
         labels = np.asarray(ds.labels)
         for spec in CANDIDATES:
-            featurizer = TextFeaturizer(spec)
+            featurizer = spec
             accs = []
             for seed in range(args.seeds):
                 idx = np.random.default_rng(seed).permutation(len(ds.texts))

@@ -18,9 +18,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.datasets import load_dataset  # noqa: E402
+from backend.simulation.datasets import load_dataset  # noqa: E402
+from harness.label_studio import _template_meta, template_dir  # noqa: E402
 from scripts.demo import TITLE  # noqa: E402
-from tests.e2e.label_studio import template_dir, _template_meta  # noqa: E402
 
 
 def main(n: int) -> None:

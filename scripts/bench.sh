@@ -15,8 +15,8 @@ cleanup() {
   "$BIN/python" - <<'PY'
 import os
 from rq import Queue
-from backend.config import get_settings
-from backend.store import connect
+from backend.settings import get_settings
+from backend.state.store import connect
 s = get_settings()
 r = connect(s.redis_url)
 q = Queue(s.queue_name, connection=r)

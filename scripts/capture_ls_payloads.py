@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.label_studio import LabelStudio, free_port  # noqa: E402
+from harness.label_studio import LabelStudio, free_port  # noqa: E402
 
 CONFIG = ('<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text">'
           '<Choice value="pos"/><Choice value="neg"/></Choices></View>')

@@ -25,16 +25,16 @@ import uvicorn
 from fastapi.testclient import TestClient
 from rq import SimpleWorker
 
-from backend.queueing import JOB_SERIALIZER, job_queue
+from backend.state.queueing import JOB_SERIALIZER, job_queue
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.app import create_app  # noqa: E402
-from backend.config import get_settings  # noqa: E402
-from backend.datasets import load_dataset  # noqa: E402
-from backend.store import ProjectStore, connect  # noqa: E402
-from tests.conftest import annotation_event, setup_body, tasks_created  # noqa: E402
+from backend.service.app import create_app  # noqa: E402
+from backend.settings import get_settings  # noqa: E402
+from backend.simulation.datasets import load_dataset  # noqa: E402
+from backend.state.store import ProjectStore, connect  # noqa: E402
+from harness.payloads import annotation_event, setup_body, tasks_created  # noqa: E402
 
 SCHEMA = ('<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text">'
           '<Choice value="fresh"/><Choice value="rotten"/></Choices></View>')

@@ -22,8 +22,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.datasets import load_dataset  # noqa: E402
-from tests.e2e.label_studio import FAST_IMPORT_FLAG, LabelStudio  # noqa: E402
+from backend.simulation.datasets import load_dataset  # noqa: E402
+from harness.label_studio import FAST_IMPORT_FLAG, LabelStudio  # noqa: E402
 
 TITLE = "Active learning demo: movie reviews"
 CONFIG = ('<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text" choice="single">'

@@ -25,10 +25,10 @@ sys.path.insert(0, str(REPO))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from backend.datasets import load_dataset  # noqa: E402
+from backend.simulation.datasets import load_dataset  # noqa: E402
+from harness.label_studio import _template_meta, template_dir  # noqa: E402
+from harness.ui import LabelStream, SubmitRefused, launch, login  # noqa: E402
 from scripts.demo import TITLE  # noqa: E402
-from tests.e2e.label_studio import _template_meta, template_dir  # noqa: E402
-from tests.e2e.ui import LabelStream, SubmitRefused, launch, login  # noqa: E402
 
 
 def main() -> int:

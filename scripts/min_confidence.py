@@ -4,7 +4,7 @@ Annotators see the pre-selected choice and often accept it.  On the tasks the
 queue serves first (the most uncertain ones), that choice is right far less
 often than on average.  A threshold (``min_confidence``) would show a
 pre-annotation only when the model's probability for it reaches the threshold.
-This replays the worker's loop on a built-in dataset (``backend/simulation.py``:
+This replays the worker's loop on a built-in dataset (``backend/simulation/replay.py``:
 the worker's features, model and default strategy, the dataset's labels as
 annotators) and, at a few label counts, measures for each threshold:
 
@@ -34,10 +34,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend import selection  # noqa: E402
-from backend.datasets import BUILTIN, load_dataset  # noqa: E402
-from backend.features import FeatureSpec, TextFeaturizer  # noqa: E402
-from backend.simulation import Oracle, Protocol, _fit, make_split, run_strategy, selection_pool  # noqa: E402
+from backend.learning.featurizers.ngrams import NgramFeaturizer  # noqa: E402
+from backend.selection import strategies  # noqa: E402
+from backend.simulation.datasets import BUILTIN, load_dataset  # noqa: E402
+from backend.simulation.replay import Oracle, Protocol, _fit, make_split, run_strategy, selection_pool  # noqa: E402
 
 THRESHOLDS = (0.0, 0.6, 0.7, 0.8, 0.9, 0.95)
 
@@ -52,25 +52,25 @@ def shown_and_wrong(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, t
 def measure(name: str, *, seeds: int, checkpoints: list[int], head: int, thresholds: tuple[float, ...],
             max_rows: int) -> dict:
     ds = load_dataset(name)
-    X = TextFeaturizer(FeatureSpec()).transform(ds.texts)
+    X = NgramFeaturizer().transform(ds.texts)
     y = np.asarray(ds.labels)
-    protocol = Protocol(strategies=("random", selection.DEFAULT_STRATEGY), seeds=seeds, budget=max(checkpoints),
+    protocol = Protocol(strategies=("random", strategies.DEFAULT_STRATEGY), seeds=seeds, budget=max(checkpoints),
                         batch_size=100, initial=min(100, min(checkpoints)), max_rows=max_rows)
-    params = selection.SelectionParams(strategy=selection.DEFAULT_STRATEGY, batch_size=protocol.batch_size,
+    params = strategies.SelectionParams(strategy=strategies.DEFAULT_STRATEGY, batch_size=protocol.batch_size,
                                        control_share=protocol.control_share)
     # counts[where][n][t] = [tasks, shown, wrong among shown]
     counts = {w: {n: {t: [0, 0, 0] for t in thresholds} for n in checkpoints} for w in ("head", "random")}
     for rep in range(seeds):
         split = make_split(ds.labels, protocol, rep)
         oracle = Oracle(ds.labels, split.pool)
-        run_strategy(X, ds.labels, split, selection.DEFAULT_STRATEGY, protocol, rep, oracle=oracle)
+        run_strategy(X, ds.labels, split, strategies.DEFAULT_STRATEGY, protocol, rep, oracle=oracle)
         for n in checkpoints:
             labeled = np.asarray(oracle.asked[:n])
             model = _fit(X[labeled], list(y[labeled]))
             if model is None:
                 continue
             rest = np.setdiff1d(split.pool, labeled)
-            ranked = selection.rank_pool(selection_pool(X[rest], model, X[labeled], list(y[labeled])), params,
+            ranked = strategies.rank_pool(selection_pool(X[rest], model, X[labeled], list(y[labeled])), params,
                                          np.random.default_rng(rep))
             for where, rows in (("head", rest[ranked.order[:head]]), ("random", split.test)):
                 proba = model.predict_proba(X[rows])
@@ -80,7 +80,7 @@ def measure(name: str, *, seeds: int, checkpoints: list[int], head: int, thresho
                     c[0] += len(rows)
                     c[1] += s
                     c[2] += w
-    return {"dataset": name, "rows": len(y), "seeds": seeds, "head": head, "strategy": selection.DEFAULT_STRATEGY,
+    return {"dataset": name, "rows": len(y), "seeds": seeds, "head": head, "strategy": strategies.DEFAULT_STRATEGY,
             "counts": {w: {str(n): {str(t): c for t, c in d.items()} for n, d in per.items()}
                        for w, per in counts.items()}}
 

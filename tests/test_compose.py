@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from backend.cli import bind_refusal
-from backend.config import Settings
+from backend.settings import Settings
+from harness.label_studio import LS_VERSION
 from scripts.compose_env import fresh_env
-from tests.e2e.label_studio import LS_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_CACHE = REPO / ".cache" / "compose-spec" / "compose_spec.json"

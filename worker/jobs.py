@@ -17,14 +17,15 @@ from typing import Iterator
 from redis.exceptions import LockError, RedisError
 
 from backend import project_options
-from backend.config import Settings, get_settings
-from backend.ls_client import LabelStudioError
-from backend.queueing import low_pending_key, pending_key, request_low, request_refresh
-from backend.store import ProjectStore, connect
-from worker.push import IncompletePushError, prune, push_current, top_up
-from worker.progress import record as record_progress, record_before_drop
+from backend.labelstudio.client import LabelStudioError
+from backend.settings import Settings, get_settings
+from backend.state.queueing import low_pending_key, pending_key, request_low, request_refresh, topup_pending_key
+from backend.state.store import ProjectStore, connect
 from worker import shards
-from worker.refresh import build_version, evaluate
+from worker.outcomes import record_before_drop
+from worker.progress import record as record_progress
+from worker.push import IncompletePushError, prune, push_current, top_up
+from worker.refresh import build_version
 from worker.sync import client_for, confirm_deletions, reconcile
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,7 @@ def project_lock(store: ProjectStore, ttl: float) -> Iterator[bool]:
     SIGKILL holds the lock for at most ``ttl`` seconds, not for the length of
     the longest job.
     """
-    # thread_local=False: the renewing thread must see the token of the job that took the lock.
-    lock = store.r.lock(store.key("lock"), timeout=ttl, blocking_timeout=LOCK_WAIT, thread_local=False)
+    lock = store.lock(timeout=ttl, blocking_timeout=LOCK_WAIT)
     if not lock.acquire():
         yield False
         return
@@ -87,18 +87,17 @@ def refresh_project(project_id: int, prefix: str | None = None) -> dict:
 
 def _refresh(store: ProjectStore, settings) -> dict:
     r = store.r
-    sync = r.getdel(store.key("sync_requested"))
-    force = bool(r.getdel(store.key("force_train")))
+    sync, force = store.take_requests()
     client = client_for(store, settings)
     summary: dict = {}
     errors: list[str] = []
     store.set_status(last_refresh_started=time.time(), stage="sync" if sync else "train")
     if sync and client is not None:
         try:
-            summary["sync"] = reconcile(store, client, full=sync == b"full")
+            summary["sync"] = reconcile(store, client, full=sync == "full")
         except LabelStudioError as exc:
             # Train on what the webhooks brought; the next run syncs again.
-            r.set(store.key("sync_requested"), sync)
+            store.request_sync(full=sync == "full")
             errors.append(f"sync: {exc}")
             summary["sync"] = {"error": str(exc)}
     if client is not None:
@@ -107,7 +106,7 @@ def _refresh(store: ProjectStore, settings) -> dict:
         except LabelStudioError as exc:
             errors.append(f"confirming deletions: {exc}")
     else:  # nobody to ask: the webhook is all there is
-        r.delete(store.key("deletions_unconfirmed"))
+        store.forget_unconfirmed_deletions()
     store.set_status(stage="train")
     summary["version"] = build_version(store, settings, force=force)
     if summary["version"].get("published"):
@@ -158,7 +157,7 @@ def prune_project(project_id: int, prefix: str | None = None) -> list[str]:
     in_use = set(store.pushed_versions()) | {store.current_version(), store.ls_version()}
     for info in store.versions():
         if info.name not in in_use:
-            record_before_drop(store, settings, info.name)  # its control predictions (worker/progress.py)
+            record_before_drop(store, settings, info.name)  # its control predictions (worker/outcomes.py)
             store.drop_version_data(info.name)
     return deleted
 
@@ -170,9 +169,9 @@ def evaluate_project(project_id: int, prefix: str | None = None) -> dict:
     without waiting for five extra fits.
     """
     settings, store = _low_priority_job(project_id, prefix, "evaluate")
-    controls = evaluate(store, settings)
-    record_progress(store, settings)  # learning curve, stopping signals, review list (worker/progress.py)
-    return controls
+    # cross-validation, learning curve, stopping signals, review list (worker/progress.py)
+    summary = record_progress(store, settings)
+    return {} if summary is None else {"version": summary.version, "accuracy": summary.accuracy}
 
 
 def reconcile_project(project_id: int, prefix: str | None = None) -> dict:
@@ -210,11 +209,11 @@ def topup_project(project_id: int, prefix: str | None = None) -> dict:
     prefix = prefix or settings.key_prefix
     r = connect(settings.redis_url)
     store = ProjectStore(r, prefix, project_id)
-    r.delete(f"{prefix}:p:{project_id}:topup_pending")
+    r.delete(topup_pending_key(prefix, project_id))
     client = client_for(store, settings)
     if client is None:
         return {"topped_up": 0, "reason": "no Label Studio access"}
-    lock = r.lock(store.key("topup_lock"), timeout=300, blocking_timeout=0)
+    lock = store.topup_lock(timeout=300)
     if not lock.acquire():
         return {"topped_up": 0, "reason": "another top-up is running"}
     try:

@@ -16,11 +16,11 @@ from threadpoolctl import threadpool_limits
 
 # Import the heavy modules before RQ forks a work horse per job.
 import worker.jobs  # noqa: F401
-from backend.config import Settings, get_settings
-from backend.features import FeatureSpec, warm_up
-from backend.queueing import JOB_SERIALIZER, job_queue, low_queue, topup_queue
-from backend.ranking import random_projection
-from backend.store import connect
+from backend.learning import featurizers
+from backend.selection.ranking import random_projection
+from backend.settings import Settings, get_settings
+from backend.state.queueing import JOB_SERIALIZER, job_queue, low_queue, topup_queue
+from backend.state.store import connect
 from worker.schedule import run_in_background, start_full_sync
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,12 @@ def run(settings: Settings | None = None, *, burst: bool = False) -> bool:
         # Studio and the serving processes, threads fight for the same cores
         # (k-means 0.8 s -> 5.7 s measured under load); scale with workers.
         threadpool_limits(settings.worker_threads)
-    random_projection(FeatureSpec().n_features)  # built once here, inherited by every job's fork
-    warm_up()  # the hasher's character tables, likewise
+    for featurizer in (featurizers.get(name) for name in featurizers.FEATURIZERS):
+        if featurizer.unavailable():
+            continue  # an optional featurizer not installed: projects cannot choose it
+        featurizer.warm_up()  # tables and weights, loaded once here and inherited by every job's fork
+        if featurizer.sparse:
+            random_projection(featurizer.n_features)  # likewise
     name = settings.queue_name
     if burst:
         return _work(settings, [topup_queue(name), name, low_queue(name)], burst=True, resident=True)

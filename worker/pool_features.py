@@ -1,8 +1,10 @@
 """A project's task features, from the worker's Redis cache where possible.
 
-Hashed features of a task never change for a given feature spec, so each
-task is featurised once and its row kept in Redis; a refresh reads rows in
-chunks and featurises only the cache misses.
+A task's features never change for a given featurizer (every featurizer is
+deterministic per row), so each task is featurised once and its row kept in
+Redis under the featurizer's key; a refresh reads rows in chunks and
+featurises only the cache misses.  Another featurizer is another cache, so
+switching a project's representation never mixes rows.
 
 The refresh process is long-lived (``worker/main.py``), so it also keeps the
 rows it read in memory (``_Resident``): at a 100,000-task pool, reading and
@@ -18,36 +20,36 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
-from backend.config import get_settings
-from backend.features import FeatureSpec, TextFeaturizer, decode_rows, encode_row
-from backend.fetch import shared_fetcher
-from backend.label_config import ChoicesControl, LabelConfig
-from backend.model import ChoicesClassifier
-from backend.store import ProjectStore
-from backend.task_data import TaskDataError, control_text
+from backend.labelstudio.fetch import shared_fetcher
+from backend.labelstudio.label_config import LabelConfig
+from backend.labelstudio.task_data import TaskDataError, control_text
+from backend.labelstudio.tasktypes import Control
+from backend.learning.featurizers import Featurizer, Matrix, decode_rows, encode_rows, vstack
+from backend.learning.model import ChoicesClassifier
+from backend.settings import get_settings
+from backend.state.store import ProjectStore
 
 FEATURE_CHUNK = 50_000  # tasks read from the feature cache per Redis round trip
 
 
 @dataclass
 class _Resident:
-    """Rows of one project's feature cache (one spec and control) held by this process."""
+    """Rows of one project's feature cache (one featurizer and control) held by this process."""
 
     token: str
     pos: dict[int, int] = field(default_factory=dict)  # task id -> row of X
-    X: sp.csr_matrix | None = None
+    X: Matrix | None = None
     used: float = 0.0
 
-    def add(self, ids: list[int], X: sp.csr_matrix) -> None:
+    def add(self, ids: list[int], X: Matrix, n_features: int, sparse: bool) -> None:
         if not ids:
             return
         start = len(self.pos)
         self.pos.update((tid, start + i) for i, tid in enumerate(ids))
-        self.X = X if self.X is None else sp.vstack([self.X, X], format="csr")
+        self.X = X if self.X is None else vstack([self.X, X], n_features, sparse=sparse)
 
-    def rows(self, ids: list[int]) -> sp.csr_matrix:
+    def rows(self, ids: list[int]) -> Matrix:
         return self.X[[self.pos[t] for t in ids]]
 
 
@@ -84,11 +86,11 @@ def _resident(store: ProjectStore, cache_key: str, task_ids: list[int]) -> tuple
 
 def control_features(
     store: ProjectStore,
-    spec: FeatureSpec,
-    control: ChoicesControl,
+    spec: Featurizer,
+    control: Control,
     task_ids: list[int],
     max_chars: int,
-) -> tuple[list[int], sp.csr_matrix, dict[int, str]]:
+) -> tuple[list[int], Matrix, dict[int, str]]:
     """Features of ``task_ids`` for one control, from memory or the cache where possible.
 
     Returns the ids that have features (in the order of ``task_ids``),
@@ -100,32 +102,30 @@ def control_features(
     memo, missing = _resident(store, cache_key, task_ids)
     if memo is None:
         return _read_features(store, spec, control, task_ids, max_chars)
+    skipped: dict[int, str] = {}
     if missing:
         got, X_new, skipped = _read_features(store, spec, control, missing, max_chars)
-        memo.add(got, X_new)
-    else:
-        skipped = {}
+        memo.add(got, X_new, spec.n_features, spec.sparse)
     ids = [tid for tid in task_ids if tid in memo.pos]
-    return ids, (memo.rows(ids) if ids else decode_rows([], spec.n_features)), skipped
+    return ids, (memo.rows(ids) if ids else vstack([], spec.n_features, sparse=spec.sparse)), skipped
 
 
 def _read_features(
     store: ProjectStore,
-    spec: FeatureSpec,
-    control: ChoicesControl,
+    spec: Featurizer,
+    control: Control,
     task_ids: list[int],
     max_chars: int,
-) -> tuple[list[int], sp.csr_matrix, dict[int, str]]:
+) -> tuple[list[int], Matrix, dict[int, str]]:
     """``control_features`` from Redis: featurises and writes back the rows it lacks.
 
     Work goes in chunks so a million-task pool never holds more than one
     chunk of raw bytes beside the matrix.
     """
     cache_key = f"{spec.key}:{control.name}"
-    featurizer = None
     fetch = None
     ids: list[int] = []
-    parts: list[sp.csr_matrix] = []
+    parts: list[Matrix] = []
     skipped: dict[int, str] = {}
     for start in range(0, len(task_ids), FEATURE_CHUNK):
         chunk = task_ids[start:start + FEATURE_CHUNK]
@@ -144,9 +144,7 @@ def _read_features(
                 except TaskDataError as exc:
                     skipped[tid] = str(exc)
             if todo:
-                featurizer = featurizer or TextFeaturizer(spec)
-                X_new = featurizer.transform(texts)
-                fresh = {tid: encode_row(X_new, i) for i, tid in enumerate(todo)}
+                fresh = dict(zip(todo, encode_rows(spec.transform(texts))))
                 store.cache_features(cache_key, fresh)
         rows, kept = [], []
         for tid, raw in zip(chunk, cached):
@@ -155,19 +153,18 @@ def _read_features(
                 rows.append(raw)
                 kept.append(tid)
         ids.extend(kept)
-        parts.append(decode_rows(rows, spec.n_features))
+        parts.append(decode_rows(rows, spec.n_features, sparse=spec.sparse))
         del cached, rows, fresh
-    X = sp.vstack(parts, format="csr") if len(parts) > 1 else (parts[0] if parts else decode_rows([], spec.n_features))
-    return ids, X, skipped
+    return ids, vstack(parts, spec.n_features, sparse=spec.sparse), skipped
 
 
 def pool_probas(
     store: ProjectStore,
-    spec: FeatureSpec,
+    spec: Featurizer,
     config: LabelConfig,
     models: dict[str, ChoicesClassifier],
     ids: list[int],
-    X_geo: sp.csr_matrix,
+    X_geo: Matrix,
     max_chars: int,
 ) -> dict[str, np.ndarray]:
     """Probabilities of every trained control for the tasks ``ids`` (rows of ``X_geo``).

@@ -17,14 +17,13 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
-
-from backend import head
-from backend.label_config import LabelConfig
-from backend.ls_client import LabelStudioClient, LabelStudioError
+from backend.labelstudio.client import LabelStudioClient, LabelStudioError
+from backend.labelstudio.label_config import LabelConfig
+from backend.labelstudio.tasktypes import task_type_of
 from backend.project_options import ProjectOptions
-from backend.store import ProjectStore
-from backend.versions import choices_result, load_version
+from backend.state import head
+from backend.state.store import ProjectStore
+from backend.state.versions import load_version
 from worker.pool_features import control_features
 
 log = logging.getLogger(__name__)
@@ -80,10 +79,8 @@ def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int,
         ids, X, _ = control_features(store, version.spec, control, head, max_chars)
         if not ids:
             continue
-        proba = model.predict_proba(X)
-        allowed = np.isin(model.classes_, control.labels)
-        for tid, row in zip(ids, proba):
-            item = choices_result(control, model.classes_, row, allowed, min_confidence)
+        items = task_type_of(control).results(control, model, model.predict_proba(X), min_confidence)
+        for tid, item in zip(ids, items):
             if item is not None:
                 results[tid].append(item)
     return [{"task": tid, "result": results[tid], "score": ranking[tid], "model_version": name} for tid in head]
@@ -199,7 +196,7 @@ def push_current(store: ProjectStore, client: LabelStudioClient, options: Projec
 
 
 def sized_head(store: ProjectStore, base: int) -> head.HeadPlan:
-    """The head for the measured labeling rate and the last refresh's duration (``backend/head.py``)."""
+    """The head for the measured labeling rate and the last refresh's duration (``backend/state/head.py``)."""
     status = store.status()
     started, finished = status.get("last_refresh_started"), status.get("last_refresh_finished")
     refresh_s = finished - started if started and finished and finished >= started else 0.0
@@ -218,8 +215,7 @@ def top_up(store: ProjectStore, client: LabelStudioClient, max_chars: int, min_c
     name = store.ls_version()
     if name is None or store.push_state(name).get("state") != "complete":
         return {"topped_up": 0, "reason": "no version served"}
-    meta = store.r.hgetall(store.key(f"head_meta:{name}"))
-    left = store.r.scard(store.key(f"head_left:{name}"))
+    meta, left = head.remaining(store, name)
     if not meta or left >= int(meta[b"threshold"]):
         return {"topped_up": 0, "left": left}
     want = int(meta[b"size"]) - left

@@ -1,7 +1,7 @@
 """Build a new model version for a project: train, rank the pool, publish.
 
 Called by the ``refresh_project`` job under the project's lock.  It reads only
-Redis (the pool and the labeled set the webhooks recorded), computes hashed
+Redis (the pool and the labeled set the webhooks recorded), computes the project's
 features once per task (cached), trains one model per ``<Choices>``, ranks
 every unlabeled task and publishes model + ranking in one atomic flip.  A
 failure before the flip leaves the previous version serving.
@@ -14,19 +14,20 @@ import logging
 import time
 
 import numpy as np
-import scipy.sparse as sp
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.linear_model import LogisticRegression
 
-from backend import project_options, ranking, selection
-from backend.config import Settings
-from backend.features import FeatureSpec
-from backend.label_config import LabelConfig
-from backend.model import ChoicesClassifier, NotEnoughLabelsError, compact_columns
-from backend.store import ProjectStore
-from backend.versions import load_version, pack_version, task_utility
+from backend import project_options
+from backend.labelstudio.label_config import LabelConfig
+from backend.labelstudio.tasktypes import task_type_of
+from backend.learning import featurizers
+from backend.learning.featurizers import Featurizer
+from backend.learning.labeled_set import build_labeled_set
+from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError
+from backend.learning.versions import pack_version, task_utility
+from backend.selection import ranking, strategies
+from backend.settings import Settings
+from backend.state.store import ProjectStore
+from backend.state.versions import load_version
 from worker import shards
-from backend.labeled_set import build_labeled_set
 from worker.pool_features import control_features, pool_probas
 from worker.push import remember_ranking
 
@@ -40,17 +41,6 @@ def _fingerprint(items) -> str:
     return h.hexdigest()[:16]
 
 
-def _cv_accuracy(X: sp.csr_matrix, y: list, C: float) -> float | None:
-    """5-fold (or fewer) cross-validated accuracy, when every class has two examples."""
-    _, counts = np.unique(np.asarray(y, dtype=str), return_counts=True)
-    folds = int(min(5, counts.min()))
-    if len(counts) < 2 or folds < 2:
-        return None
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-    Xc, _ = compact_columns(X)
-    return float(cross_val_score(LogisticRegression(C=C, max_iter=1000), Xc, np.asarray(y, dtype=str), cv=cv).mean())
-
-
 def _current_models(store: ProjectStore, current: str, meta: dict) -> tuple[dict[str, ChoicesClassifier], dict]:
     """The serving version's models, reused when only the pool changed."""
     version = load_version(store, current)
@@ -59,7 +49,7 @@ def _current_models(store: ProjectStore, current: str, meta: dict) -> tuple[dict
 
 def _train(
     store: ProjectStore,
-    spec: FeatureSpec,
+    spec: Featurizer,
     config: LabelConfig,
     labeled,
     settings: Settings,
@@ -77,10 +67,13 @@ def _train(
         answers = labeled.answers[control.name]
         info: dict = {"labeled": len(answers)}
         ids, X, skipped = control_features(store, spec, control, sorted(answers), settings.max_text_chars)
-        y = [sorted(answers[t]) if control.multiple else answers[t] for t in ids]
+        task_type = task_type_of(control)
+        y = task_type.targets(control, [answers[t] for t in ids])
         info["unreadable"] = len(skipped)
         try:
-            model = ChoicesClassifier(multiple=control.multiple).fit(X, y, init=init.get(control.name))
+            model = task_type.make_model(control)
+            previous = init.get(control.name)
+            model = model.fit(X, y, init=previous) if type(previous) is type(model) else model.fit(X, y)
             models[control.name] = model
             info["label_counts"] = {
                 str(k): int(v) for k, v in zip(*np.unique([str(v) for v in y], return_counts=True))
@@ -134,9 +127,11 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     same_config = bool(current_meta) and current_meta.get("config_hash") == config.config_hash
     options = project_options.resolve(settings, cfg_fields.get("extra_params"))
     force = force or training_overdue(current_meta, options.train_interval)
-    if not force and same_config and current_meta.get("epochs") == epochs:
+    spec = featurizers.get(options.features)
+    # Another featurizer (chosen at /setup) means other rows: retrain, never reuse models across them.
+    same_features = bool(current_meta) and featurizers.from_dict(current_meta["feature_spec"]).key == spec.key
+    if not force and same_config and same_features and current_meta.get("epochs") == epochs:
         return {"published": False, "reason": "nothing changed", "version": current}
-    spec = FeatureSpec()
     rng = np.random.default_rng(seed)
     task_ids = store.task_ids()
     labeled = build_labeled_set(store.annotations(), config)
@@ -144,7 +139,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     labels_fp = _fingerprint(sorted((c, t, str(a)) for c, d in labeled.answers.items() for t, a in d.items()))
     pool_ids = sorted(set(task_ids) - labeled.labeled_tasks)
     pool_fp = hashlib.sha1(np.asarray(pool_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
-    same_models_possible = same_config and FeatureSpec.from_dict(current_meta["feature_spec"]) == spec
+    same_models_possible = same_config and same_features
     same_labels = same_models_possible and current_meta.get("labels_fingerprint") == labels_fp
     if not force and same_labels and current_meta.get("pool_fingerprint") == pool_fp:
         store.update_version_meta(current, epochs=epochs)
@@ -170,21 +165,21 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         scored = shards.score_pool(store, spec, config, models, pool_ids, max_chars=settings.max_text_chars,
                                    queue_name=settings.queue_name, rng=rng)
         ids, probas, centroid = scored.ids, scored.probas, scored.centroid
-        live_utility = selection.mean_uncertainty(models, probas, len(ids)) if models else scored.typicality
+        live_utility = strategies.mean_uncertainty(models, probas, len(ids)) if models else scored.typicality
         labeled_Z = shards.project_rows(extra["labeled_X"], scored.geometry) if extra else None
-        pool = selection.Pool(X=None, Z=scored.Z, labeled_Z=labeled_Z, probas=probas, models=models, **extra)
+        pool = strategies.Pool(X=None, Z=scored.Z, labeled_Z=labeled_Z, probas=probas, models=models, **extra)
         sharding = {"shards": scored.shards, "shards_by_helpers": scored.by_helpers}
         unreadable = scored.unreadable
     else:
         ids, X_geo, probas, skipped = _score_in_process(store, spec, config, models, pool_ids, settings)
         centroid = np.asarray(X_geo.mean(axis=0)).ravel().astype(np.float32) if ids else None
         live_utility = task_utility(models, probas, X_geo, centroid)
-        pool = selection.Pool(X=X_geo, probas=probas, models=models, **extra)
+        pool = strategies.Pool(X=X_geo, probas=probas, models=models, **extra)
         sharding, unreadable = {}, len(skipped)
     t_order = time.monotonic()
-    ranked = selection.rank_pool(pool, options.selection_params(), rng)
+    ranked = strategies.rank_pool(pool, options.selection_params(), rng)
     scores = dict(zip(ids, ranked.scores().tolist()))
-    control_ids = [ids[i] for i in np.flatnonzero(ranked.source == selection.CONTROL)]
+    control_ids = [ids[i] for i in np.flatnonzero(ranked.source == strategies.CONTROL)]
     timings = {"score_pool_s": round(t_order - t_rank, 3), "order_s": round(time.monotonic() - t_order, 3)}
 
     name = store.next_version_name()
@@ -219,7 +214,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     quantiles = ranking.utility_quantiles(live_utility)
     t_publish = time.monotonic()
     meta["duration_s"] = round(time.monotonic() - t0, 3)
-    store.publish_version(name, meta, pack_version(models, quantiles, centroid), scores, control=control_ids)
+    store.publish_version(name, meta, pack_version(models, quantiles, centroid, {c.name: c.task_type for c in config.controls if c.name in models}), scores, control=control_ids)
     remember_ranking(store, name, meta["published_at"], scores)
     meta["timings"]["publish_s"] = round(time.monotonic() - t_publish, 3)
     store.update_version_meta(name, timings=meta["timings"])
@@ -227,26 +222,3 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
              store.pid, name, meta["kind"], meta["labeled_tasks"], len(scores), meta["duration_s"])
     return {"published": True, **meta}
 
-
-def evaluate(store: ProjectStore, settings: Settings) -> dict:
-    """Cross-validate the current version's single-choice models on the labels they were trained on."""
-    name = store.current_version()
-    meta = store.version_meta(name) if name else None
-    if not meta or meta.get("kind") != "model":
-        return {}
-    config = LabelConfig.from_dict(store.config()["parsed"])
-    labeled = build_labeled_set(store.annotations(), config)
-    spec = FeatureSpec.from_dict(meta["feature_spec"])
-    controls = dict(meta.get("controls", {}))
-    for control in config.controls:
-        if control.multiple or control.name not in controls:
-            continue
-        answers = labeled.answers[control.name]
-        ids, X, _ = control_features(store, spec, control, sorted(answers), settings.max_text_chars)
-        controls[control.name] = {
-            **controls[control.name],
-            "cv_accuracy": _cv_accuracy(X, [answers[t] for t in ids], ChoicesClassifier().C),
-            "cv_labels": len(ids),
-        }
-    store.update_version_meta(name, controls=controls)
-    return controls

@@ -15,10 +15,18 @@ import time
 import redis
 
 from backend import project_options
-from backend.config import Settings
-from backend.ls_client import resolve_credentials
-from backend.queueing import PENDING_TTL, job_queue, pending_key, request_low, request_refresh, request_sync
-from backend.store import ProjectStore, migrate, project_ids
+from backend.labelstudio.client import resolve_credentials
+from backend.settings import Settings
+from backend.state.queueing import (
+    PENDING_TTL,
+    claim_scheduler_tick,
+    job_queue,
+    pending_key,
+    request_low,
+    request_refresh,
+    request_sync,
+)
+from backend.state.store import ProjectStore, migrate, project_ids
 from worker.refresh import training_overdue
 
 log = logging.getLogger(__name__)
@@ -34,7 +42,7 @@ def has_label_studio(store: ProjectStore, settings: Settings) -> bool:
 
 def behind(store: ProjectStore) -> bool:
     """Labels or pool changed since the current version, and nothing is queued or running for it."""
-    if not store.exists() or store.r.exists(pending_key(store.prefix, store.pid), store.key("lock")):
+    if not store.exists() or store.r.exists(pending_key(store.prefix, store.pid)) or store.is_locked():
         return False
     current = store.current_version()
     meta = store.version_meta(current) if current else None
@@ -72,7 +80,7 @@ def tick(r: redis.Redis, settings: Settings, now: float | None = None) -> list[t
     """Enqueue what is due; returns ``(project, reason)`` pairs (empty if another worker had this tick)."""
     now = time.time() if now is None else now
     prefix = settings.key_prefix
-    if not r.set(f"{prefix}:scheduler_tick", 1, nx=True, px=int(TICK_SECONDS * 1000 * 0.9)):
+    if not claim_scheduler_tick(r, prefix, TICK_SECONDS * 0.9):
         return []
     due = []
     for pid in project_ids(r, prefix):

@@ -23,14 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import orjson
-import scipy.sparse as sp
-from backend.queueing import SHARDS_JOB, job_queue
-
-from backend import ranking
-from backend.features import FeatureSpec
-from backend.label_config import LabelConfig
-from backend.model import ChoicesClassifier
-from backend.store import ProjectStore
+from backend.labelstudio.label_config import LabelConfig
+from backend.learning import featurizers
+from backend.learning.featurizers import Featurizer, Matrix
+from backend.learning.model import ChoicesClassifier
+from backend.selection import ranking
+from backend.state.queueing import SHARDS_JOB, job_queue
+from backend.state.store import ProjectStore
 from worker.pool_features import control_features, pool_probas
 
 log = logging.getLogger(__name__)
@@ -69,14 +68,13 @@ def _unnpz(raw: bytes) -> dict[str, np.ndarray]:
 
 
 def _keys(store: ProjectStore, token: str) -> tuple[str, str, str]:
-    base = store.key(f"shards:{token}")
-    return base, base + ":todo", base + ":done"
+    return store.shard_keys(token)
 
 
-def fit_geometry(X_sample: sp.csr_matrix, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def fit_geometry(X_sample: Matrix, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The pieces every shard shares, fitted on a sample of the pool.
 
-    The PCA of :func:`backend.ranking.project` (its mean and components) and
+    The PCA of :func:`backend.selection.ranking.project` (its mean and components) and
     the pool's mean direction, estimated from the sample: the mean of a
     uniform sample is an unbiased estimate of the pool's.
     """
@@ -93,7 +91,7 @@ def fit_geometry(X_sample: sp.csr_matrix, rng: np.random.Generator) -> dict[str,
             "centroid": centroid}
 
 
-def project_rows(X: sp.csr_matrix, geometry: dict[str, np.ndarray]) -> np.ndarray:
+def project_rows(X: Matrix, geometry: dict[str, np.ndarray]) -> np.ndarray:
     """L2-normalised coordinates of rows in the shared PCA space."""
     comps = geometry["components"]
     if comps.shape[0] == 0:
@@ -106,7 +104,7 @@ def project_rows(X: sp.csr_matrix, geometry: dict[str, np.ndarray]) -> np.ndarra
 
 def score_shard(store: ProjectStore, plan: dict, models: dict[str, ChoicesClassifier], ids: list[int]) -> bytes:
     """One shard's arrays: kept ids, probabilities per control, projection, typicality."""
-    spec = FeatureSpec.from_dict(plan["spec"])
+    spec = featurizers.from_dict(plan["spec"])
     config = LabelConfig.from_dict(plan["config"])
     geometry = plan["geometry"]
     geo = config.controls[0]
@@ -161,7 +159,7 @@ def work(store: ProjectStore, token: str) -> int:
 
 def score_pool(
     store: ProjectStore,
-    spec: FeatureSpec,
+    spec: Featurizer,
     config: LabelConfig,
     models: dict[str, ChoicesClassifier],
     pool_ids: list[int],

@@ -12,12 +12,11 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 
-from backend import head
-from backend.config import Settings
-from backend.ls_client import LabelStudioClient, resolve_credentials
-from backend.store import CHANGED, NEW, ProjectStore
-from backend.schemas import AnnotationIn
-from backend.webhooks import compact_annotation
+from backend.labelstudio.client import LabelStudioClient, resolve_credentials
+from backend.labelstudio.schemas import AnnotationIn, compact_annotation
+from backend.settings import Settings
+from backend.state import head
+from backend.state.store import CHANGED, NEW, ProjectStore
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def confirm_deletions(store: ProjectStore, client: LabelStudioClient) -> dict:
         try:
             counts = reconcile(store, client, full=False, deleted=set(ids) | set(rest))
         except Exception:
-            store.r.sadd(store.key("deletions_unconfirmed"), *ids, *rest)
+            store.return_unconfirmed_deletions([*ids, *rest])
             raise
         return {"checked": len(ids) + len(rest), "restored": counts["annotations_written"]}
     restored = 0
@@ -59,7 +58,7 @@ def confirm_deletions(store: ProjectStore, client: LabelStudioClient) -> dict:
         try:
             raw = client.annotation(ann_id)
         except Exception:
-            store.r.sadd(store.key("deletions_unconfirmed"), *ids[i:])
+            store.return_unconfirmed_deletions(ids[i:])
             raise
         if raw is None or raw.get("project") != store.pid:  # another project's id proves nothing here
             store.delete_annotations([ann_id])  # a late create webhook may have brought it back

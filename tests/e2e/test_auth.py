@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack, choice, make_project, synced, wait_for
+from harness.stack import Stack, choice, make_project, synced, wait_for
 
 pytestmark = pytest.mark.e2e
 

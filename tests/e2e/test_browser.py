@@ -21,10 +21,10 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.conftest import REPO, Stack, make_project, synced, wait_for
-from tests.e2e.label_studio import LabelStudio
+from harness.label_studio import LabelStudio
+from harness.stack import REPO, Stack, make_project, synced, wait_for
+from harness.ui import LabelStream, connect_model, launch, login
 from tests.e2e.test_loop import queue
-from tests.e2e.ui import LabelStream, connect_model, launch, login
 
 pytestmark = pytest.mark.e2e
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from backend.store import connect
-from tests.e2e.conftest import CONFIG, choice, make_project, synced, wait_for
+from backend.state.store import connect
+from harness.stack import CONFIG, choice, make_project, synced, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -147,8 +147,8 @@ def test_head_is_topped_up_before_it_runs_dry_while_a_refresh_is_busy(ls, stack,
 
 def test_existing_task_ids_reads_every_page_when_label_studio_caps_them():
     """The ghost check must not call a real task a ghost when pages are capped (TASK_API_PAGE_SIZE_MAX)."""
-    from backend.ls_client import LabelStudioClient
-    from tests.e2e.label_studio import LabelStudio
+    from backend.labelstudio.client import LabelStudioClient
+    from harness.label_studio import LabelStudio
 
     with LabelStudio(env={"TASK_API_PAGE_SIZE_MAX": "2"}) as capped:
         pid = capped.create_project("capped pages", CONFIG)["id"]

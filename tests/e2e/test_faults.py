@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import Stack, choice, make_project, synced, wait_for
+from harness.stack import Stack, choice, make_project, synced, wait_for
 from tests.e2e.faults import FaultProxy
 
 pytestmark = pytest.mark.e2e

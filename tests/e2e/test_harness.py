@@ -17,7 +17,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.e2e.label_studio import LabelStudio, LabelStudioError
+from harness.label_studio import LabelStudio, LabelStudioError
 
 pytestmark = pytest.mark.e2e
 
@@ -128,7 +128,7 @@ def test_busy_port_is_detected_and_stop_leaves_nothing() -> None:
 
 def test_postgresql_runs_get_a_fresh_database_dropped_at_stop() -> None:
     """Two servers on PostgreSQL at once: separate databases made from the migrated template, both dropped."""
-    from tests.e2e.label_studio import pg_run
+    from harness.label_studio import pg_run
 
     with LabelStudio(db="postgresql") as a, LabelStudio(db="postgresql") as b:
         assert a.database != b.database

@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack, choice, make_project, synced, wait_for
+from harness.label_studio import LabelStudio
+from harness.stack import Stack, choice, make_project, synced, wait_for
 from tests.e2e.faults import FaultProxy
-from tests.e2e.label_studio import LabelStudio
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import CONFIG, choice, make_project, synced, wait_for
+from harness.stack import CONFIG, choice, make_project, synced, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -107,8 +107,8 @@ def test_edits_and_deletions_follow(ls, stack, project):
 
 
 def _stored_choice(stack, pid: int, ann_id: int):
-    from backend.store import ProjectStore, connect
-    from tests.e2e.conftest import E2E_REDIS_URL
+    from backend.state.store import ProjectStore, connect
+    from harness.stack import E2E_REDIS_URL
 
     store = ProjectStore(connect(E2E_REDIS_URL), stack.env["AL_KEY_PREFIX"], pid)
     for a in store.annotations():

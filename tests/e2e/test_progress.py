@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import choice, make_project, synced, wait_for
+from harness.stack import choice, make_project, synced, wait_for
 
 pytestmark = pytest.mark.e2e
 

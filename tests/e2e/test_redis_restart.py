@@ -14,8 +14,8 @@ import time
 import pytest
 import redis
 
-from tests.e2e.conftest import Stack, choice, make_project, synced, wait_for
-from tests.e2e.label_studio import free_port
+from harness.label_studio import free_port
+from harness.stack import Stack, choice, make_project, synced, wait_for
 
 pytestmark = pytest.mark.e2e
 

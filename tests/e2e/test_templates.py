@@ -16,9 +16,9 @@ import httpx
 import numpy as np
 import pytest
 
-from backend.datasets import load_dataset
-from tests.e2e.conftest import synced, wait_for
-from tests.e2e.label_studio import LabelStudioError
+from backend.simulation.datasets import load_dataset
+from harness.label_studio import LabelStudioError
+from harness.stack import synced, wait_for
 
 pytestmark = pytest.mark.e2e
 

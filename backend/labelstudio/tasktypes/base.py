@@ -1,0 +1,129 @@
+"""The task-type interface: the one place that knows a Label Studio control tag.
+
+A task type says, for one kind of control (``<Choices>``, later ``<Labels>``,
+``<Number>``…):
+
+* which control tags it reads, and how to parse one into a :class:`Control`
+  (or why it cannot be predicted);
+* how to turn an annotation's result items into one training answer;
+* which model it trains (a scikit-learn-style estimator, stored pickle-free);
+* how to turn the model's output into Label Studio result items, each with
+  the model's own ``score``;
+* the task's uncertainty, which the default strategy ranks by.
+
+Everything else (the HTTP service, the worker, the push, the simulator,
+progress) goes through a task type, so a new kind of control is one new
+module plus its registration in ``tasktypes/__init__.py``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Hashable, Sequence
+from xml.etree.ElementTree import Element
+
+import numpy as np
+
+
+class NotPredicted(Exception):
+    """This control cannot be predicted; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class ObjectTag:
+    """An object tag (where the task's content lives in ``task.data``)."""
+
+    name: str
+    tag: str
+    value_key: str
+    is_url: bool = False
+    name_key: str = "author"
+    text_key: str = "text"
+
+
+@dataclass(frozen=True)
+class Control:
+    """One control tag the backend predicts: one model is trained per control."""
+
+    name: str
+    objects: tuple[ObjectTag, ...]
+    #: The name of the task type that parsed it (``TASK_TYPES`` key), stored with the control.
+    task_type: str = ""
+
+    @property
+    def to_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.objects)
+
+
+def describe(el: Element) -> str:
+    """``<Tag name="x">`` as the user wrote it, for messages."""
+    name = el.get("name")
+    return f"<{el.tag} name=\"{name}\">" if name else f"<{el.tag}>"
+
+
+def object_tag(el: Element) -> ObjectTag:
+    """The object a control reads, or ``NotPredicted`` when it takes nothing from the task data."""
+    value = (el.get("value") or "").strip()
+    if not value.startswith("$") or len(value) < 2:
+        raise NotPredicted(
+            f"{describe(el)} must take its text from the task data, e.g. value=\"$text\" (got value=\"{value}\")"
+        )
+    return ObjectTag(
+        name=el.get("name", ""),
+        tag=el.tag,
+        value_key=value[1:],
+        is_url=(el.get("valueType") or "").lower() == "url",
+        name_key=el.get("nameKey") or "author",
+        text_key=el.get("textKey") or "text",
+    )
+
+
+class TaskType(ABC):
+    """How the backend predicts one kind of Label Studio control (stateless; one instance is registered)."""
+
+    #: The registry key, stored with every parsed config.
+    name: ClassVar[str]
+    #: The control tags it reads, e.g. ``("Choices",)``.
+    tags: ClassVar[tuple[str, ...]]
+    #: The ``type`` of the result items it reads from annotations and writes in predictions.
+    result_type: ClassVar[str]
+    #: What it predicts, in the user's words (for the message that refuses a config).
+    supported: ClassVar[str]
+
+    # -- the label config ----------------------------------------------------
+    @abstractmethod
+    def parse(self, el: Element, objects: dict[str, Element]) -> Control:
+        """One control from its XML element; raises ``NotPredicted`` with the reason otherwise."""
+
+    @abstractmethod
+    def control_from_dict(self, d: dict) -> Control:
+        """A control stored by ``LabelConfig.to_dict``."""
+
+    # -- annotations -> training targets ---------------------------------------
+    @abstractmethod
+    def answer(self, control: Control, items: list[dict]) -> Hashable | None:
+        """One annotation's answer for ``control``, from its result items (``None``: no answer)."""
+
+    @abstractmethod
+    def targets(self, control: Control, answers: Sequence[Hashable]) -> list:
+        """The ``y`` the model is fitted on, from the majority answers (``build_labeled_set``)."""
+
+    # -- the model ---------------------------------------------------------------
+    @abstractmethod
+    def make_model(self, control: Control) -> Any:
+        """A fresh, unfitted estimator for ``control`` (``fit``, ``predict_proba``, ``to_bytes``)."""
+
+    @abstractmethod
+    def load_model(self, raw: bytes) -> Any:
+        """A model stored by its ``to_bytes``; never unpickles (``ValueError`` on anything else)."""
+
+    # -- model output -> Label Studio --------------------------------------------
+    @abstractmethod
+    def results(self, control: Control, model: Any, proba: np.ndarray, min_confidence: float = 0.0
+                ) -> list[dict | None]:
+        """One Label Studio result item (with its ``score``) or ``None`` per row of ``proba``."""
+
+    @abstractmethod
+    def uncertainty(self, model: Any, proba: np.ndarray) -> np.ndarray:
+        """Per task, how unsure the model is, in [0, 1] (higher = ask sooner)."""

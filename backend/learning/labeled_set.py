@@ -1,0 +1,62 @@
+"""Turn stored annotations into one answer per task and control.
+
+Several annotators may label the same task; the answer is the majority, and
+a tie is settled by the most recent annotation and counted, so it can be
+reviewed.  Cancelled (skipped) annotations carry no label.  Labels that the
+current config no longer has are dropped, so a config edit never crashes
+training.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Hashable
+
+from backend.labelstudio.label_config import LabelConfig
+from backend.labelstudio.tasktypes import Control, task_type_of
+
+Answer = Hashable  # what the control's task type makes of a result (a label, a frozenset of labels...)
+
+
+@dataclass
+class LabeledSet:
+    """``answers[control][task_id]`` is the majority answer, as the control's task type reads it."""
+
+    answers: dict[str, dict[int, Answer]] = field(default_factory=dict)
+    labeled_tasks: set[int] = field(default_factory=set)
+    ties: int = 0
+    annotations_used: int = 0
+
+
+def _answer(ann: dict, control: Control) -> Answer | None:
+    """One annotation's answer for ``control`` (public for the progress records, which read one at a time)."""
+    items = [i for i in ann.get("result") or [] if isinstance(i, dict) and i.get("from_name") == control.name]
+    return task_type_of(control).answer(control, items) if items else None
+
+
+def build_labeled_set(annotations: list[dict], config: LabelConfig) -> LabeledSet:
+    """Majority answer per task and control from the annotations held."""
+    out = LabeledSet(answers={c.name: {} for c in config.controls})
+    by_task: dict[int, list[dict]] = defaultdict(list)
+    for ann in annotations:
+        if ann.get("was_cancelled") or not isinstance(ann.get("task"), int):
+            continue
+        by_task[ann["task"]].append(ann)
+    for task_id, anns in by_task.items():
+        out.labeled_tasks.add(task_id)
+        out.annotations_used += len(anns)
+        anns.sort(key=lambda a: a.get("updated_at") or "")
+        for control in config.controls:
+            given = [a for a in (_answer(x, control) for x in anns) if a is not None]
+            if not given:
+                continue
+            counts = Counter(given).most_common()
+            top = [a for a, c in counts if c == counts[0][1]]
+            if len(top) > 1:
+                out.ties += 1
+                latest = next(a for a in reversed(given) if a in top)
+                out.answers[control.name][task_id] = latest
+            else:
+                out.answers[control.name][task_id] = top[0]
+    return out

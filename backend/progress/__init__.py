@@ -1,0 +1,1 @@
+"""Progress: how a project is going and when to stop (estimators and stopping rules)."""

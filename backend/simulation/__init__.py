@@ -1,0 +1,1 @@
+"""Offline replay of the annotation loop on labeled datasets (``al-backend simulate``)."""

@@ -1,0 +1,666 @@
+"""Replay the annotation loop offline on a labeled dataset (``al-backend simulate``).
+
+Why this module exists
+----------------------
+A queue strategy is only worth its complexity if it needs fewer labels than
+asking for tasks at random.  This module measures that on data people really
+labeled, by replaying what the worker does, round after round, with the
+dataset's labels playing the annotators:
+
+1. a held-out **test split** is set aside; it is never offered to the oracle
+   and only used to score each model;
+2. an **initial set** is drawn at random from the rest (the *pool*) and
+   labeled;
+3. each round trains the worker's model (:class:`backend.learning.model.ChoicesClassifier`
+   on the project's featurizer, hashed n-grams unless ``features`` names
+   another, see :mod:`backend.learning.featurizers`), ranks the unlabeled
+   pool with the worker's entry point (:func:`backend.selection.strategies.rank_pool`,
+   control share included), asks the :class:`Oracle` for the labels of the
+   first ``batch_size`` tasks of that ranking, and scores the model on the
+   test split; one retraining per batch, as the worker retrains once per
+   burst of annotations;
+4. until the **budget** (labels, initial set included) is spent.
+
+Nothing here re-implements features, model or strategy: the functions called
+are the ones ``worker/refresh.py::build_version`` calls.  Features are computed
+once per dataset (featurizers are stateless, so a task's row is the same in
+every round, exactly as the worker's feature cache assumes).
+
+Every random choice (the split, the initial set, each strategy's generator)
+comes from one ``seed`` through :class:`numpy.random.SeedSequence`, keyed by
+the repetition and the strategy's name, so a rerun is bit-identical and adding
+a strategy does not change the others' runs.  The metrics, the table and the
+plot live in :mod:`backend.simulation.report`.
+
+References
+----------
+Settles (2009), "Active Learning Literature Survey", section 6 (evaluation by
+learning curves). https://burrsettles.com/pub/settles.activelearning.pdf
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import pathlib
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
+
+from backend.labelstudio.label_config import LabelConfig, parse_label_config
+from backend.labelstudio.task_data import TaskDataError, control_text
+from backend.labelstudio.tasktypes import ChoicesControl, ObjectTag
+from backend.learning import featurizers
+from backend.learning.featurizers import Matrix
+from backend.learning.labeled_set import build_labeled_set
+from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError
+from backend.selection import strategies as named_strategies
+from backend.simulation.datasets import BUILTIN, Dataset, load_dataset
+
+__all__ = [
+    "SimulationError",
+    "Protocol",
+    "Split",
+    "Oracle",
+    "Curve",
+    "SimulationResult",
+    "load_source",
+    "load_table",
+    "load_label_studio_export",
+    "make_split",
+    "run_strategy",
+    "simulate",
+]
+
+#: The name of the single control the simulator trains (one ``<Choices>``).
+CONTROL = "label"
+#: Longest text kept, as the worker's default ``AL_MAX_TEXT_CHARS``.
+MAX_TEXT_CHARS = 100_000
+
+
+class SimulationError(ValueError):
+    """Bad input to the simulator; the message says what was expected and how to fix it."""
+
+
+# --------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------
+
+
+def _check_dataset(name: str, texts: list[str], labels: list[str]) -> Dataset:
+    classes = sorted(set(labels))
+    if len(texts) == 0:
+        raise SimulationError(f"{name}: no labeled rows found; expected at least a few hundred")
+    if len(classes) < 2:
+        raise SimulationError(
+            f"{name}: every row has the label {classes[0]!r}; a classifier needs at least 2 classes "
+            "(check --label-column)"
+        )
+    return Dataset(name=name, texts=texts, labels=labels)
+
+
+def load_table(path: str | pathlib.Path, text_column: str, label_column: str) -> Dataset:
+    """Read a CSV or JSON-lines file with one labeled text per row.
+
+    Rows whose text or label is empty are skipped (a blank row cannot be
+    annotated).  ``.jsonl`` / ``.ndjson`` files hold one JSON object per line;
+    anything else is read as CSV with a header row.
+
+    Raises
+    ------
+    SimulationError
+        Missing file or column (the message lists the columns found), fewer
+        than two classes.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise SimulationError(f"{path}: no such file; expected a CSV, JSONL or Label Studio JSON export")
+    texts: list[str] = []
+    labels: list[str] = []
+    columns: set[str] = set()
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        rows = []
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SimulationError(f"{path}:{lineno}: not JSON ({exc.msg}); expected one object per line") from None
+                if not isinstance(row, dict):
+                    raise SimulationError(f"{path}:{lineno}: got a {type(row).__name__}, expected a JSON object")
+                columns.update(row)
+                rows.append(row)
+    else:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns.update(reader.fieldnames or [])
+            rows = list(reader)
+    for col, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
+        if col not in columns:
+            raise SimulationError(
+                f"{path}: no column {col!r}; found {sorted(columns)}. Pass the right name with {flag}"
+            )
+    for row in rows:
+        text, label = row.get(text_column), row.get(label_column)
+        text = "" if text is None else str(text).strip()
+        label = "" if label is None else str(label).strip()
+        if text and label:
+            texts.append(text)
+            labels.append(label)
+    return _check_dataset(str(path), texts, labels)
+
+
+def _export_control(
+    tasks: list[dict], path: pathlib.Path, text_key: str | None, control_name: str | None, label_config: str | None
+) -> ChoicesControl:
+    """The ``<Choices>`` control to learn, from the label config or from the export itself."""
+    if label_config is not None:
+        try:
+            config = parse_label_config(pathlib.Path(label_config).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SimulationError(f"cannot read the label config {label_config}: {exc}") from None
+        except ValueError as exc:
+            raise SimulationError(f"{label_config}: {exc}") from None
+        names = [c.name for c in config.controls]
+        if control_name is None:
+            return config.controls[0]
+        if control_name not in names:
+            raise SimulationError(f"no <Choices name={control_name!r}> in {label_config}; found {names}")
+        return config.control(control_name)
+    # No config: the control is the one the choices results name, the text the one string field.
+    seen: dict[str, set[str]] = {}
+    to_name: dict[str, str] = {}
+    for task in tasks:
+        for ann in task.get("annotations") or []:
+            for item in ann.get("result") or []:
+                if item.get("type") == "choices" and item.get("from_name"):
+                    seen.setdefault(item["from_name"], set()).update((item.get("value") or {}).get("choices") or [])
+                    to_name.setdefault(item["from_name"], item.get("to_name") or "text")
+    if not seen:
+        raise SimulationError(f"{path}: no annotation has a choices result; expected a text classification export")
+    if control_name is None:
+        if len(seen) > 1:
+            raise SimulationError(f"{path}: several <Choices> controls ({sorted(seen)}); pick one with --label-column")
+        control_name = next(iter(seen))
+    elif control_name not in seen:
+        raise SimulationError(f"{path}: no choices result from {control_name!r}; found {sorted(seen)} (--label-column)")
+    if text_key is None:
+        keys = {k for task in tasks for k, v in (task.get("data") or {}).items() if isinstance(v, str)}
+        if len(keys) != 1:
+            raise SimulationError(
+                f"{path}: cannot tell which task data field holds the text (string fields: {sorted(keys)}); "
+                "name it with --text-column or pass --label-config"
+            )
+        text_key = keys.pop()
+    obj = ObjectTag(name=to_name[control_name], tag="Text", value_key=text_key)
+    return ChoicesControl(name=control_name, labels=tuple(sorted(seen[control_name])), multiple=False, objects=(obj,))
+
+
+def load_label_studio_export(
+    path: str | pathlib.Path,
+    *,
+    text_key: str | None = None,
+    control_name: str | None = None,
+    label_config: str | None = None,
+) -> Dataset:
+    """Read a Label Studio JSON export: its annotations become the oracle.
+
+    Tasks are read the way the worker reads them: the text through
+    :func:`backend.labelstudio.task_data.control_text` and one answer per task by
+    majority vote over its annotations (:func:`worker.labeled_set.build_labeled_set`;
+    cancelled annotations carry no label, ties go to the latest).  Tasks
+    without an answer are left out: the simulator needs a label for every
+    task it may ask about.
+
+    Parameters
+    ----------
+    path : path to the export (*Export → JSON* in Label Studio).
+    text_key : task data field with the text; guessed when there is one string field.
+    control_name : the ``<Choices>`` ``name`` to learn; guessed when there is one.
+    label_config : optional label config XML file; then the text is read per its object tags.
+    """
+    path = pathlib.Path(path)
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SimulationError(f"cannot read {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise SimulationError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        raise SimulationError(f"{path}: expected a list of tasks (Label Studio's JSON export), got {type(tasks).__name__}")
+    control = _export_control(tasks, path, text_key, control_name, label_config)
+    if control.multiple:
+        raise SimulationError(f"{path}: <Choices name={control.name!r}> is multiple choice; the simulator handles single choice")
+    config = LabelConfig(controls=(control,), config_hash="export")
+    annotations = []
+    for i, task in enumerate(tasks):
+        for ann in task.get("annotations") or []:
+            if isinstance(ann, dict):
+                annotations.append({**ann, "task": i})
+    answers = build_labeled_set(annotations, config).answers[control.name]
+    texts, labels, unreadable = [], [], 0
+    for i in sorted(answers):
+        try:
+            texts.append(control_text(tasks[i].get("data"), control, max_chars=MAX_TEXT_CHARS))
+        except TaskDataError:
+            unreadable += 1
+            continue
+        labels.append(str(answers[i]))
+    if not texts and unreadable:
+        raise SimulationError(
+            f"{path}: no labeled task has a readable text under {control.objects[0].value_key!r}; check --text-column"
+        )
+    return _check_dataset(str(path), texts, labels)
+
+
+def load_source(
+    source: str,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    label_config: str | None = None,
+) -> Dataset:
+    """A built-in dataset name, a CSV/JSONL file or a Label Studio JSON export."""
+    if source in BUILTIN:
+        return load_dataset(source)
+    path = pathlib.Path(source)
+    if not path.exists():
+        raise SimulationError(
+            f"{source!r} is neither a built-in dataset ({', '.join(BUILTIN)}) nor an existing file"
+        )
+    if path.suffix.lower() == ".json":
+        return load_label_studio_export(path, text_key=text_column, control_name=label_column, label_config=label_config)
+    if not text_column or not label_column:
+        raise SimulationError(f"{path}: a CSV/JSONL file needs --text-column and --label-column")
+    return load_table(path, text_column, label_column)
+
+
+# --------------------------------------------------------------------------
+# Protocol
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one comparison is run; validated on construction.
+
+    ``budget`` counts every label the oracle reveals, the initial set
+    included.  ``control_share`` is the share of each batch the worker
+    draws at random (production default :data:`backend.selection.strategies.DEFAULT_CONTROL_SHARE`).
+    ``max_rows`` keeps a stratified subsample of the dataset (0 = all rows).
+    """
+
+    strategies: tuple[str, ...] = ("random", named_strategies.DEFAULT_STRATEGY)
+    seeds: int = 10
+    seed: int = 0
+    budget: int = 1000
+    batch_size: int = 100
+    initial: int = 100
+    test_size: float = 0.2
+    control_share: float = named_strategies.DEFAULT_CONTROL_SHARE
+    max_rows: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.strategies if s not in named_strategies.STRATEGIES]
+        if unknown:
+            raise SimulationError(
+                f"unknown strategy {', '.join(map(repr, unknown))}; known: {', '.join(sorted(named_strategies.STRATEGIES))}"
+            )
+        if "random" not in self.strategies:
+            raise SimulationError("the strategies must include 'random', the baseline every strategy is compared to")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise SimulationError(f"a strategy is listed twice: {list(self.strategies)}")
+        for name in ("seeds", "budget", "batch_size"):
+            if getattr(self, name) < 1:
+                raise SimulationError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.initial < 0 or self.max_rows < 0:
+            raise SimulationError(f"initial and max_rows must be >= 0, got {self.initial} and {self.max_rows}")
+        if self.initial > self.budget:
+            raise SimulationError(f"the initial set ({self.initial}) is larger than the budget ({self.budget})")
+        if not 0.0 < self.test_size < 1.0:
+            raise SimulationError(f"test_size must be between 0 and 1 (a share of the rows), got {self.test_size}")
+        if not 0.0 <= self.control_share < 1.0:
+            raise SimulationError(f"control_share must be in [0, 1), got {self.control_share}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "strategies": list(self.strategies)}
+
+
+def _seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
+    """The one place randomness is derived: ``seed`` plus a key path."""
+    return np.random.SeedSequence(seed, spawn_key=tuple(key))
+
+
+def _strategy_key(name: str) -> int:
+    return zlib.crc32(name.encode("utf-8"))
+
+
+# Key paths under the root seed (stable: changing them changes every result):
+# (repetition, _SPLIT), (repetition, _INITIAL), (repetition, _STRATEGY, crc32(name)),
+# and (_SUBSAMPLE,) for the one subsample shared by all repetitions.
+_SPLIT, _INITIAL, _STRATEGY = 0, 1, 2
+_SUBSAMPLE = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices of one repetition: the pool the oracle may reveal, the test split it never does."""
+
+    pool: np.ndarray
+    test: np.ndarray
+    initial: np.ndarray
+
+
+def make_split(labels: Sequence[str], protocol: Protocol, repetition: int) -> Split:
+    """Stratified test split and random initial set of one repetition."""
+    y = np.asarray(labels)
+    rows = np.arange(len(y))
+    if protocol.max_rows and protocol.max_rows < len(y):
+        seed = int(np.random.default_rng(_seed_sequence(protocol.seed, _SUBSAMPLE)).integers(2**31 - 1))
+        rows, _ = train_test_split(rows, train_size=protocol.max_rows, stratify=y, random_state=seed)
+        rows = np.sort(rows)
+    rng = np.random.default_rng(_seed_sequence(protocol.seed, repetition, _SPLIT))
+    try:
+        pool, test = train_test_split(
+            rows, test_size=protocol.test_size, stratify=y[rows], random_state=int(rng.integers(2**31 - 1))
+        )
+    except ValueError as exc:
+        raise SimulationError(f"cannot split {len(rows)} rows into a stratified test split: {exc}") from None
+    pool, test = np.sort(pool), np.sort(test)
+    if protocol.initial > len(pool):
+        raise SimulationError(f"the initial set ({protocol.initial}) is larger than the pool ({len(pool)} rows)")
+    init_rng = np.random.default_rng(_seed_sequence(protocol.seed, repetition, _INITIAL))
+    initial = np.sort(init_rng.choice(pool, size=protocol.initial, replace=False))
+    return Split(pool=pool, test=test, initial=initial)
+
+
+class Oracle:
+    """The annotators: reveals the label of a pool task when, and only when, asked.
+
+    Holds the labels of the pool only (the test split's labels are not in
+    it), refuses any other task and any task asked twice, and keeps the log of
+    what was asked so tests can check the protocol.
+    """
+
+    def __init__(self, labels: Sequence[str], pool: np.ndarray) -> None:
+        labels = np.asarray(labels)
+        self._labels = {int(i): str(labels[i]) for i in pool}
+        self._asked_set: set[int] = set()
+        self.asked: list[int] = []
+
+    def reveal(self, rows: Sequence[int]) -> list[str]:
+        """Labels of ``rows`` (dataset row indices), in order."""
+        out = []
+        for r in map(int, rows):
+            if r not in self._labels:
+                raise SimulationError(f"row {r} is not in the pool the annotators may label (a test task?)")
+            if r in self._asked_set:
+                raise SimulationError(f"row {r} was asked for twice")
+            self._asked_set.add(r)
+            self.asked.append(r)
+            out.append(self._labels[r])
+        return out
+
+
+@dataclass
+class Curve:
+    """A learning curve: test scores after each retraining."""
+
+    strategy: str
+    repetition: int
+    labels: list[int] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    macro_f1: list[float] = field(default_factory=list)
+    control_tasks: int = 0  # labels that came from the random control share
+    seconds: float = 0.0
+
+
+def _fit(X: Matrix, y: list[str]) -> ChoicesClassifier | None:
+    """The worker's model; None while the labels have a single class (the worker leaves it untrained)."""
+    try:
+        return ChoicesClassifier().fit(X, y)
+    except NotEnoughLabelsError:
+        return None
+
+
+def _score(model: ChoicesClassifier | None, seen: list[str], X_test: Matrix, y_test: np.ndarray,
+           classes: np.ndarray) -> tuple[float, float]:
+    """Accuracy and macro-F1 on the test split (an untrained model answers the one label seen)."""
+    if model is None:
+        pred = np.full(len(y_test), seen[0] if seen else "", dtype=object)
+    else:
+        pred = np.asarray(model.predict(X_test), dtype=object)
+    acc = float(np.mean(pred == y_test))
+    f1 = float(f1_score(y_test.astype(str), pred.astype(str), labels=classes, average="macro", zero_division=0))
+    return acc, f1
+
+
+def selection_pool(
+    X_pool: Matrix, model: ChoicesClassifier | None, labeled_X: Matrix, labeled_y: list[str]
+) -> named_strategies.Pool:
+    """The :class:`backend.selection.strategies.Pool` the worker builds for one single-choice control.
+
+    Mirrors ``build_version``: probabilities and models only for a trained
+    control, and the labeled set only when the control has a model.
+    """
+    if model is None:
+        return named_strategies.Pool(X=X_pool)
+    return named_strategies.Pool(
+        X=X_pool,
+        probas={CONTROL: model.predict_proba(X_pool)},
+        models={CONTROL: model},
+        labeled_X=labeled_X,
+        labeled_y=list(labeled_y),
+    )
+
+
+class TimeLimitReached(Exception):
+    """Raised inside a run when the deadline passed; the repetition is dropped."""
+
+
+def run_strategy(
+    X: Matrix,
+    labels: Sequence[str],
+    split: Split,
+    strategy: str,
+    protocol: Protocol,
+    repetition: int,
+    *,
+    oracle: Oracle | None = None,
+    on_round: Callable[[], None] | None = None,
+    deadline: float | None = None,
+) -> Curve:
+    """One strategy, one repetition: the annotation loop until the budget is spent.
+
+    ``X`` holds every dataset row's features; ``labels`` every row's label,
+    used only to build the :class:`Oracle` (over the pool) and to score on the
+    test split.
+    """
+    t0 = time.monotonic()
+    y_all = np.asarray(labels)
+    oracle = oracle if oracle is not None else Oracle(y_all, split.pool)
+    classes = np.unique(y_all)
+    X_test, y_test = X[split.test], y_all[split.test].astype(object)
+    rng = np.random.default_rng(_seed_sequence(protocol.seed, repetition, _STRATEGY, _strategy_key(strategy)))
+    params = named_strategies.SelectionParams(
+        strategy=strategy, batch_size=protocol.batch_size, control_share=protocol.control_share
+    )
+    budget = min(protocol.budget, len(split.pool))
+    labeled: list[int] = list(map(int, split.initial))
+    y_labeled: list[str] = oracle.reveal(labeled)
+    unlabeled = np.zeros(X.shape[0], dtype=bool)
+    unlabeled[split.pool] = True
+    unlabeled[labeled] = False
+    curve = Curve(strategy=strategy, repetition=repetition)
+    model = None
+    while True:
+        if labeled:
+            model = _fit(X[labeled], y_labeled)
+            acc, f1 = _score(model, y_labeled, X_test, y_test, classes)
+            curve.labels.append(len(labeled))
+            curve.accuracy.append(acc)
+            curve.macro_f1.append(f1)
+        if len(labeled) >= budget:
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeLimitReached
+        rows = np.flatnonzero(unlabeled)  # ascending, like the worker's sorted pool ids
+        pool = selection_pool(X[rows], model, X[labeled] if labeled else None, y_labeled)
+        ranked = named_strategies.rank_pool(pool, params, rng)
+        take = min(protocol.batch_size, budget - len(labeled))
+        head = ranked.order[:take]
+        curve.control_tasks += int(np.sum(ranked.source[head] == named_strategies.CONTROL))
+        asked = rows[head]
+        y_labeled.extend(oracle.reveal(asked))
+        labeled.extend(map(int, asked))
+        unlabeled[asked] = False
+        if on_round is not None:
+            on_round()
+    curve.seconds = time.monotonic() - t0
+    return curve
+
+
+def rounds_per_run(protocol: Protocol, pool_size: int) -> int:
+    """Retrainings per run after the first one (what the progress bar counts)."""
+    budget = min(protocol.budget, pool_size)
+    return int(np.ceil(max(0, budget - protocol.initial) / protocol.batch_size))
+
+
+@dataclass
+class Repetition:
+    """All strategies on one split, plus the full-data reference."""
+
+    repetition: int
+    full_accuracy: float
+    full_macro_f1: float
+    curves: dict[str, Curve]
+
+
+@dataclass
+class SimulationResult:
+    dataset: str
+    n_rows: int
+    classes: list[str]
+    protocol: Protocol
+    repetitions: list[Repetition]
+    seconds: float
+    stopped_early: bool = False
+    feature_seconds: float = 0.0
+    features: str = featurizers.DEFAULT
+    pool_size: int = 0
+    test_size: int = 0
+
+
+def full_data_scores(X: Matrix, labels: Sequence[str], split: Split) -> tuple[float, float]:
+    """The same model trained on the whole pool: the score every curve is measured against."""
+    y = np.asarray(labels)
+    model = _fit(X[split.pool], list(y[split.pool]))
+    return _score(model, list(y[split.pool][:1]), X[split.test], y[split.test].astype(object), np.unique(y))
+
+
+# Worker processes read the dataset from these globals (inherited by fork, not pickled).
+_SHARED: dict = {}
+
+
+def _run_repetition(repetition: int, deadline: float | None, on_round: Callable[[], None] | None = None) -> Repetition | None:
+    X, labels, protocol = _SHARED["X"], _SHARED["labels"], _SHARED["protocol"]
+    # One BLAS thread: results must not depend on how many processes run (float sums
+    # in threaded BLAS can differ with the thread count) and processes must not oversubscribe.
+    with threadpool_limits(limits=1):
+        split = make_split(labels, protocol, repetition)
+        full_acc, full_f1 = full_data_scores(X, labels, split)
+        curves = {}
+        try:
+            for strategy in protocol.strategies:
+                curves[strategy] = run_strategy(X, labels, split, strategy, protocol, repetition,
+                                                on_round=on_round, deadline=deadline)
+        except TimeLimitReached:
+            return None
+    return Repetition(repetition=repetition, full_accuracy=full_acc, full_macro_f1=full_f1, curves=curves)
+
+
+def simulate(
+    dataset: Dataset,
+    protocol: Protocol,
+    *,
+    jobs: int = 1,
+    time_limit: float | None = None,
+    progress: bool | None = None,
+    features: str = featurizers.DEFAULT,
+) -> SimulationResult:
+    """Run every strategy on ``protocol.seeds`` repetitions of ``dataset``.
+
+    Parameters
+    ----------
+    jobs : worker processes, one repetition each at a time; results do not depend on it.
+    time_limit : seconds; repetitions not finished by then are dropped (``stopped_early``).
+    progress : show a progress bar on stderr (None: only on a terminal).
+    features : the featurizer's registry name (:data:`backend.learning.featurizers.FEATURIZERS`).
+    """
+    from tqdm import tqdm
+
+    t0 = time.monotonic()
+    deadline = None if time_limit is None else t0 + time_limit
+    try:
+        featurizer = featurizers.get(featurizers.check(features))
+    except featurizers.FeaturizerError as exc:
+        raise SimulationError(str(exc)) from None
+    X = featurizer.transform(dataset.texts)
+    feature_seconds = time.monotonic() - t0
+    first = make_split(dataset.labels, protocol, 0)
+    per_run = rounds_per_run(protocol, len(first.pool))
+    _SHARED.update(X=X, labels=list(dataset.labels), protocol=protocol)
+    reps: list[Repetition] = []
+    stopped = False
+    total = protocol.seeds * len(protocol.strategies) * per_run
+    with tqdm(total=total, unit="round", disable=None if progress is None else not progress,
+              desc=f"simulate {dataset.name} ({features})", dynamic_ncols=True) as bar:
+        try:
+            if jobs <= 1:
+                for r in range(protocol.seeds):
+                    rep = _run_repetition(r, deadline, on_round=lambda: bar.update(1))
+                    if rep is None:
+                        stopped = True
+                        break
+                    reps.append(rep)
+            else:
+                ctx = multiprocessing.get_context("fork")
+                with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
+                    futures = [ex.submit(_run_repetition, r, deadline) for r in range(protocol.seeds)]
+                    for fut in futures:
+                        rep = fut.result()
+                        bar.update(len(protocol.strategies) * per_run)
+                        if rep is None:
+                            stopped = True
+                        else:
+                            reps.append(rep)
+        finally:
+            _SHARED.clear()
+    if not reps:
+        raise SimulationError(
+            f"the time limit ({time_limit:g} s) passed before one repetition finished; raise --time-limit "
+            "or lower --budget / --seeds"
+        )
+    return SimulationResult(
+        dataset=dataset.name,
+        n_rows=len(dataset),
+        classes=sorted(set(dataset.labels)),
+        protocol=protocol,
+        repetitions=reps,
+        seconds=time.monotonic() - t0,
+        stopped_early=stopped,
+        feature_seconds=feature_seconds,
+        features=features,
+        pool_size=len(first.pool),
+        test_size=len(first.test),
+    )
