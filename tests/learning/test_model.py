@@ -113,7 +113,7 @@ def _real_labels(n: int):
 
 def test_a_warm_start_reaches_the_same_model_in_fewer_iterations(featurizer, monkeypatch):
     """Retraining from the serving model's weights (as stored) after a few new labels: same optimum, less work."""
-    import backend.model as model_module
+    import backend.learning.model as model_module
 
     texts, labels = _real_labels(1_206)
     X = featurizer.transform(texts)
