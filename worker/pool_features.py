@@ -90,15 +90,20 @@ def control_features(
     control: Control,
     task_ids: list[int],
     max_chars: int,
+    *,
+    resident: bool = True,
 ) -> tuple[list[int], Matrix, dict[int, str]]:
     """Features of ``task_ids`` for one control, from memory or the cache where possible.
 
     Returns the ids that have features (in the order of ``task_ids``),
     their rows, and a skip reason for the others.  Only the tasks missing
     from this process's copy are read from Redis, and only those missing
-    from Redis are featurised (and written back).
+    from Redis are featurised (and written back).  ``resident=False``
+    (shards of a pool too large to keep): Redis only, nothing kept.
     """
     cache_key = f"{spec.key}:{control.name}"
+    if not resident:
+        return _read_features(store, spec, control, task_ids, max_chars)
     memo, missing = _resident(store, cache_key, task_ids)
     if memo is None:
         return _read_features(store, spec, control, task_ids, max_chars)
@@ -166,6 +171,8 @@ def pool_probas(
     ids: list[int],
     X_geo: Matrix,
     max_chars: int,
+    *,
+    resident: bool = True,
 ) -> dict[str, np.ndarray]:
     """Probabilities of every trained control for the tasks ``ids`` (rows of ``X_geo``).
 
@@ -181,7 +188,7 @@ def pool_probas(
         if control is config.controls[0]:
             probas[control.name] = model.predict_proba(X_geo)
             continue
-        c_ids, X_c, _ = control_features(store, spec, control, ids, max_chars)
+        c_ids, X_c, _ = control_features(store, spec, control, ids, max_chars, resident=resident)
         proba = np.full((len(ids), len(model.classes_)), 0.5)
         pos = {t: i for i, t in enumerate(ids)}
         proba[[pos[t] for t in c_ids]] = model.predict_proba(X_c)

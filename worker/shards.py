@@ -108,14 +108,15 @@ def score_shard(store: ProjectStore, plan: dict, models: dict[str, ChoicesClassi
     config = LabelConfig.from_dict(plan["config"])
     geometry = plan["geometry"]
     geo = config.controls[0]
-    kept, X, skipped = control_features(store, spec, geo, ids, plan["max_chars"])
+    # A shard is read once per refresh: keeping it in memory would only cost memory.
+    kept, X, skipped = control_features(store, spec, geo, ids, plan["max_chars"], resident=False)
     out: dict[str, np.ndarray] = {
         "ids": np.asarray(kept, dtype=np.int64),
         "Z": project_rows(X, geometry),
         "typicality": np.asarray(X @ _unit(geometry["centroid"])).ravel().astype(np.float32),
         "unreadable": np.asarray([len(skipped)]),
     }
-    probas = pool_probas(store, spec, config, models, kept, X, plan["max_chars"])
+    probas = pool_probas(store, spec, config, models, kept, X, plan["max_chars"], resident=False)
     for i, control in enumerate(config.controls):
         if control.name in probas:
             out[f"proba{i}"] = probas[control.name].astype(np.float32)
@@ -176,7 +177,7 @@ def score_pool(
     base, todo, done = _keys(store, token)
     geo = config.controls[0]
     sample_ids = sorted(rng.choice(pool_ids, size=min(FIT_ROWS, len(pool_ids)), replace=False).tolist())
-    _, X_sample, _ = control_features(store, spec, geo, sample_ids, max_chars)
+    _, X_sample, _ = control_features(store, spec, geo, sample_ids, max_chars, resident=False)
     geometry = fit_geometry(X_sample, rng)
     n_shards = -(-len(pool_ids) // shard_size)
     plan = {"spec": spec.to_dict(), "config": config.to_dict(), "max_chars": max_chars, "shard_size": shard_size}
