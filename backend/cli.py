@@ -125,7 +125,11 @@ def simulate(args: argparse.Namespace) -> int:
     from backend.simulation.replay import Protocol, SimulationError, load_source
     from backend.simulation.replay import simulate as run
     from backend.simulation.report import (
-        format_feature_comparison, format_table, plot_curves, summarise, write_results,
+        format_feature_comparison,
+        format_table,
+        plot_curves,
+        summarise,
+        write_results,
     )
 
     preset = QUICK if args.quick else FULL

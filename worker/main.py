@@ -10,7 +10,6 @@ import threading
 import time
 
 import redis
-
 from rq import SimpleWorker, Worker
 from threadpoolctl import threadpool_limits
 

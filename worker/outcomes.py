@@ -93,11 +93,11 @@ def _record_pending(store, name, meta, spec, controls, models, head_size, settin
     prediction is attributed to the training that produced the model
     (``trained_in``).
     """
-    control_ids = store.control_tasks(name)
-    if not control_ids or not controls:
+    random_pick_ids = store.random_pick_tasks(name)
+    if not random_pick_ids or not controls:
         return 0
     # score = position / ranked tasks, so the head is the scores below head_size / ranked (no full read)
-    ids = sorted(control_ids)
+    ids = sorted(random_pick_ids)
     limit = head_size / max(1, meta.get("ranked") or len(ids))
     ids = [t for t, score in zip(ids, store.ranking_scores(name, ids)) if score is not None and score < limit]
     if not ids:

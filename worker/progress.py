@@ -98,7 +98,7 @@ def _queue_head(store, name, spec, config, loaded, head_size, settings, labeled_
     """
     ranked = store.ranking(name)
     head = [t for t in sorted(ranked, key=ranked.get) if t not in labeled_tasks][:head_size]
-    controls = store.control_tasks(name) & set(head)
+    controls = store.random_pick_tasks(name) & set(head)
     strategy_ids = [t for t in head if t not in controls]
     uncertain = 0
     geo = config.controls[0]
@@ -160,8 +160,8 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         # The version's own record of its cross-validated accuracy (the worker's logs and benches read it).
         trained[control.name] = {**trained.get(control.name, {}), "cv_labels": len(ids),
                                  "cv_accuracy": cv_by_control[control.name].pop("fold_accuracy", None)}
-        is_control = np.fromiter((t in outcomes for t in ids), dtype=bool, count=len(ids))
-        holdout_by_control[control.name] = evaluation.control_cv(estimator, X, y, is_control)
+        is_random_pick = np.fromiter((t in outcomes for t in ids), dtype=bool, count=len(ids))
+        holdout_by_control[control.name] = evaluation.random_pick_holdout(estimator, X, y, is_random_pick)
         if given is not None:
             for i in evaluation.suspicious_labels(given, y, pred)[:evaluation.REVIEW_LIMIT]:
                 review.append({"task": ids[i], "control": control.name, "label": y[i], "predicted": str(pred[i]),

@@ -179,7 +179,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     t_order = time.monotonic()
     ranked = strategies.rank_pool(pool, options.selection_params(), rng)
     scores = dict(zip(ids, ranked.scores().tolist()))
-    control_ids = [ids[i] for i in np.flatnonzero(ranked.source == strategies.CONTROL)]
+    random_pick_ids = [ids[i] for i in np.flatnonzero(ranked.source == strategies.RANDOM_PICK)]
     timings = {"score_pool_s": round(t_order - t_rank, 3), "order_s": round(time.monotonic() - t_order, 3)}
 
     name = store.next_version_name()
@@ -198,7 +198,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         "clusters": ranked.n_clusters,
         "strategy": options.strategy,
         "control_share": options.control_share,
-        "control_tasks": len(control_ids),
+        "control_tasks": len(random_pick_ids),
         "feature_spec": spec.to_dict(),
         "config_hash": config.config_hash,
         "labels_fingerprint": labels_fp,
@@ -214,7 +214,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     quantiles = ranking.utility_quantiles(live_utility)
     t_publish = time.monotonic()
     meta["duration_s"] = round(time.monotonic() - t0, 3)
-    store.publish_version(name, meta, pack_version(models, quantiles, centroid, {c.name: c.task_type for c in config.controls if c.name in models}), scores, control=control_ids)
+    store.publish_version(name, meta, pack_version(models, quantiles, centroid, {c.name: c.task_type for c in config.controls if c.name in models}), scores, control=random_pick_ids)
     remember_ranking(store, name, meta["published_at"], scores)
     meta["timings"]["publish_s"] = round(time.monotonic() - t_publish, 3)
     store.update_version_meta(name, timings=meta["timings"])

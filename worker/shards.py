@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import orjson
+
 from backend.labelstudio.label_config import LabelConfig
 from backend.learning import featurizers
 from backend.learning.featurizers import Featurizer, Matrix

@@ -101,7 +101,7 @@ def cross_validate(estimator: BaseEstimator, X, y: list[str]) -> tuple[dict, np.
     }, given, pred
 
 
-def control_cv(estimator: BaseEstimator, X, y: list[str], is_control: np.ndarray, folds: int = 5) -> dict:
+def random_pick_holdout(estimator: BaseEstimator, X, y: list[str], is_random_pick: np.ndarray, folds: int = 5) -> dict:
     """Accuracy on the labeled random (control) tasks, each predicted by a model trained without it.
 
     Folds split the control tasks only; each fold's model trains on every
@@ -112,7 +112,7 @@ def control_cv(estimator: BaseEstimator, X, y: list[str], is_control: np.ndarray
     control outcomes a single version collects.
     """
     y_arr = np.asarray(y, dtype=str)
-    ctl = np.flatnonzero(is_control)
+    ctl = np.flatnonzero(is_random_pick)
     if ctl.size < folds:
         return {"n": int(ctl.size), "reason": f"{ctl.size} labeled control tasks; needs {folds}"}
     pred = np.empty(ctl.size, dtype=object)

@@ -21,7 +21,7 @@ from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError
 from backend.selection import ranking, scores
 
 # Where a queue position came from (``Ranking.source``).
-STRATEGY, CONTROL = 0, 1
+STRATEGY, RANDOM_PICK = 0, 1  # who placed a task: the strategy, or the random control share
 
 DEFAULT_STRATEGY = "margin"  # measured: docs/label-efficiency.md
 DEFAULT_CONTROL_SHARE = 0.1
@@ -474,16 +474,16 @@ def with_control_share(order: np.ndarray, share: float, rng: np.random.Generator
         return order, source
     positions = np.arange(n)
     u = rng.random()
-    is_control = np.floor((positions + 1) * share + u) > np.floor(positions * share + u)
-    k = int(is_control.sum())
+    is_random_pick = np.floor((positions + 1) * share + u) > np.floor(positions * share + u)
+    k = int(is_random_pick.sum())
     picked = rng.choice(n, size=k, replace=False)
     taken = np.zeros(n, dtype=bool)
     taken[picked] = True
     rest = order[~taken[order]]  # the strategy's order without the picked tasks
     out = np.empty(n, dtype=np.int64)
-    out[is_control] = picked
-    out[~is_control] = rest
-    source[picked] = CONTROL
+    out[is_random_pick] = picked
+    out[~is_random_pick] = rest
+    source[picked] = RANDOM_PICK
     return out, source
 
 

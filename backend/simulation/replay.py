@@ -81,7 +81,7 @@ __all__ = [
 ]
 
 #: The name of the single control the simulator trains (one ``<Choices>``).
-CONTROL = "label"
+CHOICES_NAME = "label"
 #: Longest text kept, as the worker's default ``AL_MAX_TEXT_CHARS``.
 MAX_TEXT_CHARS = 100_000
 
@@ -421,7 +421,7 @@ class Curve:
     labels: list[int] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
     macro_f1: list[float] = field(default_factory=list)
-    control_tasks: int = 0  # labels that came from the random control share
+    random_picks: int = 0  # labels that came from the random control share
     seconds: float = 0.0
 
 
@@ -457,8 +457,8 @@ def selection_pool(
         return named_strategies.Pool(X=X_pool)
     return named_strategies.Pool(
         X=X_pool,
-        probas={CONTROL: model.predict_proba(X_pool)},
-        models={CONTROL: model},
+        probas={CHOICES_NAME: model.predict_proba(X_pool)},
+        models={CHOICES_NAME: model},
         labeled_X=labeled_X,
         labeled_y=list(labeled_y),
     )
@@ -519,7 +519,7 @@ def run_strategy(
         ranked = named_strategies.rank_pool(pool, params, rng)
         take = min(protocol.batch_size, budget - len(labeled))
         head = ranked.order[:take]
-        curve.control_tasks += int(np.sum(ranked.source[head] == named_strategies.CONTROL))
+        curve.random_picks += int(np.sum(ranked.source[head] == named_strategies.RANDOM_PICK))
         asked = rows[head]
         y_labeled.extend(oracle.reveal(asked))
         labeled.extend(map(int, asked))

@@ -159,7 +159,7 @@ def summarise(result: SimulationResult) -> dict:
                 }
                 for q in REACH
             },
-            "control_tasks": float(np.mean([c.control_tasks for c in curves])),
+            "control_tasks": float(np.mean([c.random_picks for c in curves])),
             "curve": {
                 "labels": list(x),
                 "accuracy_mean": acc.mean(axis=0).tolist(),

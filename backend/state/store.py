@@ -336,7 +336,7 @@ class ProjectStore:
     def ranking(self, name: str) -> dict[int, float]:
         return {int(k): float(v) for k, v in self.r.hgetall(self.key(f"ranking:{name}")).items()}
 
-    def control_tasks(self, name: str) -> set[int]:
+    def random_pick_tasks(self, name: str) -> set[int]:
         """Tasks the version's random control share placed in the queue."""
         return {int(t) for t in self.r.smembers(self.key(f"control:{name}"))}
 

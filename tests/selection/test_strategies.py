@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from backend.learning.featurizers.ngrams import NgramFeaturizer
 from backend.learning.model import ChoicesClassifier
 from backend.selection import strategies
-from backend.selection.strategies import CONTROL, Pool, SelectionParams, rank_pool
+from backend.selection.strategies import RANDOM_PICK, Pool, SelectionParams, rank_pool
 from backend.simulation.datasets import load_dataset
 
 ALL = sorted(strategies.STRATEGIES)
@@ -138,9 +138,9 @@ def test_near_duplicates_leave_the_head(data):
 def test_control_share_is_marked_and_respected(data, share):
     pool = make_pool(data)
     r = rank_pool(pool, SelectionParams(strategy="kcenter", control_share=share), np.random.default_rng(0))
-    is_control = r.source[r.order] == CONTROL
+    is_random_pick = r.source[r.order] == RANDOM_PICK
     for head in (1, 10, 37, pool.n):
-        assert np.floor(head * share) <= is_control[:head].sum() <= np.ceil(head * share)
+        assert np.floor(head * share) <= is_random_pick[:head].sum() <= np.ceil(head * share)
 
 
 def test_hybrid_weights_steer_the_order(data):
@@ -253,8 +253,8 @@ def test_property_rankings_are_permutations_and_control_share_holds(data, name, 
     r = rank_pool(sub, SelectionParams(strategy=name, control_share=share, batch_size=batch),
                   np.random.default_rng(seed))
     assert is_permutation(r.order, n)
-    is_control = r.source[r.order] == CONTROL
-    assert all(np.floor(h * share) <= is_control[:h].sum() <= np.ceil(h * share) for h in range(n + 1))
+    is_random_pick = r.source[r.order] == RANDOM_PICK
+    assert all(np.floor(h * share) <= is_random_pick[:h].sum() <= np.ceil(h * share) for h in range(n + 1))
 
 
 def test_a_pool_scored_in_shards_ranks_from_its_projection(data):
@@ -287,4 +287,4 @@ def selection_share(order: np.ndarray, seed: int) -> np.ndarray:
     from backend.selection.strategies import with_control_share
 
     out, source = with_control_share(order, 0.1, np.random.default_rng(seed))
-    return source[out] == CONTROL
+    return source[out] == RANDOM_PICK

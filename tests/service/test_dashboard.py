@@ -244,7 +244,7 @@ def test_only_tasks_served_as_controls_count_as_unbiased_outcomes(client, store,
     truth = annotate_rounds(client, store, worker, rounds=2)
     served = store.current_version()
     ranking = store.ranking(served)
-    served_controls = store.control_tasks(served) & set(sorted(ranking, key=ranking.get)[:OPTIONS["head_size"]])
+    served_controls = store.random_pick_tasks(served) & set(sorted(ranking, key=ranking.get)[:OPTIONS["head_size"]])
     pending = {int(k): orjson.loads(v) for k, v in redis_conn.hgetall(store.key("progress:pending")).items()}
     assert served_controls and all(served in pending[t] for t in served_controls)
     # Tasks pending from an older version only (not a control of the serving one).

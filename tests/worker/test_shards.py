@@ -126,4 +126,4 @@ def test_a_refresh_above_the_threshold_ranks_from_shards(client, store, worker, 
     scores = store.ranking(name)
     assert sorted(scores) == sorted(set(range(1, N + 1)) - {i + 1 for i in labeled})  # every unlabeled task, once
     assert sorted(scores.values()) == [i / (N - 20) for i in range(N - 20)]
-    assert len(store.control_tasks(name)) == int((N - 20) * 0.1)
+    assert len(store.random_pick_tasks(name)) == int((N - 20) * 0.1)
