@@ -214,7 +214,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     quantiles = ranking.utility_quantiles(live_utility)
     t_publish = time.monotonic()
     meta["duration_s"] = round(time.monotonic() - t0, 3)
-    store.publish_version(name, meta, pack_version(models, quantiles, centroid, {c.name: c.task_type for c in config.controls if c.name in models}), scores, control=random_pick_ids)
+    store.publish_version(name, meta, pack_version(models, quantiles, centroid, config.task_types()), scores, control=random_pick_ids)
     remember_ranking(store, name, meta["published_at"], scores)
     meta["timings"]["publish_s"] = round(time.monotonic() - t_publish, 3)
     store.update_version_meta(name, timings=meta["timings"])

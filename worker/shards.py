@@ -28,6 +28,7 @@ from backend.labelstudio.label_config import LabelConfig
 from backend.learning import featurizers
 from backend.learning.featurizers import Featurizer, Matrix
 from backend.learning.model import ChoicesClassifier
+from backend.learning.versions import load_models, pack_models
 from backend.selection import ranking
 from backend.state.queueing import SHARDS_JOB, job_queue
 from backend.state.store import ProjectStore
@@ -136,8 +137,7 @@ def _load_plan(store: ProjectStore, token: str) -> tuple[dict, dict[str, Choices
         return None
     plan = orjson.loads(raw[b"plan"])
     plan["geometry"] = _unnpz(raw[b"geometry"])
-    models = {k.decode()[len("model:"):]: ChoicesClassifier.from_bytes(v)
-              for k, v in raw.items() if k.startswith(b"model:")}
+    models = load_models({k.decode(): v for k, v in raw.items() if k.startswith(b"model")})
     ids = np.frombuffer(raw[b"ids"], dtype=np.int64)
     return plan, models, ids
 
@@ -187,7 +187,7 @@ def score_pool(
         "plan": orjson.dumps(plan),
         "geometry": _npz(**geometry),
         "ids": np.asarray(pool_ids, dtype=np.int64).tobytes(),
-        **{f"model:{name}": m.to_bytes() for name, m in models.items()},
+        **pack_models(models, config.task_types()),
     })
     pipe.rpush(todo, *range(n_shards))
     for key in (base, todo):

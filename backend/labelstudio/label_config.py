@@ -22,8 +22,9 @@ from backend.labelstudio.tasktypes import BY_TAG, TASK_TYPES, Control, NotPredic
 
 #: Larger configs are refused before parsing (Label Studio's own templates are a few KB; 40,000 options fit).
 MAX_CONFIG_BYTES = 2 * 2**20
-#: Control tags that may come without ``toName`` (Label Studio's templates have ``<Rating>`` without one).
-CONTROL_TAGS = frozenset({"Choices", "TextArea", "Rating", "Number", "DateTime", "Taxonomy", "Ranker", "Pairwise"})
+#: Control tags that may come without ``toName`` (Label Studio's templates have ``<Rating>`` without one),
+#: besides the task types' own tags (``BY_TAG``).
+CONTROL_TAGS = frozenset({"TextArea", "Rating", "Number", "DateTime", "Taxonomy", "Ranker", "Pairwise"})
 #: Why a control tag is not predicted, in the user's words.
 WHY_IGNORED = {
     "TextArea": "free text is not predicted",
@@ -67,6 +68,10 @@ class LabelConfig:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    def task_types(self) -> dict[str, str]:
+        """Control name -> the name of its task type (stored beside the models)."""
+        return {c.name: c.task_type for c in self.controls}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -77,12 +77,16 @@ def pack_version(
         nz = np.flatnonzero(centroid)
         arrays.update(centroid_idx=nz.astype(np.int32), centroid_val=centroid[nz].astype(np.float32))
     np.savez_compressed(buf, **arrays)
-    out = {RANK_META: buf.getvalue(), MODEL_TYPES: orjson.dumps(model_types or {})}
-    out.update({MODEL_PREFIX + name: m.to_bytes() for name, m in models.items()})
-    return out
+    return {RANK_META: buf.getvalue(), **pack_models(models, model_types)}
 
 
-def _load_models(arts: dict[str, bytes]) -> dict:
+def pack_models(models: dict, model_types: dict[str, str] | None) -> dict[str, bytes]:
+    """Each model's arrays, and the name of its task type (read back by ``load_models``)."""
+    types = {name: t for name, t in (model_types or {}).items() if name in models}
+    return {MODEL_TYPES: orjson.dumps(types), **{MODEL_PREFIX + name: m.to_bytes() for name, m in models.items()}}
+
+
+def load_models(arts: dict[str, bytes]) -> dict:
     """Each control's model, read by its task type (a name Redis holds is checked, never trusted)."""
     try:
         types = orjson.loads(arts.get(MODEL_TYPES) or b"{}")
@@ -107,7 +111,7 @@ def _load_models(arts: dict[str, bytes]) -> dict:
 def unpack_version(name: str, meta: dict, arts: dict[str, bytes]) -> LoadedVersion:
     """A published version from its metadata and stored arrays (``backend/state/versions.py`` reads them)."""
     spec = featurizers.from_dict(meta["feature_spec"])
-    models = _load_models(arts)
+    models = load_models(arts)
     quantiles, centroid = np.zeros(0), None
     if RANK_META in arts:
         with np.load(io.BytesIO(arts[RANK_META]), allow_pickle=False) as z:

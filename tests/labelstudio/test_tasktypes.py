@@ -25,7 +25,7 @@ from backend.labelstudio.tasktypes import (
 from backend.labelstudio.tasktypes.base import object_tag
 from backend.learning.labeled_set import build_labeled_set
 from backend.learning.model import ChoicesClassifier
-from backend.learning.versions import _load_models, pack_version
+from backend.learning.versions import load_models, pack_version
 from backend.selection import scores
 
 TEXT = '<Text name="text" value="$text"/>'
@@ -82,9 +82,9 @@ def test_stored_models_are_read_back_by_their_task_type_and_bad_types_are_not_se
 
     model = ChoicesClassifier().fit(sp.csr_matrix(X), ["a", "b", "a", "b"])
     arts = pack_version({"s": model}, np.zeros(3), None, {"s": "choices"})
-    assert np.allclose(_load_models(arts)["s"].coef_, model.coef_)
-    assert _load_models({**arts, "model_types": b'{"s": "no-such-type"}'}) == {}
-    assert "s" in _load_models({**arts, "model_types": b"not json"})  # unreadable: read as <Choices>
+    assert np.allclose(load_models(arts)["s"].coef_, model.coef_)
+    assert load_models({**arts, "model_types": b'{"s": "no-such-type"}'}) == {}
+    assert "s" in load_models({**arts, "model_types": b"not json"})  # unreadable: read as <Choices>
 
 
 # -- a new task type is one module plus its registration ------------------------------
