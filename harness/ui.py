@@ -67,6 +67,7 @@ class LabelStream:
     def __init__(self, page, url: str, pid: int) -> None:
         self.page, self.url, self.pid = page, url, pid
         self.task: dict = {}
+        self.saved: dict = {}  # the annotation Label Studio saved on the last Submit
 
     def open(self) -> dict:
         self.page.goto(f"{self.url}/projects/{self.pid}/data")
@@ -102,6 +103,7 @@ class LabelStream:
             if not ann.value.ok:
                 raise SubmitRefused(f"task {self.task.get('id')}: {ann.value.status} {ann.value.text()[:500]}")
         sent = json.loads(ann.value.request.post_data or "{}")
+        self.saved = ann.value.json()
         self.task = nxt.value.json()
         if self.page.get_by_text(NOT_SAVED).count():
             raise SubmitRefused(f"Label Studio shows 'not saved' after task {sent.get('task')}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -24,7 +25,6 @@ import pytest
 from harness.label_studio import LabelStudio
 from harness.stack import REPO, Stack, make_project, synced, wait_for
 from harness.ui import LabelStream, connect_model, launch, login
-from tests.e2e.test_loop import queue
 
 pytestmark = pytest.mark.e2e
 
@@ -106,6 +106,38 @@ class SecondAnnotator(threading.Thread):
         return {t for t, a, b in self.held if a <= end and (b is None or b >= start)}
 
 
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
+
+
+def served_order_miss(ls: LabelStudio, pid: int, version: str, served: dict, saved: dict,
+                      held: set[int]) -> dict | None:
+    """Whether Label Studio served ``version``'s lowest score among the tasks it could serve.
+
+    Those are the tasks with a prediction of ``version`` that had no annotation
+    when ours was saved (the next task is fetched after that) and that the
+    second annotator did not hold.  Returns ``None`` when there was no such task
+    (nothing to check), ``{}`` when the served task is that one, else what was
+    served and what was expected.
+    """
+    with ls.client() as c:
+        tasks = c.get("/api/tasks/", params={"project": pid, "page_size": 1000, "fields": "all"}).json()["tasks"]
+    ours = _when(saved["created_at"])
+    scores = {}
+    for task in tasks:
+        done = any(not a.get("was_cancelled") and _when(a["created_at"]) <= ours for a in task.get("annotations") or [])
+        for p in task.get("predictions") or []:
+            if p.get("model_version") == version and not done and task["id"] not in held:
+                scores[task["id"]] = p["score"]
+    if not scores:
+        return None
+    best = min(scores, key=scores.get)
+    if served["id"] == best:
+        return {}
+    return {"served": served["id"], "served_score": scores.get(served["id"]), "expected": best,
+            "expected_score": scores[best], "version": version}
+
+
 def test_two_annotators_in_the_real_ui_with_a_retraining_after_every_label(ls_pg, browser_stack):
     """No submit refused (``LabelStream.submit`` raises on one), pre-annotations pre-selected, the backend's order."""
     from playwright.sync_api import sync_playwright
@@ -134,27 +166,12 @@ def test_two_annotators_in_the_real_ui_with_a_retraining_after_every_label(ls_pg
             second = SecondAnnotator(ls, pid, truth)
             stream = LabelStream(page, ls.url, pid)
             stream.open()
-            t_served = time.time()
             second.start()
-            expected: tuple | None = None
             for i in range(N_SUBMITS):
                 served = stream.task
                 tid = served["id"]
                 seen_versions.update(p["model_version"] for p in served.get("predictions") or [])
                 stream.wait_shown(data[tid][0])
-                # The task served is the backend's next one: the lowest score of the version read just before.
-                if expected is not None:
-                    version, pending, t_read = expected
-                    served_versions = {p.get("model_version") for p in served.get("predictions") or []}
-                    if version in served_versions and ls.project(pid)["model_version"] == version:
-                        locked = second.held_between(t_read, t_served)
-                        candidates = {t: s for t, s in pending.items() if t not in locked}
-                        best = min(candidates, key=candidates.get) if candidates else None
-                        counts["checked"] += 1
-                        counts["agreed"] += tid == best
-                        if tid != best:  # kept with the counts, to read what Label Studio did instead
-                            misses.append({"served": tid, "served_score": pending.get(tid), "expected": best,
-                                           "expected_score": candidates.get(best), "version": version})
                 # The choice the backend predicted is the one checked.
                 predicted = stream.predicted()
                 if predicted:
@@ -165,16 +182,25 @@ def test_two_annotators_in_the_real_ui_with_a_retraining_after_every_label(ls_pg
                     page.screenshot(path=str(OUT / f"labeling-{i + 1:02d}.png"))
                 time.sleep(think_seconds(i))
                 stream.choose(truth[tid])
-                version, scores, done = queue(ls, pid)
-                expected = (version, {t: s for t, s in scores.items() if t not in done and t != tid}, time.time())
                 counts["submits"] += 1
+                version, t_before = ls.project(pid)["model_version"], time.time()
                 sent = stream.submit()  # raises on a refused submit or a "not saved" toast
-                t_served = time.time()
+                current, t_after = ls.project(pid)["model_version"], time.time()
                 if sent.get("parent_prediction"):
                     counts["parent_prediction_sent"] += 1
                     shown = [p for p in served.get("predictions") or [] if p["id"] == sent["parent_prediction"]]
-                    if shown and shown[0]["model_version"] != ls.project(pid)["model_version"]:
+                    if shown and shown[0]["model_version"] != current:
                         counts["submits_against_a_replaced_version"] += 1
+                # The task served next is the backend's next one, when one version stood from before the
+                # Submit to after the next task arrived (versions only move forward).
+                if current == version:
+                    miss = served_order_miss(ls, pid, version, stream.task, stream.saved,
+                                             second.held_between(t_before, t_after))
+                    if miss is not None:
+                        counts["checked"] += 1
+                        counts["agreed"] += not miss
+                        if miss:  # kept with the counts, to read what Label Studio did instead
+                            misses.append(miss)
             page.screenshot(path=str(OUT / "labeling-after.png"))
         finally:
             if second is not None:
@@ -201,9 +227,9 @@ def test_two_annotators_in_the_real_ui_with_a_retraining_after_every_label(ls_pg
     assert counts["submits_against_a_replaced_version"] >= 1, counts
     # Every pre-annotation shown was pre-selected.
     assert counts["with_prediction"] >= N_SUBMITS // 2 and counts["preselected"] == counts["with_prediction"], counts
-    # The served order is the backend's (the version may move between reading and serving, so only
-    # some tasks can be checked, 7-11 of 30 per run; 37 of 39 agreed over four runs; misses in counts.json).
-    assert counts["checked"] >= 4 and counts["agreed"] >= 0.7 * counts["checked"], counts
+    # The served order is the backend's.  A check needs one version from before a Submit to after the
+    # next task arrived; misses (Label Studio's /next skips rows a concurrent import locks) in counts.json.
+    assert counts["checked"] >= N_SUBMITS // 3 and counts["agreed"] >= 0.7 * counts["checked"], counts
     # Pruning ran during the test (versions the annotator was shown are gone), and no submit failed.
     assert counts["versions_shown_then_pruned"] >= 1, (counts, in_ls)
     assert status["current_version"] in in_ls
