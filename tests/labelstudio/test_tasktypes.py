@@ -63,6 +63,14 @@ def test_choices_answers_drop_options_the_config_no_longer_has():
     assert t.targets(multi, [frozenset({"z", "x"})]) == [["x", "z"]]
 
 
+@pytest.mark.parametrize("value", [[], "b", {"choices": "b"}, {"choices": [{"b": 1}, ["b"]]}, None])
+def test_choices_answers_of_a_malformed_value_are_no_answer(value):
+    """An export or a Redis value shaped unlike Label Studio's result never crashes training."""
+    single, multi = parse_label_config(SINGLE).controls[0], parse_label_config(MULTI).controls[0]
+    assert task_type_of(single).answer(single, [{"value": value}]) is None
+    assert task_type_of(multi).answer(multi, [{"value": value}]) == frozenset()
+
+
 def test_choices_results_carry_the_models_probability_and_respect_min_confidence():
     single = parse_label_config(SINGLE).controls[0]
     t = task_type_of(single)

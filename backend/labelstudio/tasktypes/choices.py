@@ -81,8 +81,11 @@ class ChoicesTask(TaskType):
     def answer(self, control: ChoicesControl, items: list[dict]) -> Hashable | None:
         """The options chosen, restricted to the config's (a config edit never crashes training)."""
         for item in items:
-            choices = (item.get("value") or {}).get("choices") or []
-            kept = [c for c in choices if c in control.labels]
+            value = item.get("value")
+            choices = value.get("choices") if isinstance(value, dict) else None
+            if not isinstance(choices, list):  # malformed (never written by Label Studio): no answer
+                choices = []
+            kept = [c for c in choices if isinstance(c, str) and c in control.labels]
             if control.multiple:
                 return frozenset(kept)
             return kept[0] if kept else None
