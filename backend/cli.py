@@ -152,7 +152,7 @@ def simulate(args: argparse.Namespace) -> int:
             **opts,
         )
         dataset = load_source(args.source, text_column=args.text_column, label_column=args.label_column,
-                              label_config=args.label_config)
+                              label_config=args.label_config, encoding=args.encoding)
     except (SimulationError, featurizers.FeaturizerError) as exc:
         print(f"al-backend simulate: error: {exc}", file=sys.stderr)
         return 2
@@ -206,6 +206,8 @@ def _simulate_parser(sub) -> None:
     s.add_argument("--text-column", help="CSV/JSONL: the text column; export: the task data field (guessed if one)")
     s.add_argument("--label-column", help="CSV/JSONL: the label column; export: the <Choices> name (guessed if one)")
     s.add_argument("--label-config", help="export only: the project's label config XML, to read texts as the worker does")
+    s.add_argument("--encoding", help="the file's text encoding, e.g. cp1252 or latin-1 "
+                                      "(default: the byte-order mark's, else UTF-8)")
     s.add_argument("--strategies", help="comma-separated names ('random' is always added), or 'all'; "
                                         "default: random and the production default")
     s.add_argument("--features", default="ngrams",

@@ -40,12 +40,16 @@ learning curves). https://burrsettles.com/pub/settles.activelearning.pdf
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
+import logging
 import multiprocessing
 import pathlib
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -85,6 +89,8 @@ CHOICES_NAME = "label"
 #: Longest text kept, as the worker's default ``AL_MAX_TEXT_CHARS``.
 MAX_TEXT_CHARS = 100_000
 
+log = logging.getLogger(__name__)
+
 
 class SimulationError(ValueError):
     """Bad input to the simulator; the message says what was expected and how to fix it."""
@@ -94,11 +100,126 @@ class SimulationError(ValueError):
 # Inputs
 # --------------------------------------------------------------------------
 
+#: Longest CSV field read, in characters.  Python's default (131,072) is shorter
+#: than many mails and documents; a field longer than this bound is almost always
+#: an unbalanced double quote that swallowed the rows after it.
+CSV_FIELD_LIMIT = 16 * 1024 * 1024
+#: Byte-order marks and the codec each one names (UTF-32 first: its LE mark starts with UTF-16's).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+#: How many line numbers or task ids a skip report lists per reason.
+_SHOWN = 5
 
-def _check_dataset(name: str, texts: list[str], labels: list[str]) -> Dataset:
+
+def _read_text(path: pathlib.Path, encoding: str | None = None) -> str:
+    """A file's text: in ``encoding`` if given, else the one its byte-order mark names, else UTF-8.
+
+    No guessing beyond the BOM: a wrong guess would turn texts and labels into
+    mojibake silently, so bytes that are not UTF-8 are an error naming their
+    offset and the ``--encoding`` to pass (spreadsheets on Windows write cp1252).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SimulationError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        codec = codecs.lookup(encoding or next((name for bom, name in _BOMS if raw.startswith(bom)), "utf-8")).name
+        if codec == "utf-8" and b"\x00" in raw:  # text has no NUL byte; UTF-16 has one in every ASCII character
+            raise SimulationError(
+                f"{path}: byte {raw.index(0)} is NUL: the file is UTF-16 without a byte-order mark "
+                "(pass --encoding utf-16-le or utf-16-be) or not a text file (save a spreadsheet as CSV UTF-8)"
+            )
+        text = raw.decode(codec)
+    except LookupError:  # also a codec that is not a text encoding (base64)
+        raise SimulationError(
+            f"unknown text encoding {encoding!r} (--encoding); e.g. utf-8, cp1252, latin-1, utf-16"
+        ) from None
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        fix = ("pass --encoding cp1252 (Excel on Windows) or --encoding latin-1, or save the file as UTF-8"
+               if encoding is None else "pass the file's real encoding with --encoding")
+        raise SimulationError(
+            f"{path}: byte {exc.start} (line {line}) is not valid {codec} ({raw[exc.start:exc.start + 4]!r}...); {fix}"
+        ) from None
+    return text.removeprefix("\ufeff")  # an explicit --encoding utf-8 leaves the BOM in
+
+
+def _csv_rows(text: str, path: pathlib.Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    """The header and the records as ``(line the record starts on, {column: value})``."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)  # process-wide: restored below
+    rows: list[tuple[int, dict]] = []
+    start = 1
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise SimulationError(f"{path}: the file is empty; expected a header row, then one labeled text per row")
+        start = reader.line_num + 1
+        for record in reader:
+            if record:  # a blank line is no record; a short record leaves its last columns out
+                rows.append((start, dict(zip(header, record))))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise SimulationError(
+            f"{path}: line {start}: cannot read the CSV ({exc}); fields are limited to {CSV_FIELD_LIMIT:,} "
+            "characters, so look for an unbalanced double quote from this line on"
+        ) from None
+    finally:
+        csv.field_size_limit(previous)
+    return header, rows
+
+
+def _jsonl_rows(text: str, path: pathlib.Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    """The keys seen and the records as ``(line, object)``; blank lines are skipped."""
+    rows: list[tuple[int, dict]] = []
+    for lineno, line in enumerate(text.split("\n"), 1):  # JSON lines end at \n only, not at \u2028
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SimulationError(f"{path}:{lineno}: not JSON ({exc.msg}); expected one object per line") from None
+        if not isinstance(row, dict):
+            raise SimulationError(f"{path}:{lineno}: got a {type(row).__name__}, expected a JSON object")
+        rows.append((lineno, row))
+    return sorted({k for _, row in rows for k in row}), rows
+
+
+def _cell(row: dict, column: str, path: pathlib.Path, line: int) -> str:
+    """One stripped value; missing and null are blank, objects and lists are an error (no label is a list)."""
+    value = row.get(column)
+    if isinstance(value, (dict, list)):
+        raise SimulationError(
+            f"{path}: line {line}: {column!r} holds a JSON {'object' if isinstance(value, dict) else 'list'}; "
+            "expected a string or a number"
+        )
+    return "" if value is None else str(value).strip()
+
+
+def _check_dataset(
+    name: str, texts: list[str], labels: list[str], skipped: dict[str, list[str]], *, unit: str, ref: str, hint: str
+) -> Dataset:
+    """The dataset, after reporting the rows left out and refusing one that cannot be simulated.
+
+    A blank label is a task nobody answered, not a class, so such rows are
+    skipped; their count is logged (a warning) because many of them usually
+    mean a wrong column or an unfinished export, and nothing left is an error.
+    ``skipped`` maps a reason to the ``ref`` (line, task id) of each ``unit`` (row, task) it left out.
+    """
+    why = "; ".join(
+        f"{len(refs):,} {reason} ({ref} {', '.join(refs[:_SHOWN])}{', ...' if len(refs) > _SHOWN else ''})"
+        for reason, refs in skipped.items() if refs
+    )
+    total = len(texts) + sum(map(len, skipped.values()))
+    if not texts:
+        found = f"none of the {total:,} {unit}s has both a text and a label: {why}" if total else f"no {unit}s found"
+        raise SimulationError(f"{name}: {found}; {hint}")
+    if why:
+        log.warning("%s: skipped %s of %s %ss, not training data: %s",
+                    name, f"{total - len(texts):,}", f"{total:,}", unit, why)
     classes = sorted(set(labels))
-    if len(texts) == 0:
-        raise SimulationError(f"{name}: no labeled rows found; expected at least a few hundred")
     if len(classes) < 2:
         raise SimulationError(
             f"{name}: every row has the label {classes[0]!r}; a classifier needs at least 2 classes "
@@ -107,57 +228,64 @@ def _check_dataset(name: str, texts: list[str], labels: list[str]) -> Dataset:
     return Dataset(name=name, texts=texts, labels=labels)
 
 
-def load_table(path: str | pathlib.Path, text_column: str, label_column: str) -> Dataset:
+def load_table(
+    path: str | pathlib.Path, text_column: str, label_column: str, *, encoding: str | None = None
+) -> Dataset:
     """Read a CSV or JSON-lines file with one labeled text per row.
 
-    Rows whose text or label is empty are skipped (a blank row cannot be
-    annotated).  ``.jsonl`` / ``.ndjson`` files hold one JSON object per line;
-    anything else is read as CSV with a header row.
+    ``.jsonl`` / ``.ndjson`` files hold one JSON object per line; anything
+    else is read as CSV with a header row, fields up to :data:`CSV_FIELD_LIMIT`
+    characters.  The encoding is ``encoding``, else the byte-order mark's, else
+    UTF-8 (see :func:`_read_text`).  Rows whose label or text is blank or
+    missing are skipped and counted (see :func:`_check_dataset`).
 
     Raises
     ------
     SimulationError
-        Missing file or column (the message lists the columns found), fewer
-        than two classes.
+        Missing file or column (the message lists the columns found), bytes
+        not in the encoding, unreadable CSV, no row with a text and a label,
+        fewer than two classes.
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise SimulationError(f"{path}: no such file; expected a CSV, JSONL or Label Studio JSON export")
-    texts: list[str] = []
-    labels: list[str] = []
-    columns: set[str] = set()
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SimulationError(f"{path}:{lineno}: not JSON ({exc.msg}); expected one object per line") from None
-                if not isinstance(row, dict):
-                    raise SimulationError(f"{path}:{lineno}: got a {type(row).__name__}, expected a JSON object")
-                columns.update(row)
-                rows.append(row)
-    else:
-        with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            columns.update(reader.fieldnames or [])
-            rows = list(reader)
+    text = _read_text(path, encoding)
+    jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
+    columns, rows = (_jsonl_rows if jsonl else _csv_rows)(text, path)
     for col, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
         if col not in columns:
             raise SimulationError(
                 f"{path}: no column {col!r}; found {sorted(columns)}. Pass the right name with {flag}"
             )
-    for row in rows:
-        text, label = row.get(text_column), row.get(label_column)
-        text = "" if text is None else str(text).strip()
-        label = "" if label is None else str(label).strip()
-        if text and label:
+    texts: list[str] = []
+    labels: list[str] = []
+    skipped: dict[str, list[str]] = {f"with a blank {label_column!r}": [], f"with a blank {text_column!r}": []}
+    blank_label, blank_text = skipped.values()
+    for line, row in rows:
+        text, label = _cell(row, text_column, path, line), _cell(row, label_column, path, line)
+        if not label:
+            blank_label.append(str(line))
+        elif not text:
+            blank_text.append(str(line))
+        else:
             texts.append(text)
             labels.append(label)
-    return _check_dataset(str(path), texts, labels)
+    return _check_dataset(str(path), texts, labels, skipped, unit="row", ref="line",
+                          hint="expected a text and a label per row (check --text-column and --label-column)")
+
+
+def _annotations(task: dict) -> list[dict]:
+    """A task's annotations; anything else under the key counts as none."""
+    anns = task.get("annotations")
+    return [a for a in anns if isinstance(a, dict)] if isinstance(anns, list) else []
+
+
+def _unanswered(task: dict) -> str | None:
+    """Why a task can give no label before its results are read, or ``None``."""
+    anns = _annotations(task)
+    if not anns:
+        return "without annotations"
+    return "with only cancelled annotations" if all(a.get("was_cancelled") for a in anns) else None
 
 
 def _export_control(
@@ -165,10 +293,9 @@ def _export_control(
 ) -> ChoicesControl:
     """The ``<Choices>`` control to learn, from the label config or from the export itself."""
     if label_config is not None:
+        xml = _read_text(pathlib.Path(label_config))
         try:
-            config = parse_label_config(pathlib.Path(label_config).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SimulationError(f"cannot read the label config {label_config}: {exc}") from None
+            config = parse_label_config(xml)
         except ValueError as exc:
             raise SimulationError(f"{label_config}: {exc}") from None
         names = [c.name for c in config.controls]
@@ -181,13 +308,21 @@ def _export_control(
     seen: dict[str, set[str]] = {}
     to_name: dict[str, str] = {}
     for task in tasks:
-        for ann in task.get("annotations") or []:
-            for item in ann.get("result") or []:
-                if item.get("type") == "choices" and item.get("from_name"):
-                    seen.setdefault(item["from_name"], set()).update((item.get("value") or {}).get("choices") or [])
+        for ann in _annotations(task):
+            if ann.get("was_cancelled") or not isinstance(ann.get("result"), list):
+                continue  # as the labeled set reads them: a cancelled annotation answers nothing
+            for item in ann["result"]:
+                value = item.get("value") if isinstance(item, dict) else None
+                if isinstance(value, dict) and item.get("type") == "choices" and item.get("from_name"):
+                    seen.setdefault(item["from_name"], set()).update(map(str, value.get("choices") or []))
                     to_name.setdefault(item["from_name"], item.get("to_name") or "text")
     if not seen:
-        raise SimulationError(f"{path}: no annotation has a choices result; expected a text classification export")
+        counts = Counter(_unanswered(t) for t in tasks)
+        raise SimulationError(
+            f"{path}: no submitted annotation has a choices result ({len(tasks):,} tasks: "
+            f"{counts['without annotations']:,} without annotations, {counts['with only cancelled annotations']:,} "
+            "with only cancelled ones); expected a text classification export with labeled tasks"
+        )
     if control_name is None:
         if len(seen) > 1:
             raise SimulationError(f"{path}: several <Choices> controls ({sorted(seen)}); pick one with --label-column")
@@ -195,7 +330,8 @@ def _export_control(
     elif control_name not in seen:
         raise SimulationError(f"{path}: no choices result from {control_name!r}; found {sorted(seen)} (--label-column)")
     if text_key is None:
-        keys = {k for task in tasks for k, v in (task.get("data") or {}).items() if isinstance(v, str)}
+        data = [t["data"] for t in tasks if isinstance(t.get("data"), dict)]
+        keys = {k for d in data for k, v in d.items() if isinstance(v, str)}
         if len(keys) != 1:
             raise SimulationError(
                 f"{path}: cannot tell which task data field holds the text (string fields: {sorted(keys)}); "
@@ -212,6 +348,7 @@ def load_label_studio_export(
     text_key: str | None = None,
     control_name: str | None = None,
     label_config: str | None = None,
+    encoding: str | None = None,
 ) -> Dataset:
     """Read a Label Studio JSON export: its annotations become the oracle.
 
@@ -219,8 +356,9 @@ def load_label_studio_export(
     :func:`backend.labelstudio.task_data.control_text` and one answer per task by
     majority vote over its annotations (:func:`worker.labeled_set.build_labeled_set`;
     cancelled annotations carry no label, ties go to the latest).  Tasks
-    without an answer are left out: the simulator needs a label for every
-    task it may ask about.
+    without an answer (no annotation, only cancelled ones, no choice for the
+    control) or without a readable text are left out and counted: the
+    simulator needs a label for every task it may ask about.
 
     Parameters
     ----------
@@ -228,12 +366,11 @@ def load_label_studio_export(
     text_key : task data field with the text; guessed when there is one string field.
     control_name : the ``<Choices>`` ``name`` to learn; guessed when there is one.
     label_config : optional label config XML file; then the text is read per its object tags.
+    encoding : the export's encoding; default the byte-order mark's, else UTF-8.
     """
     path = pathlib.Path(path)
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SimulationError(f"cannot read {path}: {exc}") from None
+        tasks = json.loads(_read_text(path, encoding))
     except json.JSONDecodeError as exc:
         raise SimulationError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
@@ -242,25 +379,27 @@ def load_label_studio_export(
     if control.multiple:
         raise SimulationError(f"{path}: <Choices name={control.name!r}> is multiple choice; the simulator handles single choice")
     config = LabelConfig(controls=(control,), config_hash="export")
-    annotations = []
-    for i, task in enumerate(tasks):
-        for ann in task.get("annotations") or []:
-            if isinstance(ann, dict):
-                annotations.append({**ann, "task": i})
+    annotations = [{**ann, "task": i} for i, task in enumerate(tasks) for ann in _annotations(task)]
     answers = build_labeled_set(annotations, config).answers[control.name]
-    texts, labels, unreadable = [], [], 0
-    for i in sorted(answers):
+    no_choice = f"with no {control.name!r} choice"
+    unreadable = f"whose text under {control.objects[0].value_key!r} is blank or unreadable"
+    skipped: dict[str, list[str]] = {
+        "without annotations": [], "with only cancelled annotations": [], no_choice: [], unreadable: []
+    }
+    texts, labels = [], []
+    for i, task in enumerate(tasks):
+        ref = str(task.get("id", f"#{i}"))
+        if i not in answers:
+            skipped[_unanswered(task) or no_choice].append(ref)
+            continue
         try:
-            texts.append(control_text(tasks[i].get("data"), control, max_chars=MAX_TEXT_CHARS))
+            texts.append(control_text(task.get("data"), control, max_chars=MAX_TEXT_CHARS))
         except TaskDataError:
-            unreadable += 1
+            skipped[unreadable].append(ref)
             continue
         labels.append(str(answers[i]))
-    if not texts and unreadable:
-        raise SimulationError(
-            f"{path}: no labeled task has a readable text under {control.objects[0].value_key!r}; check --text-column"
-        )
-    return _check_dataset(str(path), texts, labels)
+    return _check_dataset(str(path), texts, labels, skipped, unit="task", ref="task ids",
+                          hint="expected submitted annotations on tasks with a text (check --text-column)")
 
 
 def load_source(
@@ -269,8 +408,9 @@ def load_source(
     text_column: str | None = None,
     label_column: str | None = None,
     label_config: str | None = None,
+    encoding: str | None = None,
 ) -> Dataset:
-    """A built-in dataset name, a CSV/JSONL file or a Label Studio JSON export."""
+    """A built-in dataset name, a CSV/JSONL file or a Label Studio JSON export (``encoding``: files only)."""
     if source in BUILTIN:
         return load_dataset(source)
     path = pathlib.Path(source)
@@ -279,10 +419,11 @@ def load_source(
             f"{source!r} is neither a built-in dataset ({', '.join(BUILTIN)}) nor an existing file"
         )
     if path.suffix.lower() == ".json":
-        return load_label_studio_export(path, text_key=text_column, control_name=label_column, label_config=label_config)
+        return load_label_studio_export(path, text_key=text_column, control_name=label_column,
+                                        label_config=label_config, encoding=encoding)
     if not text_column or not label_column:
         raise SimulationError(f"{path}: a CSV/JSONL file needs --text-column and --label-column")
-    return load_table(path, text_column, label_column)
+    return load_table(path, text_column, label_column, encoding=encoding)
 
 
 # --------------------------------------------------------------------------
