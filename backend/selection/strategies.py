@@ -75,6 +75,9 @@ class SelectionParams:
     control_share: float = DEFAULT_CONTROL_SHARE
     # Near-duplicates (cosine >= this on the hashed features) leave the head; None: off.
     near_duplicate_threshold: float | None = 0.9
+    # Only this many first positions will be read (the simulator asking for one batch): the
+    # near-duplicate pass may stop early.  Those positions are the same as with None (checked).
+    head: int | None = None
 
 
 @dataclass
@@ -487,6 +490,15 @@ def with_control_share(order: np.ndarray, share: float, rng: np.random.Generator
     return out, source
 
 
+def _collapse(pool: Pool, order: np.ndarray, threshold: float, window: int) -> np.ndarray:
+    chunk = min(512, window)  # the tasks kept first do not depend on it; a small window reads few rows
+    if pool.X is not None:
+        return ranking.collapse_near_duplicates(order, pool.X, threshold=threshold, window=window, chunk=chunk)[0]
+    # only the projection is at hand: near-exact twins only
+    return ranking.collapse_near_duplicates(order, np.asarray(pool.Z), threshold=max(threshold, 0.995),
+                                            window=window, chunk=chunk)[0]
+
+
 def rank_pool(pool: Pool, params: SelectionParams, rng: np.random.Generator) -> Ranking:
     """Order the pool by ``params.strategy`` and mix in the control share.
 
@@ -501,6 +513,8 @@ def rank_pool(pool: Pool, params: SelectionParams, rng: np.random.Generator) -> 
         raise ValueError(f"batch_size must be an integer >= 1, got {params.batch_size!r}")
     if not 0.0 <= params.control_share <= 1.0:
         raise ValueError(f"control_share must be in [0, 1], got {params.control_share!r}")
+    if params.head is not None and (not isinstance(params.head, (int, np.integer)) or params.head < 1):
+        raise ValueError(f"head must be None or an integer >= 1, got {params.head!r}")
     check_weights(params.weights)
     if pool.n == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -511,14 +525,20 @@ def rank_pool(pool: Pool, params: SelectionParams, rng: np.random.Generator) -> 
     finally:
         pool._cache.clear()
     order = np.asarray(order, dtype=np.int64)
-    if params.strategy != "random" and params.near_duplicate_threshold is not None:
-        window = max(DEDUP_WINDOW, 2 * params.batch_size)
-        if pool.X is not None:
-            order, _ = ranking.collapse_near_duplicates(order, pool.X, threshold=params.near_duplicate_threshold,
-                                                        window=window)
-        else:  # only the projection is at hand: near-exact twins only
-            order, _ = ranking.collapse_near_duplicates(
-                order, np.asarray(pool.Z), threshold=max(params.near_duplicate_threshold, 0.995), window=window)
-    order, source = with_control_share(order, params.control_share, rng)
+    if params.strategy == "random" or params.near_duplicate_threshold is None:
+        order, source = with_control_share(order, params.control_share, rng)
+    else:
+        full = max(DEDUP_WINDOW, 2 * params.batch_size)
+        state = rng.bit_generator.state
+        window = full if params.head is None else min(full, 2 * params.head + 16)
+        while True:
+            deduped = _collapse(pool, order, params.near_duplicate_threshold, window)
+            out, source = with_control_share(deduped, params.control_share, rng)
+            # Exact when the tasks kept before the window stops, less the random picks among them,
+            # fill every strategy position of the head; else once more with the full window.
+            if window >= full or window - np.count_nonzero(source[deduped[:window]] == RANDOM_PICK) >= params.head:
+                order = out
+                break
+            rng.bit_generator.state, window = state, full
     n_clusters = int(clusters.max()) + 1 if clusters.size and clusters.max() >= 0 else 0
     return Ranking(order=order, source=source, clusters=clusters, n_clusters=n_clusters)

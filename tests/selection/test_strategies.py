@@ -27,6 +27,13 @@ def data():
     return X, labels
 
 
+@pytest.fixture(scope="module")
+def large_data():
+    """1,400 real reviews: more than one chunk of the near-duplicate pass."""
+    ds = load_dataset("rotten-tomatoes")
+    return NgramFeaturizer().transform(ds.texts[:1400]), ds.labels[:1400]
+
+
 def make_pool(data, *, multiple=False, two_controls=False, n_labeled=60) -> Pool:
     X, labels = data
     Xl, yl, Xp = X[:n_labeled], labels[:n_labeled], X[n_labeled:]
@@ -170,6 +177,26 @@ def test_bad_weights_are_refused_with_the_allowed_keys(weights, message):
                   np.random.default_rng(0))
 
 
+@pytest.mark.parametrize("name", ["margin", "kcenter", "hybrid"])  # the pass after the order is shared
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.95])
+def test_a_ranking_asked_for_its_head_only_has_the_same_head(large_data, name, share):
+    """``head=h`` lets the near-duplicate pass stop early; the first h places are those of a full ranking."""
+    pool = make_pool(large_data, n_labeled=200)
+    twins = pool.X[np.repeat(np.arange(0, 40, 4), 6)]  # 60 near-copies among the most uncertain tasks
+    Xp = sp.vstack([twins, pool.X]).tocsr()
+    probas = {"sentiment": np.vstack([np.full((60, 2), 0.5), pool.probas["sentiment"]])}
+    dup_pool = Pool(X=Xp, probas=probas, models=pool.models, labeled_X=pool.labeled_X, labeled_y=pool.labeled_y)
+    for head in (1, 5, 30):
+        for seed in range(3):
+            full = rank_pool(dup_pool, SelectionParams(strategy=name, batch_size=head, control_share=share),
+                             np.random.default_rng(seed))
+            part = rank_pool(dup_pool, SelectionParams(strategy=name, batch_size=head, control_share=share,
+                                                       head=head), np.random.default_rng(seed))
+            assert part.order[:head].tolist() == full.order[:head].tolist(), (head, seed)
+            assert part.source[part.order[:head]].tolist() == full.source[full.order[:head]].tolist()
+            assert is_permutation(part.order, dup_pool.n)
+
+
 def test_bad_params_are_refused(data):
     pool = make_pool(data)
     with pytest.raises(ValueError, match="unknown strategy"):
@@ -178,6 +205,8 @@ def test_bad_params_are_refused(data):
         rank_pool(pool, SelectionParams(batch_size=0), np.random.default_rng(0))
     with pytest.raises(ValueError, match="control_share"):
         rank_pool(pool, SelectionParams(control_share=1.5), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="head"):
+        rank_pool(pool, SelectionParams(head=0), np.random.default_rng(0))
 
 
 def test_nan_probabilities_are_a_clear_error(data):
