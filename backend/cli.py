@@ -110,10 +110,9 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
-#: ``--quick``: small enough for CI (well under a minute), large enough to exercise every step.
-QUICK = {"seeds": 3, "budget": 300, "batch_size": 50, "initial": 50, "max_rows": 3000}
-#: Defaults of the full protocol (each flag overrides its own).
-FULL = {"seeds": 10, "budget": 1000, "batch_size": 100, "initial": 100, "max_rows": 0}
+#: ``--quick``, per protocol: small enough for CI (well under a minute), large enough to exercise every step.
+QUICK = {"loop": {"seeds": 3, "budget": 150, "batch_size": 5, "initial": 0, "max_rows": 3000},
+         "batch": {"seeds": 3, "budget": 300, "batch_size": 50, "initial": 50, "max_rows": 3000}}
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -122,7 +121,7 @@ def simulate(args: argparse.Namespace) -> int:
 
     from backend.learning import featurizers
     from backend.selection import strategies
-    from backend.simulation.replay import Protocol, SimulationError, load_source
+    from backend.simulation.replay import PROTOCOLS, Protocol, SimulationError, load_source
     from backend.simulation.replay import simulate as run
     from backend.simulation.report import (
         format_feature_comparison,
@@ -132,8 +131,8 @@ def simulate(args: argparse.Namespace) -> int:
         write_results,
     )
 
-    preset = QUICK if args.quick else FULL
-    opts = {k: preset[k] if getattr(args, k) is None else getattr(args, k) for k in preset}
+    preset = {**PROTOCOLS[args.protocol], "max_rows": 0, **(QUICK[args.protocol] if args.quick else {})}
+    opts = {k: v if getattr(args, k, None) is None else getattr(args, k) for k, v in preset.items()}
     if args.strategies is None:
         names = ["random", strategies.DEFAULT_STRATEGY]
     elif args.strategies.strip() == "all":
@@ -193,6 +192,7 @@ def simulate(args: argparse.Namespace) -> int:
 
 def _simulate_parser(sub) -> None:
     from backend.simulation.datasets import BUILTIN
+    from backend.simulation.replay import LOOP, PROTOCOLS
 
     s = sub.add_parser(
         "simulate",
@@ -213,11 +213,15 @@ def _simulate_parser(sub) -> None:
     s.add_argument("--features", default="ngrams",
                    help="comma-separated featurizers to compare (ngrams, embeddings, concat); one run each, "
                         "written to --out/<name> when several (default: ngrams)")
-    s.add_argument("--seeds", type=int, help=f"repetitions (default {FULL['seeds']}; --quick {QUICK['seeds']})")
+    s.add_argument("--protocol", choices=sorted(PROTOCOLS), default="loop",
+                   help="loop (default): a retraining after every label, warm-started, from the cold-start "
+                        "ranking, as the worker runs; batch: batches of 100 from 100 random labels, the "
+                        "protocol of the earlier runs. The flags below override either")
+    s.add_argument("--seeds", type=int, help=f"repetitions (default {LOOP['seeds']})")
     s.add_argument("--seed", type=int, default=0, help="the one seed every random choice derives from (default 0)")
-    s.add_argument("--budget", type=int, help=f"labels per run, initial set included (default {FULL['budget']})")
-    s.add_argument("--batch-size", type=int, help=f"labels per round, one retraining each (default {FULL['batch_size']})")
-    s.add_argument("--initial", type=int, help=f"random initial labels (default {FULL['initial']})")
+    s.add_argument("--budget", type=int, help=f"labels per run, initial set included (default {LOOP['budget']})")
+    s.add_argument("--batch-size", type=int, help="labels per round, one retraining each (loop 1, batch 100)")
+    s.add_argument("--initial", type=int, help="random initial labels; 0: the cold-start ranking's (loop 0, batch 100)")
     s.add_argument("--test-size", type=float, default=0.2, help="held-out share, never queried (default 0.2)")
     s.add_argument("--control-share", type=float, default=None,
                    help="random share of each batch, as in production (default: the production default)")
@@ -226,7 +230,8 @@ def _simulate_parser(sub) -> None:
     s.add_argument("--time-limit", type=float, help="seconds; unfinished repetitions are dropped")
     s.add_argument("--out", help="folder for results.json and learning-curves.png (default: simulation-<dataset>)")
     s.add_argument("--quick", action="store_true",
-                   help="small preset for CI: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
+                   help="small preset for CI: " + "; ".join(
+                       f"{name}: " + ", ".join(f"{k}={v}" for k, v in q.items()) for name, q in QUICK.items()))
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=simulate)
 

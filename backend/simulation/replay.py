@@ -10,8 +10,10 @@ dataset's labels playing the annotators:
 1. a held-out **test split** is set aside; it is never offered to the oracle
    and only used to score each model;
 2. an **initial set** is drawn at random from the rest (the *pool*) and
-   labeled;
-3. each round trains the worker's model (:class:`backend.learning.model.ChoicesClassifier`
+   labeled, or, with ``initial=0`` (the ``loop`` protocol, as a project
+   starts), the first labels come from the worker's cold-start ranking;
+3. each round trains the worker's model (warm-started from the last round's
+   with ``warm_start``, as the worker retrains) (:class:`backend.learning.model.ChoicesClassifier`
    on the project's featurizer, hashed n-grams unless ``features`` names
    another, see :mod:`backend.learning.featurizers`), ranks the unlabeled
    pool with the worker's entry point (:func:`backend.selection.strategies.rank_pool`,
@@ -72,6 +74,7 @@ from backend.simulation.datasets import BUILTIN, Dataset, load_dataset
 __all__ = [
     "SimulationError",
     "Protocol",
+    "PROTOCOLS",
     "Split",
     "Oracle",
     "Curve",
@@ -436,7 +439,10 @@ class Protocol:
     """How one comparison is run; validated on construction.
 
     ``budget`` counts every label the oracle reveals, the initial set
-    included.  ``control_share`` is the share of each batch the worker
+    included.  ``initial=0`` starts from the cold-start ranking, as a new
+    project does; ``warm_start`` fits each round from the last round's
+    model, as the worker does.  :data:`LOOP` and :data:`BATCH` are the two
+    presets of the command line.  ``control_share`` is the share of each batch the worker
     draws at random (production default :data:`backend.selection.strategies.DEFAULT_CONTROL_SHARE`).
     ``max_rows`` keeps a stratified subsample of the dataset (0 = all rows).
     """
@@ -450,6 +456,7 @@ class Protocol:
     test_size: float = 0.2
     control_share: float = named_strategies.DEFAULT_CONTROL_SHARE
     max_rows: int = 0
+    warm_start: bool = False
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in named_strategies.STRATEGIES]
@@ -475,6 +482,14 @@ class Protocol:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "strategies": list(self.strategies)}
+
+
+#: The loop as the worker runs it (the default): a retraining after every label (``train_every``
+#: defaults to 1), warm-started, from the cold-start ranking with no random initial set.
+LOOP = {"seeds": 10, "budget": 1000, "batch_size": 1, "initial": 0, "warm_start": True}
+#: The protocol of the earlier runs in docs/label-efficiency.md: batches of 100 from 100 random labels.
+BATCH = {"seeds": 10, "budget": 1000, "batch_size": 100, "initial": 100, "warm_start": False}
+PROTOCOLS = {"loop": LOOP, "batch": BATCH}
 
 
 def _seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
@@ -566,10 +581,10 @@ class Curve:
     seconds: float = 0.0
 
 
-def _fit(X: Matrix, y: list[str]) -> ChoicesClassifier | None:
+def _fit(X: Matrix, y: list[str], init: ChoicesClassifier | None = None) -> ChoicesClassifier | None:
     """The worker's model; None while the labels have a single class (the worker leaves it untrained)."""
     try:
-        return ChoicesClassifier().fit(X, y)
+        return ChoicesClassifier().fit(X, y, init=init)
     except NotEnoughLabelsError:
         return None
 
@@ -633,8 +648,9 @@ def run_strategy(
     classes = np.unique(y_all)
     X_test, y_test = X[split.test], y_all[split.test].astype(object)
     rng = np.random.default_rng(_seed_sequence(protocol.seed, repetition, _STRATEGY, _strategy_key(strategy)))
-    params = named_strategies.SelectionParams(
-        strategy=strategy, batch_size=protocol.batch_size, control_share=protocol.control_share
+    params = named_strategies.SelectionParams(  # only a batch of each ranking is read
+        strategy=strategy, batch_size=protocol.batch_size, control_share=protocol.control_share,
+        head=protocol.batch_size,
     )
     budget = min(protocol.budget, len(split.pool))
     labeled: list[int] = list(map(int, split.initial))
@@ -646,7 +662,7 @@ def run_strategy(
     model = None
     while True:
         if labeled:
-            model = _fit(X[labeled], y_labeled)
+            model = _fit(X[labeled], y_labeled, model if protocol.warm_start else None)
             acc, f1 = _score(model, y_labeled, X_test, y_test, classes)
             curve.labels.append(len(labeled))
             curve.accuracy.append(acc)

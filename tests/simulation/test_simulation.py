@@ -100,15 +100,46 @@ def test_model_learns_only_from_revealed_labels(digits, digits_X, monkeypatch):
     seen: list[tuple[int, list[str]]] = []
     real_fit = replay.ChoicesClassifier.fit
 
-    def fit(self, X, y):
+    def fit(self, X, y, init=None):
         seen.append((len(oracle.asked), list(y)))
-        return real_fit(self, X, y)
+        return real_fit(self, X, y, init=init)
 
     monkeypatch.setattr(replay.ChoicesClassifier, "fit", fit)
     run_strategy(digits_X, digits.labels, split, strategies.DEFAULT_STRATEGY, protocol, 0, oracle=oracle)
     assert len(seen) == 4
     for asked_then, y in seen:
         assert y == [digits.labels[r] for r in oracle.asked[:asked_then]]
+
+
+def test_the_loop_protocol_starts_from_the_cold_start_ranking_and_warm_starts(digits, digits_X, monkeypatch):
+    """``initial=0``: the first label is the cold-start ranking's first task; then one label per
+    retraining, each fitted from the previous model, as the worker retrains."""
+    protocol = Protocol(strategies=("random", strategies.DEFAULT_STRATEGY), seeds=1, budget=25, batch_size=1,
+                        initial=0, max_rows=600, warm_start=True)
+    split = make_split(digits.labels, protocol, 0)
+    assert split.initial.size == 0
+    oracle = RecordingOracle(digits.labels, split.pool)
+    inits: list[bool] = []
+    real_fit = replay.ChoicesClassifier.fit
+
+    def fit(self, X, y, init=None):
+        inits.append(init is not None)
+        return real_fit(self, X, y, init=init)
+
+    monkeypatch.setattr(replay.ChoicesClassifier, "fit", fit)
+    curve = run_strategy(digits_X, digits.labels, split, strategies.DEFAULT_STRATEGY, protocol, 0, oracle=oracle)
+    assert [len(c) for c in oracle.calls] == [0] + [1] * 25  # nothing revealed up front, then one at a time
+    assert curve.labels == list(range(1, 26))
+    # The first task asked is the first of the worker's cold-start ranking of the same pool with the same rng.
+    rows = np.sort(split.pool)
+    rng = np.random.default_rng(replay._seed_sequence(protocol.seed, 0, replay._STRATEGY,
+                                                       replay._strategy_key(strategies.DEFAULT_STRATEGY)))
+    cold = strategies.rank_pool(strategies.Pool(X=digits_X[rows]), strategies.SelectionParams(
+        batch_size=1, control_share=protocol.control_share, head=1), rng)
+    assert oracle.calls[1] == [int(rows[cold.order[0]])]
+    # Once a model exists, every later fit starts from it.
+    first = inits.index(True)
+    assert all(inits[first:]) and first <= 10, inits
 
 
 def test_same_seed_is_bit_identical_and_independent_of_processes(digits):
@@ -271,9 +302,19 @@ def test_quick_runs_end_to_end_and_reproduces(tmp_path):
     assert "| random |" in proc.stdout and f"| {strategies.DEFAULT_STRATEGY} |" in proc.stdout
     a, b = runs
     assert a["protocol"]["seeds"] == 3 and a["repetitions"] == 3
+    assert (a["protocol"]["batch_size"], a["protocol"]["initial"], a["protocol"]["warm_start"]) == (5, 0, True)
     assert a["protocol"]["control_share"] == strategies.DEFAULT_CONTROL_SHARE
     a.pop("timing"), b.pop("timing")
     assert a == b
+
+
+def test_the_batch_protocol_keeps_the_earlier_runs_comparable(tmp_path):
+    proc = _cli("digits", "--quick", "--protocol", "batch", "--seeds", "1", "--out", str(tmp_path), cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    p = json.loads((tmp_path / "results.json").read_text())["protocol"]
+    assert (p["batch_size"], p["initial"], p["warm_start"]) == (50, 50, False)
+    assert replay.PROTOCOLS["batch"] == {"seeds": 10, "budget": 1000, "batch_size": 100, "initial": 100,
+                                         "warm_start": False}
 
 
 def test_cli_reports_bad_input_without_a_traceback(tmp_path):
