@@ -322,6 +322,40 @@ def kcenter_greedy(Z: np.ndarray, k: int, *, labeled: np.ndarray | None = None) 
     return picked
 
 
+def kmeanspp_batch(G: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding over ``G``: the longest row first, then each next one drawn with odds ``D^2``.
+
+    ``D`` is the distance to the nearest row already drawn, so a batch is
+    spread out, and long rows (uncertain tasks, for gradient embeddings) are
+    favoured without a weight to tune.  Rows equal to a drawn one have odds 0;
+    once every row is equal to a drawn one, the rest come by length.
+
+    References
+    ----------
+    Arthur & Vassilvitskii (2007), "k-means++: The Advantages of Careful
+    Seeding", SODA; the longest-first start is BADGE's (Ash et al. 2020).
+    """
+    G, _ = _check_batch(G, k, None)
+    picked = np.empty(k, dtype=np.int64)
+    if k == 0:
+        return picked
+    g_sq = (G**2).sum(axis=1)
+    first = int(np.argmax(g_sq))
+    picked[0] = first
+    mind = _sq_dist_to(G, g_sq, first)
+    for i in range(1, k):
+        mind[picked[:i]] = 0.0
+        total = float(mind.sum())
+        if total > 0:
+            j = int(rng.choice(G.shape[0], p=mind / total))
+        else:
+            rest = np.setdiff1d(np.argsort(-g_sq, kind="stable"), picked[:i], assume_unique=True)
+            j = int(rest[0])
+        picked[i] = j
+        np.minimum(mind, _sq_dist_to(G, g_sq, j), out=mind)
+    return picked
+
+
 def ranked_batch(Z: np.ndarray, utility: np.ndarray, k: int, *, labeled: np.ndarray | None = None,
                  alpha: float | None = None) -> np.ndarray:
     """Ranked batch mode: trade uncertainty against similarity to what is labeled or already chosen.

@@ -295,6 +295,30 @@ def expected_gradient_length(proba: np.ndarray, x_norms: np.ndarray) -> np.ndarr
 
 # -- representativeness --------------------------------------------------
 
+def gradient_embedding(proba: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """BADGE's hallucinated gradient: ``(p - e_yhat) (x) z`` per task, shape ``(n, K * dim)``.
+
+    For a softmax-linear model this is the log-loss gradient with respect to
+    the last layer's weights, had the task been labeled with the model's own
+    guess ``yhat``: its norm grows with uncertainty (``|p - e_yhat|``) and its
+    direction says *which* weights the label would move, so spreading a batch
+    over these vectors mixes uncertainty with diversity.  ``Z`` stands in for
+    the features (a low-dimensional projection keeps ``K * dim`` small).
+
+    References
+    ----------
+    Ash et al. (2020), "Deep Batch Active Learning by Diverse, Uncertain
+    Gradient Lower Bounds", ICLR. https://arxiv.org/abs/1906.03671
+    """
+    p = _check_proba(proba)
+    Z = np.asarray(Z, dtype=np.float32)
+    if Z.shape[0] != p.shape[0]:
+        raise ValueError(f"proba has {p.shape[0]} rows but Z has {Z.shape[0]}; expected the same number")
+    residual = p.astype(np.float32).copy()
+    residual[np.arange(p.shape[0]), p.argmax(axis=1)] -= 1.0
+    return (residual[:, :, None] * Z[:, None, :]).reshape(p.shape[0], -1)
+
+
 def information_density(Z: np.ndarray, reference: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Similarity-weighted density: mean similarity ``1 / (1 + ||z - r||)`` to a reference set.
 

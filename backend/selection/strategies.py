@@ -399,6 +399,26 @@ def _ranked_batch(pool: Pool, params: SelectionParams, rng: np.random.Generator)
     return ranking.head_then_rest(head, utility, rng), _no_clusters(pool)
 
 
+def _badge(pool: Pool, params: SelectionParams, rng: np.random.Generator) -> Order:
+    """BADGE: k-means++ over gradient embeddings for the head, then by margin.
+
+    The gradient embedding uses the first trained control (the geometry
+    control) and the pool's projection in place of its features; a
+    multiple-choice control counts each label as a yes/no question.
+    """
+    if not pool.models:
+        return _cold_start(pool, rng)
+    Z, _ = _projection(pool, rng)
+    name = next(c for c in pool.probas if c in pool.models)
+    proba = pool.probas[name]
+    if pool.models[name].multiple:
+        G = np.hstack([scores.gradient_embedding(np.column_stack([1.0 - p, p]), Z) for p in proba.T])
+    else:
+        G = scores.gradient_embedding(proba, Z)
+    head = ranking.kmeanspp_batch(G, min(params.batch_size, pool.n), rng)
+    return ranking.head_then_rest(head, _margin(pool, rng), rng), _no_clusters(pool)
+
+
 def _typiclust(pool: Pool, params: SelectionParams, rng: np.random.Generator) -> Order:
     """Typical tasks of every cluster, uncovered clusters first, whether or not a model exists."""
     return _cold_start(pool, rng)
@@ -428,6 +448,7 @@ STRATEGIES: dict[str, Callable[[Pool, SelectionParams, np.random.Generator], Ord
     "density": _density_weighted,
     "kcenter": _kcenter,
     "ranked-batch": _ranked_batch,
+    "badge": _badge,
     "typiclust": _typiclust,
     "hybrid": _hybrid,
 }

@@ -224,6 +224,30 @@ def test_ranked_batch_trades_uncertainty_for_dissimilarity():
         ranking.ranked_batch(Z, u, 1, alpha=2.0)
 
 
+def test_gradient_embedding_known_answer():
+    proba = np.array([[0.7, 0.3], [0.2, 0.8]])
+    Z = np.array([[1.0, 2.0], [3.0, 0.0]])
+    G = scores.gradient_embedding(proba, Z)
+    # (p - e_yhat) (x) z: row 0 guesses class 0 -> (-0.3, 0.3) (x) (1, 2); row 1 guesses class 1 -> (0.2, -0.2) (x) (3, 0).
+    assert np.allclose(G, [[-0.3, -0.6, 0.3, 0.6], [0.6, 0.0, -0.6, 0.0]])
+    with pytest.raises(ValueError, match="same number"):
+        scores.gradient_embedding(proba, Z[:1])
+
+
+def test_kmeanspp_batch_starts_longest_then_spreads():
+    # Two far groups; the longest row is in group A; D^2 odds make the second pick almost surely in group B.
+    G = np.array([[10.0, 0.0], [9.9, 0.1], [9.8, 0.0], [0.0, 1.0], [0.1, 1.1]])
+    for seed in range(20):
+        picked = ranking.kmeanspp_batch(G, 2, np.random.default_rng(seed))
+        assert picked[0] == 0
+        assert picked[1] in (3, 4)
+    # Identical rows: odds 0 after the first, the rest by length, still distinct.
+    same = np.ones((4, 3))
+    assert sorted(ranking.kmeanspp_batch(same, 4, np.random.default_rng(0)).tolist()) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="pool of 5 tasks"):
+        ranking.kmeanspp_batch(G, 6, np.random.default_rng(0))
+
+
 def test_head_then_rest():
     order = ranking.head_then_rest(np.array([3, 0]), np.array([0.0, 0.5, 0.9, 0.1]))
     assert order.tolist() == [3, 0, 2, 1]
@@ -314,7 +338,8 @@ def test_batches_are_distinct_positions(n, dim, seed, data):
     k = data.draw(st.integers(0, n))
     labeled = rng.normal(size=(data.draw(st.integers(0, 3)), dim))
     for picked in (ranking.kcenter_greedy(Z, k, labeled=labeled),
-                   ranking.ranked_batch(Z, rng.random(n), k, labeled=labeled)):
+                   ranking.ranked_batch(Z, rng.random(n), k, labeled=labeled),
+                   ranking.kmeanspp_batch(Z, k, rng)):
         assert len(picked) == k and len(set(picked.tolist())) == k and all(0 <= i < n for i in picked)
     order = ranking.order_by(rng.random(n).round(1), rng=rng)
     assert sorted(order.tolist()) == list(range(n))

@@ -110,16 +110,18 @@ def test_batch_strategies_spread_the_head_over_the_pool():
     model = ChoicesClassifier().fit(X[:60], ["a"] * 30 + ["b"] * 30)
     pool = Pool(X=X, probas={"c": np.column_stack([p0, 1 - p0])}, models={"c": model})
     heads = {}
-    for name in ("margin", "kcenter", "ranked-batch"):
+    for name in ("margin", "kcenter", "ranked-batch", "badge"):
         params = SelectionParams(strategy=name, batch_size=8, control_share=0.0, near_duplicate_threshold=None)
         heads[name] = set(group[rank_pool(pool, params, np.random.default_rng(0)).order[:8]].tolist())
     assert heads["margin"] == {0}
     assert len(heads["kcenter"]) >= 3 and len(heads["ranked-batch"]) >= 3
+    # BADGE starts where the gradient is longest (the unsure group) and spreads from there.
+    assert 0 in heads["badge"] and len(heads["badge"]) >= 2
 
 
 def test_batch_larger_than_the_pool(data):
     pool = make_pool(data)
-    for name in ("kcenter", "ranked-batch"):
+    for name in ("kcenter", "ranked-batch", "badge"):
         r = rank_pool(pool, SelectionParams(strategy=name, batch_size=10_000), np.random.default_rng(0))
         assert is_permutation(r.order, pool.n)
 
