@@ -221,6 +221,9 @@ def _simulate_parser(sub) -> None:
     s.add_argument("--seed", type=int, default=0, help="the one seed every random choice derives from (default 0)")
     s.add_argument("--budget", type=int, help=f"labels per run, initial set included (default {LOOP['budget']})")
     s.add_argument("--batch-size", type=int, help="labels per round, one retraining each (loop 1, batch 100)")
+    s.add_argument("--batch-growth", type=float,
+                   help="a round takes max(batch size, this share of the labels so far): e.g. 0.02 for long "
+                        "runs, as the worker coalesces the labels saved during a longer refresh (default 0)")
     s.add_argument("--initial", type=int, help="random initial labels; 0: the cold-start ranking's (loop 0, batch 100)")
     s.add_argument("--test-size", type=float, default=0.2, help="held-out share, never queried (default 0.2)")
     s.add_argument("--control-share", type=float, default=None,

@@ -54,7 +54,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -445,6 +445,10 @@ class Protocol:
     presets of the command line.  ``control_share`` is the share of each batch the worker
     draws at random (production default :data:`backend.selection.strategies.DEFAULT_CONTROL_SHARE`).
     ``max_rows`` keeps a stratified subsample of the dataset (0 = all rows).
+    ``batch_growth`` makes a round take ``max(batch_size, batch_growth * labels)``
+    labels: the live worker retrains after every label while a fit is quick,
+    and coalesces the labels saved during a longer refresh, so long runs
+    (thousands of labels) stay affordable without coarsening their start.
     """
 
     strategies: tuple[str, ...] = ("random", named_strategies.DEFAULT_STRATEGY)
@@ -457,6 +461,7 @@ class Protocol:
     control_share: float = named_strategies.DEFAULT_CONTROL_SHARE
     max_rows: int = 0
     warm_start: bool = False
+    batch_growth: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in named_strategies.STRATEGIES]
@@ -479,6 +484,12 @@ class Protocol:
             raise SimulationError(f"test_size must be between 0 and 1 (a share of the rows), got {self.test_size}")
         if not 0.0 <= self.control_share < 1.0:
             raise SimulationError(f"control_share must be in [0, 1), got {self.control_share}")
+        if not 0.0 <= self.batch_growth < 1.0:
+            raise SimulationError(f"batch_growth must be in [0, 1) (a share of the labels), got {self.batch_growth}")
+
+    def round_size(self, labeled: int) -> int:
+        """Labels the next round asks for, ``labeled`` being those revealed so far."""
+        return max(self.batch_size, int(self.batch_growth * labeled))
 
     def to_dict(self) -> dict:
         return {**asdict(self), "strategies": list(self.strategies)}
@@ -486,9 +497,9 @@ class Protocol:
 
 #: The loop as the worker runs it (the default): a retraining after every label (``train_every``
 #: defaults to 1), warm-started, from the cold-start ranking with no random initial set.
-LOOP = {"seeds": 10, "budget": 1000, "batch_size": 1, "initial": 0, "warm_start": True}
+LOOP = {"seeds": 10, "budget": 1000, "batch_size": 1, "initial": 0, "warm_start": True, "batch_growth": 0.0}
 #: The protocol of the earlier runs in docs/label-efficiency.md: batches of 100 from 100 random labels.
-BATCH = {"seeds": 10, "budget": 1000, "batch_size": 100, "initial": 100, "warm_start": False}
+BATCH = {"seeds": 10, "budget": 1000, "batch_size": 100, "initial": 100, "warm_start": False, "batch_growth": 0.0}
 PROTOCOLS = {"loop": LOOP, "batch": BATCH}
 
 
@@ -673,8 +684,10 @@ def run_strategy(
             raise TimeLimitReached
         rows = np.flatnonzero(unlabeled)  # ascending, like the worker's sorted pool ids
         pool = selection_pool(X[rows], model, X[labeled] if labeled else None, y_labeled)
+        take = min(protocol.round_size(len(labeled)), budget - len(labeled))
+        if take != params.batch_size:
+            params = replace(params, batch_size=take, head=take)
         ranked = named_strategies.rank_pool(pool, params, rng)
-        take = min(protocol.batch_size, budget - len(labeled))
         head = ranked.order[:take]
         curve.random_picks += int(np.sum(ranked.source[head] == named_strategies.RANDOM_PICK))
         asked = rows[head]
@@ -690,7 +703,11 @@ def run_strategy(
 def rounds_per_run(protocol: Protocol, pool_size: int) -> int:
     """Retrainings per run after the first one (what the progress bar counts)."""
     budget = min(protocol.budget, pool_size)
-    return int(np.ceil(max(0, budget - protocol.initial) / protocol.batch_size))
+    labeled, rounds = protocol.initial, 0
+    while labeled < budget:
+        labeled += min(protocol.round_size(labeled), budget - labeled)
+        rounds += 1
+    return rounds
 
 
 @dataclass

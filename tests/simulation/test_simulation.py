@@ -142,6 +142,23 @@ def test_the_loop_protocol_starts_from_the_cold_start_ranking_and_warm_starts(di
     assert all(inits[first:]) and first <= 10, inits
 
 
+def test_a_growing_batch_takes_a_share_of_the_labels_per_round(digits, digits_X):
+    """``batch_growth``: one label per round while 0.1 x labels < 1, then a tenth of the labels."""
+    protocol = Protocol(strategies=("random", "badge"), seeds=1, budget=40, batch_size=1, initial=0,
+                        max_rows=600, warm_start=True, batch_growth=0.1)
+    split = make_split(digits.labels, protocol, 0)
+    for strategy in protocol.strategies:
+        oracle = RecordingOracle(digits.labels, split.pool)
+        curve = run_strategy(digits_X, digits.labels, split, strategy, protocol, 0, oracle=oracle)
+        sizes = [len(c) for c in oracle.calls[1:]]
+        before = [0] + curve.labels[:-1]  # labels revealed before each round
+        assert sizes[:-1] == [protocol.round_size(n) for n in before[:-1]]  # the last round is cut to the budget
+        assert sizes == [1] * 20 + [2] * 5 + [3] * 3 + [1] and sum(sizes) == 40
+        assert len(sizes) == replay.rounds_per_run(protocol, len(split.pool))
+    with pytest.raises(SimulationError, match="batch_growth"):
+        Protocol(batch_growth=1.5)
+
+
 def test_same_seed_is_bit_identical_and_independent_of_processes(digits):
     protocol = Protocol(strategies=("random", strategies.DEFAULT_STRATEGY), **SMALL)
     one = summarise(simulate(digits, protocol, jobs=1, progress=False))
