@@ -64,6 +64,9 @@ def _warm(lr: LogisticRegression, init: "ChoicesClassifier | None", n_features: 
     return lr
 
 
+CLASS_WEIGHTS = (None, "balanced")
+
+
 class NotEnoughLabelsError(ValueError):
     """Training needs at least two different answers for a control."""
 
@@ -78,6 +81,11 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
         task may get several labels (or none).
     C : float
         Inverse regularisation strength of the logistic regression.
+    class_weight : None or "balanced"
+        ``"balanced"`` weighs each label inversely to how often it was
+        given, so a rare label is not drowned out while labels are few
+        (measured in ``docs/label-efficiency.md``; the total weight stays the
+        number of labels, so ``C`` means the same).
 
     Attributes
     ----------
@@ -87,14 +95,17 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
     intercept_ : ndarray of float32, shape (K or 1,)
     """
 
-    def __init__(self, *, multiple: bool = False, C: float = 10.0) -> None:
+    def __init__(self, *, multiple: bool = False, C: float = 10.0, class_weight: str | None = None) -> None:
         self.multiple = multiple
         self.C = C
+        self.class_weight = class_weight
 
     # -- training ---------------------------------------------------------
     def _logistic(self) -> LogisticRegression:
         """The one logistic regression behind every label (cross-validation clones this whole estimator)."""
-        return LogisticRegression(C=self.C, max_iter=1000)
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
+        return LogisticRegression(C=self.C, max_iter=1000, class_weight=self.class_weight)
 
     def fit(self, X: sp.spmatrix, y: Sequence, *, init: "ChoicesClassifier | None" = None) -> "ChoicesClassifier":
         """Fit on features ``X`` and answers ``y``.
@@ -193,6 +204,7 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
             classes=self.classes_,
             multiple=np.asarray(self.multiple),
             C=np.asarray(self.C, dtype=np.float64),
+            class_weight=np.asarray(self.class_weight or ""),
         )
         return buf.getvalue()
 
@@ -205,7 +217,10 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
         """
         try:
             with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-                model = cls(multiple=bool(z["multiple"]), C=float(z["C"]))
+                weight = str(z["class_weight"]) if "class_weight" in z.files else ""  # absent before 2026-12-03
+                if weight not in ("", "balanced"):
+                    raise ValueError(f"not a stored model: unknown class_weight {weight!r}")
+                model = cls(multiple=bool(z["multiple"]), C=float(z["C"]), class_weight=weight or None)
                 coef = np.zeros(tuple(z["shape"]), dtype=np.float32)
                 coef[z["rows"], z["cols"]] = z["vals"]
                 model.coef_ = coef

@@ -67,7 +67,7 @@ from backend.labelstudio.tasktypes import ChoicesControl, ObjectTag
 from backend.learning import featurizers
 from backend.learning.featurizers import Matrix
 from backend.learning.labeled_set import build_labeled_set
-from backend.learning.model import ChoicesClassifier, NotEnoughLabelsError
+from backend.learning.model import CLASS_WEIGHTS, ChoicesClassifier, NotEnoughLabelsError
 from backend.selection import strategies as named_strategies
 from backend.simulation.datasets import BUILTIN, Dataset, load_dataset
 
@@ -449,6 +449,8 @@ class Protocol:
     labels: the live worker retrains after every label while a fit is quick,
     and coalesces the labels saved during a longer refresh, so long runs
     (thousands of labels) stay affordable without coarsening their start.
+    ``class_weight`` is the model's (:class:`ChoicesClassifier`), for every
+    curve and for the full-data reference alike.
     """
 
     strategies: tuple[str, ...] = ("random", named_strategies.DEFAULT_STRATEGY)
@@ -462,6 +464,7 @@ class Protocol:
     max_rows: int = 0
     warm_start: bool = False
     batch_growth: float = 0.0
+    class_weight: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in named_strategies.STRATEGIES]
@@ -484,6 +487,8 @@ class Protocol:
             raise SimulationError(f"test_size must be between 0 and 1 (a share of the rows), got {self.test_size}")
         if not 0.0 <= self.control_share < 1.0:
             raise SimulationError(f"control_share must be in [0, 1), got {self.control_share}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise SimulationError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
         if not 0.0 <= self.batch_growth < 1.0:
             raise SimulationError(f"batch_growth must be in [0, 1) (a share of the labels), got {self.batch_growth}")
 
@@ -592,10 +597,11 @@ class Curve:
     seconds: float = 0.0
 
 
-def _fit(X: Matrix, y: list[str], init: ChoicesClassifier | None = None) -> ChoicesClassifier | None:
+def _fit(X: Matrix, y: list[str], init: ChoicesClassifier | None = None, class_weight: str | None = None
+         ) -> ChoicesClassifier | None:
     """The worker's model; None while the labels have a single class (the worker leaves it untrained)."""
     try:
-        return ChoicesClassifier().fit(X, y, init=init)
+        return ChoicesClassifier(class_weight=class_weight).fit(X, y, init=init)
     except NotEnoughLabelsError:
         return None
 
@@ -673,7 +679,7 @@ def run_strategy(
     model = None
     while True:
         if labeled:
-            model = _fit(X[labeled], y_labeled, model if protocol.warm_start else None)
+            model = _fit(X[labeled], y_labeled, model if protocol.warm_start else None, protocol.class_weight)
             acc, f1 = _score(model, y_labeled, X_test, y_test, classes)
             curve.labels.append(len(labeled))
             curve.accuracy.append(acc)
@@ -735,10 +741,11 @@ class SimulationResult:
     test_size: int = 0
 
 
-def full_data_scores(X: Matrix, labels: Sequence[str], split: Split) -> tuple[float, float]:
+def full_data_scores(X: Matrix, labels: Sequence[str], split: Split, class_weight: str | None = None
+                     ) -> tuple[float, float]:
     """The same model trained on the whole pool: the score every curve is measured against."""
     y = np.asarray(labels)
-    model = _fit(X[split.pool], list(y[split.pool]))
+    model = _fit(X[split.pool], list(y[split.pool]), class_weight=class_weight)
     return _score(model, list(y[split.pool][:1]), X[split.test], y[split.test].astype(object), np.unique(y))
 
 
@@ -752,7 +759,7 @@ def _run_repetition(repetition: int, deadline: float | None, on_round: Callable[
     # in threaded BLAS can differ with the thread count) and processes must not oversubscribe.
     with threadpool_limits(limits=1):
         split = make_split(labels, protocol, repetition)
-        full_acc, full_f1 = full_data_scores(X, labels, split)
+        full_acc, full_f1 = full_data_scores(X, labels, split, protocol.class_weight)
         curves = {}
         try:
             for strategy in protocol.strategies:

@@ -49,6 +49,28 @@ def test_single_choice_learns_and_round_trips(featurizer):
     assert np.allclose(loaded.predict_proba(test), proba, atol=1e-6)
 
 
+def test_balanced_class_weights_lift_a_rare_label_and_round_trip(featurizer):
+    X = featurizer.transform(POS + NEG[:1])  # four of one label, one of the other
+    y = ["pos"] * 4 + ["neg"]
+    test = featurizer.transform(["a film"])
+    plain = ChoicesClassifier().fit(X, y)
+    balanced = ChoicesClassifier(class_weight="balanced").fit(X, y)
+    neg = list(plain.classes_).index("neg")
+    assert balanced.predict_proba(test)[0, neg] > plain.predict_proba(test)[0, neg] + 0.01
+    loaded = ChoicesClassifier.from_bytes(balanced.to_bytes())
+    assert loaded.class_weight == "balanced"
+    assert np.allclose(loaded.predict_proba(test), balanced.predict_proba(test), atol=1e-6)
+    assert ChoicesClassifier.from_bytes(plain.to_bytes()).class_weight is None
+    # A model stored before the field existed loads with no class weights.
+    with np.load(io.BytesIO(plain.to_bytes()), allow_pickle=False) as z:
+        old = {k: z[k] for k in z.files if k != "class_weight"}
+    buf = io.BytesIO()
+    np.savez(buf, **old)
+    assert ChoicesClassifier.from_bytes(buf.getvalue()).class_weight is None
+    with pytest.raises(ValueError, match="class_weight"):
+        ChoicesClassifier(class_weight="heavy").fit(X, y)
+
+
 def test_three_classes(featurizer):
     texts = POS + NEG + ["it was fine", "an average film", "fine, average"]
     y = ["pos"] * 4 + ["neg"] * 4 + ["meh"] * 3

@@ -159,6 +159,25 @@ def test_a_growing_batch_takes_a_share_of_the_labels_per_round(digits, digits_X)
         Protocol(batch_growth=1.5)
 
 
+def test_class_weights_reach_every_fit_and_the_full_data_reference(digits, digits_X, monkeypatch):
+    seen: list = []
+    real_fit = replay.ChoicesClassifier.fit
+
+    def fit(self, X, y, init=None):
+        seen.append(self.class_weight)
+        return real_fit(self, X, y, init=init)
+
+    monkeypatch.setattr(replay.ChoicesClassifier, "fit", fit)
+    protocol = Protocol(strategies=("random",), seeds=1, budget=12, batch_size=4, initial=4, max_rows=600,
+                        class_weight="balanced")
+    split = make_split(digits.labels, protocol, 0)
+    replay.full_data_scores(digits_X, digits.labels, split, protocol.class_weight)
+    run_strategy(digits_X, digits.labels, split, "random", protocol, 0)
+    assert len(seen) == 4 and set(seen) == {"balanced"}
+    with pytest.raises(SimulationError, match="class_weight"):
+        Protocol(class_weight="heavy")
+
+
 def test_same_seed_is_bit_identical_and_independent_of_processes(digits):
     protocol = Protocol(strategies=("random", strategies.DEFAULT_STRATEGY), **SMALL)
     one = summarise(simulate(digits, protocol, jobs=1, progress=False))
