@@ -148,7 +148,7 @@ def simulate(args: argparse.Namespace) -> int:
         protocol = Protocol(
             strategies=tuple(names), seed=args.seed, test_size=args.test_size,
             control_share=strategies.DEFAULT_CONTROL_SHARE if args.control_share is None else args.control_share,
-            class_weight=args.class_weight, **opts,
+            **{**opts, "class_weight": None if opts["class_weight"] == "none" else opts["class_weight"]},
         )
         dataset = load_source(args.source, text_column=args.text_column, label_column=args.label_column,
                               label_config=args.label_config, encoding=args.encoding)
@@ -221,9 +221,9 @@ def _simulate_parser(sub) -> None:
     s.add_argument("--seed", type=int, default=0, help="the one seed every random choice derives from (default 0)")
     s.add_argument("--budget", type=int, help=f"labels per run, initial set included (default {LOOP['budget']})")
     s.add_argument("--batch-size", type=int, help="labels per round, one retraining each (loop 1, batch 100)")
-    s.add_argument("--class-weight", choices=["balanced"],
+    s.add_argument("--class-weight", choices=["balanced", "none"],
                    help="the model's class weights: 'balanced' weighs each label inversely to its frequency "
-                        "(default: none, as the worker)")
+                        "(loop: balanced, as the worker; batch: none, as the earlier runs)")
     s.add_argument("--batch-growth", type=float,
                    help="a round takes max(batch size, this share of the labels so far): e.g. 0.02 for long "
                         "runs, as the worker coalesces the labels saved during a longer refresh (default 0)")

@@ -65,6 +65,10 @@ def _warm(lr: LogisticRegression, init: "ChoicesClassifier | None", n_features: 
 
 
 CLASS_WEIGHTS = (None, "balanced")
+#: The class weights of a single-choice control's model, in the worker and the simulator: balanced
+#: weights helped on ten-class digits (+1.5 AULC points in the loop) and were neutral on both text sets
+#: (docs/label-efficiency.md, 2026-12-03).  Multiple choice keeps none: not measured there.
+SINGLE_CHOICE_CLASS_WEIGHT = "balanced"
 
 
 class NotEnoughLabelsError(ValueError):

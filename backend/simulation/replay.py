@@ -67,7 +67,7 @@ from backend.labelstudio.tasktypes import ChoicesControl, ObjectTag
 from backend.learning import featurizers
 from backend.learning.featurizers import Matrix
 from backend.learning.labeled_set import build_labeled_set
-from backend.learning.model import CLASS_WEIGHTS, ChoicesClassifier, NotEnoughLabelsError
+from backend.learning.model import CLASS_WEIGHTS, SINGLE_CHOICE_CLASS_WEIGHT, ChoicesClassifier, NotEnoughLabelsError
 from backend.selection import strategies as named_strategies
 from backend.simulation.datasets import BUILTIN, Dataset, load_dataset
 
@@ -450,7 +450,7 @@ class Protocol:
     and coalesces the labels saved during a longer refresh, so long runs
     (thousands of labels) stay affordable without coarsening their start.
     ``class_weight`` is the model's (:class:`ChoicesClassifier`), for every
-    curve and for the full-data reference alike.
+    curve and for the full-data reference alike; by default the worker's.
     """
 
     strategies: tuple[str, ...] = ("random", named_strategies.DEFAULT_STRATEGY)
@@ -464,7 +464,7 @@ class Protocol:
     max_rows: int = 0
     warm_start: bool = False
     batch_growth: float = 0.0
-    class_weight: str | None = None
+    class_weight: str | None = SINGLE_CHOICE_CLASS_WEIGHT
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in named_strategies.STRATEGIES]
@@ -502,9 +502,11 @@ class Protocol:
 
 #: The loop as the worker runs it (the default): a retraining after every label (``train_every``
 #: defaults to 1), warm-started, from the cold-start ranking with no random initial set.
-LOOP = {"seeds": 10, "budget": 1000, "batch_size": 1, "initial": 0, "warm_start": True, "batch_growth": 0.0}
+LOOP = {"seeds": 10, "budget": 1000, "batch_size": 1, "initial": 0, "warm_start": True, "batch_growth": 0.0,
+        "class_weight": SINGLE_CHOICE_CLASS_WEIGHT}
 #: The protocol of the earlier runs in docs/label-efficiency.md: batches of 100 from 100 random labels.
-BATCH = {"seeds": 10, "budget": 1000, "batch_size": 100, "initial": 100, "warm_start": False, "batch_growth": 0.0}
+BATCH = {"seeds": 10, "budget": 1000, "batch_size": 100, "initial": 100, "warm_start": False, "batch_growth": 0.0,
+         "class_weight": None}  # the model of those runs
 PROTOCOLS = {"loop": LOOP, "batch": BATCH}
 
 

@@ -356,9 +356,13 @@ def plot_curves(summary: dict, path: str | pathlib.Path) -> pathlib.Path:
     axes[0].legend(fontsize=8, loc="lower right", ncol=2)
     ds = summary["dataset"]
     p = summary["protocol"]
+    batch = f"batch {p['batch_size']}"
+    if p.get("batch_growth"):
+        batch += f" or {p['batch_growth']:.0%} of the labels"
+    model = f", {p['class_weight']} class weights" if p.get("class_weight") else ""
     fig.suptitle(
-        f"{ds['name']}: {reps} repetitions, batch {p['batch_size']}, initial {p['initial']}, "
-        f"control share {p['control_share']:g} (bands: 95% CI of the mean)", fontsize=10,
+        f"{ds['name']}: {reps} repetitions, {batch}, initial {p['initial']}, "
+        f"control share {p['control_share']:g}{model} (bands: 95% CI of the mean)", fontsize=10,
     )
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,16 @@ def test_choices_answers_drop_options_the_config_no_longer_has():
     assert t.targets(multi, [frozenset({"z", "x"})]) == [["x", "z"]]
 
 
+def test_single_choice_models_weigh_classes_as_the_simulator_does():
+    from backend.simulation import replay
+    single, multi = parse_label_config(SINGLE).controls[0], parse_label_config(MULTI).controls[0]
+    t = task_type_of(single)
+    assert t.make_model(single).class_weight == "balanced" == replay.Protocol().class_weight
+    assert replay.LOOP["class_weight"] == "balanced" and replay.BATCH["class_weight"] is None
+    model = t.make_model(multi)
+    assert model.multiple and model.class_weight is None
+
+
 @pytest.mark.parametrize("value", [[], "b", {"choices": "b"}, {"choices": [{"b": 1}, ["b"]]}, None])
 def test_choices_answers_of_a_malformed_value_are_no_answer(value):
     """An export or a Redis value shaped unlike Label Studio's result never crashes training."""

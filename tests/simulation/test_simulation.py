@@ -350,7 +350,8 @@ def test_the_batch_protocol_keeps_the_earlier_runs_comparable(tmp_path):
     p = json.loads((tmp_path / "results.json").read_text())["protocol"]
     assert (p["batch_size"], p["initial"], p["warm_start"]) == (50, 50, False)
     assert replay.PROTOCOLS["batch"] == {"seeds": 10, "budget": 1000, "batch_size": 100, "initial": 100,
-                                         "warm_start": False}
+                                         "warm_start": False, "batch_growth": 0.0, "class_weight": None}
+    assert p["class_weight"] is None  # the model of the earlier runs
 
 
 def test_cli_reports_bad_input_without_a_traceback(tmp_path):

@@ -14,7 +14,7 @@ from xml.etree.ElementTree import Element
 import numpy as np
 
 from backend.labelstudio.tasktypes.base import Control, NotPredicted, ObjectTag, TaskType, describe, object_tag
-from backend.learning.model import ChoicesClassifier
+from backend.learning.model import SINGLE_CHOICE_CLASS_WEIGHT, ChoicesClassifier
 from backend.selection import scores
 
 SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs")
@@ -95,7 +95,9 @@ class ChoicesTask(TaskType):
         return [sorted(a) for a in answers] if control.multiple else list(answers)
 
     def make_model(self, control: ChoicesControl) -> ChoicesClassifier:
-        return ChoicesClassifier(multiple=control.multiple)
+        if control.multiple:
+            return ChoicesClassifier(multiple=True)
+        return ChoicesClassifier(class_weight=SINGLE_CHOICE_CLASS_WEIGHT)
 
     def load_model(self, raw: bytes) -> ChoicesClassifier:
         return ChoicesClassifier.from_bytes(raw)
