@@ -20,9 +20,17 @@ ROUNDS, PER_ROUND = 3, 20
 
 
 def progress_at(stack, pid: int, n_labeled: int):
-    """The progress summary once the evaluate job has seen ``n_labeled`` labels."""
-    prog = stack.status(pid).get("progress") or {}
-    return prog if prog.get("labeled_tasks") == n_labeled else False
+    """The progress summary once the evaluate job has evaluated the version trained on ``n_labeled`` labels.
+
+    An evaluation of the version before it can finish after the last label arrived: it then
+    counts ``n_labeled`` labeled tasks but its curve ends at the version it evaluated.
+    """
+    status = stack.status(pid)
+    prog = status.get("progress") or {}
+    current = status.get("current") or {}
+    done = (prog.get("labeled_tasks") == n_labeled and current.get("labeled_tasks") == n_labeled
+            and prog.get("version") == status.get("current_version"))
+    return prog if done else False
 
 
 def test_dashboard_numbers_move_as_annotations_arrive(ls, stack):
