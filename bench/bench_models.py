@@ -3,14 +3,14 @@
 Usage: python bench/bench_models.py [--datasets rotten-tomatoes,crowdflower-tweets,digits]
        [--sizes 25,50,100,200,500,1000,2000] [--seeds 5] [--out docs/results/models.json]
 
-Issue 15 asks whether the worker's model (logistic regression, ``C=10``, no
-class weights, labels only) is the right one at every label count, and
+Issue 15 asks whether the worker's model as it was (logistic regression,
+``C=10``, no class weights, labels only; since 2026-12-03 single choice
+weighs classes as balanced, from these numbers) is the right one at every label count, and
 whether the unlabeled pool can stand in for labels.  Before anything is
 wired into the loop, this measures each candidate on the same random
 labeled sets of the built-in datasets (the pool and test split as
 ``al-backend simulate`` makes them: 20% stratified test), paired per seed,
-and prints test accuracy and the paired difference from the worker's
-model:
+and prints test accuracy and the paired difference from that model (``C=10``):
 
 - ``C=<c>``: the worker's model with another regularisation;
 - ``balanced``: class weights inversely proportional to label frequency;

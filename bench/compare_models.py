@@ -33,6 +33,13 @@ def _ci(values: list[float], scale: float = 100.0) -> str:
     return f"{scale * m:+.2f} [{scale * lo:+.2f}, {scale * hi:+.2f}]" if lo is not None else f"{scale * m:+.2f}"
 
 
+def _median(values: list[float | None]) -> str:
+    """Median labels, a run that never got there counting as infinitely many."""
+    if all(v is None for v in values):
+        return "–"
+    return f"{np.median([v if v is not None else np.inf for v in values]):,.0f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("base")
@@ -64,8 +71,7 @@ def main() -> None:
         pairs = [(x, y) for x, y in zip(n_b, n_o) if x is not None or y is not None]
         savings = [1 - (y if y is not None else budget) / (x if x is not None else budget) for x, y in pairs]
         censored = sum(x is None or y is None for x, y in pairs)
-        med = lambda v: "–" if all(x is None for x in v) else f"{np.median([x if x is not None else np.inf for x in v]):,.0f}"  # noqa: E731
-        print(f"| {name} | {_ci(d_aulc)} | {med(n_b)} | {med(n_o)} | {_ci(savings)}"
+        print(f"| {name} | {_ci(d_aulc)} | {_median(n_b)} | {_median(n_o)} | {_ci(savings)}"
               + (f" ({censored} censored)" if censored else "") + " |")
 
 

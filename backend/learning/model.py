@@ -221,10 +221,11 @@ class ChoicesClassifier(ClassifierMixin, BaseEstimator):
         """
         try:
             with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-                weight = str(z["class_weight"]) if "class_weight" in z.files else ""  # absent before 2026-12-03
-                if weight not in ("", "balanced"):
+                # Models stored before 2026-12-03 have no class_weight: unweighted.
+                weight = (str(z["class_weight"]) or None) if "class_weight" in z.files else None
+                if weight not in CLASS_WEIGHTS:
                     raise ValueError(f"not a stored model: unknown class_weight {weight!r}")
-                model = cls(multiple=bool(z["multiple"]), C=float(z["C"]), class_weight=weight or None)
+                model = cls(multiple=bool(z["multiple"]), C=float(z["C"]), class_weight=weight)
                 coef = np.zeros(tuple(z["shape"]), dtype=np.float32)
                 coef[z["rows"], z["cols"]] = z["vals"]
                 model.coef_ = coef

@@ -599,8 +599,8 @@ class Curve:
     seconds: float = 0.0
 
 
-def _fit(X: Matrix, y: list[str], init: ChoicesClassifier | None = None, class_weight: str | None = None
-         ) -> ChoicesClassifier | None:
+def _fit(X: Matrix, y: list[str], init: ChoicesClassifier | None = None,
+         class_weight: str | None = SINGLE_CHOICE_CLASS_WEIGHT) -> ChoicesClassifier | None:
     """The worker's model; None while the labels have a single class (the worker leaves it untrained)."""
     try:
         return ChoicesClassifier(class_weight=class_weight).fit(X, y, init=init)
@@ -743,8 +743,8 @@ class SimulationResult:
     test_size: int = 0
 
 
-def full_data_scores(X: Matrix, labels: Sequence[str], split: Split, class_weight: str | None = None
-                     ) -> tuple[float, float]:
+def full_data_scores(X: Matrix, labels: Sequence[str], split: Split,
+                     class_weight: str | None = SINGLE_CHOICE_CLASS_WEIGHT) -> tuple[float, float]:
     """The same model trained on the whole pool: the score every curve is measured against."""
     y = np.asarray(labels)
     model = _fit(X[split.pool], list(y[split.pool]), class_weight=class_weight)

@@ -228,7 +228,8 @@ def test_gradient_embedding_known_answer():
     proba = np.array([[0.7, 0.3], [0.2, 0.8]])
     Z = np.array([[1.0, 2.0], [3.0, 0.0]])
     G = scores.gradient_embedding(proba, Z)
-    # (p - e_yhat) (x) z: row 0 guesses class 0 -> (-0.3, 0.3) (x) (1, 2); row 1 guesses class 1 -> (0.2, -0.2) (x) (3, 0).
+    # (p - e_yhat) (x) z: row 0 guesses class 0 -> (-0.3, 0.3) (x) (1, 2);
+    # row 1 guesses class 1 -> (0.2, -0.2) (x) (3, 0).
     assert np.allclose(G, [[-0.3, -0.6, 0.3, 0.6], [0.6, 0.0, -0.6, 0.0]])
     with pytest.raises(ValueError, match="same number"):
         scores.gradient_embedding(proba, Z[:1])
