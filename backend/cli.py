@@ -119,7 +119,7 @@ def simulate(args: argparse.Namespace) -> int:
     """Replay the annotation loop on a labeled dataset and compare strategies with random."""
     import time
 
-    from backend.learning import featurizers
+    from backend.learning import auto_features, featurizers
     from backend.selection import strategies
     from backend.simulation.replay import PROTOCOLS, Protocol, SimulationError, load_source
     from backend.simulation.replay import simulate as run
@@ -144,7 +144,8 @@ def simulate(args: argparse.Namespace) -> int:
     features = [f.strip() for f in args.features.split(",") if f.strip()] or [featurizers.DEFAULT]
     try:
         for name in features:
-            featurizers.check(name)
+            if name != auto_features.AUTO:
+                featurizers.check(name)
         protocol = Protocol(
             strategies=tuple(names), seed=args.seed, test_size=args.test_size,
             control_share=strategies.DEFAULT_CONTROL_SHARE if args.control_share is None else args.control_share,
@@ -211,8 +212,9 @@ def _simulate_parser(sub) -> None:
     s.add_argument("--strategies", help="comma-separated names ('random' is always added), or 'all'; "
                                         "default: random and the production default")
     s.add_argument("--features", default="ngrams",
-                   help="comma-separated featurizers to compare (ngrams, embeddings, concat); one run each, "
-                        "written to --out/<name> when several (default: ngrams)")
+                   help="comma-separated featurizers to compare (ngrams, embeddings, concat, or auto: chosen "
+                        "by cross-validation as labels arrive, as a project with features 'auto'); one run "
+                        "each, written to --out/<name> when several (default: ngrams)")
     s.add_argument("--protocol", choices=sorted(PROTOCOLS), default="loop",
                    help="loop (default): a retraining after every label, warm-started, from the cold-start "
                         "ranking, as the worker runs; batch: batches of 100 from 100 random labels, the "

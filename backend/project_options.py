@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from backend.learning import featurizers
+from backend.learning import auto_features, featurizers
 from backend.progress import estimators
 from backend.selection import strategies
 from backend.settings import Settings, default
@@ -37,6 +37,7 @@ class ProjectOptions(BaseModel):
     )
     features: str = Field(
         featurizers.DEFAULT, description="representation of the task text: " + ", ".join(featurizers.FEATURIZERS)
+        + f", or {auto_features.AUTO!r} (the best of them by cross-validation on the labels, re-checked as they grow)"
     )
     strategy: str = Field(default("strategy"), description="selection strategy (see the README's table)")
     weights: dict[str, float] = Field(
@@ -67,6 +68,8 @@ class ProjectOptions(BaseModel):
     @field_validator("features")
     @classmethod
     def _known_features(cls, value: str) -> str:
+        if value == auto_features.AUTO:
+            return value
         try:
             return featurizers.check(value)
         except featurizers.FeaturizerError as exc:

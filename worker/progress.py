@@ -34,6 +34,7 @@ from backend.settings import Settings
 from backend.state.progress import ProgressStore
 from backend.state.store import ProjectStore
 from backend.state.versions import load_version
+from worker.feature_choice import reconsider
 from worker.outcomes import predict, record_served_versions, settle_outcomes, single_controls
 from worker.pool_features import control_features
 
@@ -49,7 +50,8 @@ def _random_curve(store, spec, control, estimator, outcomes, settings) -> dict:
     (they grow by the control share of the labels, so most versions reuse it).
     """
     truth = {t: o["truth"][control.name] for t, o in outcomes.items() if control.name in o.get("truth", {})}
-    fingerprint = hashlib.sha1(orjson.dumps(sorted(truth.items()))).hexdigest()[:16]
+    # the representation too: a project on ``features: auto`` may switch
+    fingerprint = hashlib.sha1(orjson.dumps([spec.key, sorted(truth.items())])).hexdigest()[:16]
     cached = ProgressStore(store).random_curve()
     if cached and cached.get("fingerprint") == fingerprint and cached.get("control") == control.name:
         return cached["curve"]
@@ -169,15 +171,18 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
                                "reason": "a model trained without it finds the label unlikely"})
     review += evaluation.disagreements(annotations, config)
     lap("cross_validation")
-
     primary = controls[0] if controls else None
+    choice = reconsider(store, settings, options, primary, labeled.answers[primary.name],
+                        loaded.models[primary.name]) if primary else None
+    lap("feature_choice")
+
     pool_ids = sorted(t for t in all_ids if t not in labeled.labeled_tasks)
     stop_ids = _stop_set(store, pool_ids)
     k = _stop_kappa(store, name, spec, primary, loaded.models, stop_ids, settings) if primary else None
     lap("kappa")
     store.update_version_meta(name, controls=trained, progress=evaluation.nan_to_none({
         "cv": cv_by_control, "control_holdout": holdout_by_control, "kappa": k, "stop_set": len(stop_ids),
-        "recorded_at": time.time()}))
+        "feature_choice": choice.to_dict() if choice else None, "recorded_at": time.time()}))
 
     points = evaluation.curve_points(store.versions(), outcomes, primary.name) if primary else []
     recent = evaluation.recent_control(points)
@@ -218,6 +223,8 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         "pool": len(pool_ids),
         "control": primary.name if primary else None,
         "strategy": meta.get("strategy"),
+        "features": spec.name,
+        "feature_choice": choice.to_dict() if choice else None,
         "control_share": meta.get("control_share"),
         "accuracy": accuracy,
         "accuracy_source": accuracy_source,

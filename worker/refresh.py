@@ -28,6 +28,7 @@ from backend.settings import Settings
 from backend.state.store import ProjectStore
 from backend.state.versions import load_version
 from worker import shards
+from worker.feature_choice import features_for
 from worker.pool_features import control_features, pool_probas
 from worker.push import remember_ranking
 
@@ -127,8 +128,9 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     same_config = bool(current_meta) and current_meta.get("config_hash") == config.config_hash
     options = project_options.resolve(settings, cfg_fields.get("extra_params"))
     force = force or training_overdue(current_meta, options.train_interval)
-    spec = featurizers.get(options.features)
-    # Another featurizer (chosen at /setup) means other rows: retrain, never reuse models across them.
+    features, feature_choice = features_for(store, options)
+    spec = featurizers.get(features)
+    # Another featurizer (chosen at /setup, or by ``features: auto``) means other rows: retrain, never reuse models across them.
     same_features = bool(current_meta) and featurizers.from_dict(current_meta["feature_spec"]).key == spec.key
     if not force and same_config and same_features and current_meta.get("epochs") == epochs:
         return {"published": False, "reason": "nothing changed", "version": current}
@@ -197,6 +199,8 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         "unreadable_tasks": unreadable,
         "clusters": ranked.n_clusters,
         "strategy": options.strategy,
+        "features_option": options.features,  # "auto": feature_choice says why feature_spec was used
+        "feature_choice": feature_choice.to_dict() if feature_choice else None,
         "control_share": options.control_share,
         "control_tasks": len(random_pick_ids),
         "feature_spec": spec.to_dict(),

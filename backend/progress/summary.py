@@ -122,6 +122,16 @@ class Throughput(_Part):
     per_hour_24h: float = 0.0
 
 
+class FeatureChoice(_Part):
+    """``features: "auto"``: the last comparison of representations (``backend/learning/auto_features.py``)."""
+
+    chosen: str
+    previous: str = ""
+    labels: Count = 0
+    accuracy: dict[str, Fraction] = {}  # mean cross-validated accuracy per representation
+    reason: str = ""
+
+
 class ProgressSummary(_Part):
     """A project's progress as of its current trained version."""
 
@@ -132,6 +142,8 @@ class ProgressSummary(_Part):
     pool: Count = 0
     control: str | None = None
     strategy: str | None = None
+    features: str | None = None  # the representation this version was trained on
+    feature_choice: FeatureChoice | None = None  # how it was chosen, when the project says "auto"
     control_share: Fraction | None = None
     accuracy: Fraction | None = None
     accuracy_source: str = "cross-validation"

@@ -271,6 +271,17 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _representation(s: ProgressSummary) -> str:
+    """How the task texts are turned into features, and with ``features: auto`` why this one."""
+    choice = s.feature_choice
+    if choice is None:
+        return "How task texts become features (the <code>features</code> extra param)."
+    scores = " · ".join(f"{_e(name)} {_pct(acc, 0)}" for name, acc in choice.accuracy.items())
+    pending = (f" The next version trains on {_e(choice.chosen)}." if choice.chosen != s.features else "")
+    return (f"<code>features: auto</code>: compared by cross-validation on {choice.labels:,} labels ({scores}); "
+            f"{_e(choice.reason)}.{pending} Compared again when the labels grow by a quarter.")
+
+
 def _numbers(s: ProgressSummary) -> str:
     """The headline figures, rounded, each with a one-line explanation in plain words."""
     rc, cv, sav, q, th, hold = s.recent_control, s.cv, s.savings, s.queue, s.throughput, s.control_holdout
@@ -300,6 +311,7 @@ def _numbers(s: ProgressSummary) -> str:
           if saved is not None else _e(sav.reason or ""))),
         ("pace", f"{th.last_hour}/h", f"annotations in the last hour; "
                                       f"{_num(th.per_hour_24h, 1)}/h over 24 h"),
+        ("representation", _e(s.features or "–"), _representation(s)),
         ("head of the queue", f"{q.head}",
          f"The next tasks annotators get: {q.uncertain} uncertain (the model is unsure), "
          f"{q.diverse} diverse (unlike what is labeled), {q.control} control (random, to "

@@ -15,7 +15,8 @@ dataset's labels playing the annotators:
 3. each round trains the worker's model (warm-started from the last round's
    with ``warm_start``, as the worker retrains) (:class:`backend.learning.model.ChoicesClassifier`
    on the project's featurizer, hashed n-grams unless ``features`` names
-   another, see :mod:`backend.learning.featurizers`), ranks the unlabeled
+   another, see :mod:`backend.learning.featurizers`, or chosen from the labels
+   with ``features="auto"``, :mod:`backend.learning.auto_features`), ranks the unlabeled
    pool with the worker's entry point (:func:`backend.selection.strategies.rank_pool`,
    control share included), asks the :class:`Oracle` for the labels of the
    first ``batch_size`` tasks of that ranking, and scores the model on the
@@ -52,7 +53,7 @@ import pathlib
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
@@ -64,7 +65,7 @@ from threadpoolctl import threadpool_limits
 from backend.labelstudio.label_config import LabelConfig, parse_label_config
 from backend.labelstudio.task_data import TaskDataError, control_text
 from backend.labelstudio.tasktypes import ChoicesControl, ObjectTag
-from backend.learning import featurizers
+from backend.learning import auto_features, featurizers
 from backend.learning.featurizers import Matrix
 from backend.learning.labeled_set import build_labeled_set
 from backend.learning.model import CLASS_WEIGHTS, SINGLE_CHOICE_CLASS_WEIGHT, ChoicesClassifier, NotEnoughLabelsError
@@ -597,6 +598,8 @@ class Curve:
     macro_f1: list[float] = field(default_factory=list)
     random_picks: int = 0  # labels that came from the random control share
     seconds: float = 0.0
+    features: list[str] = field(default_factory=list)  # the representation of each point
+    choices: list[dict] = field(default_factory=list)  # ``features="auto"``: each comparison's Choice
 
 
 def _fit(X: Matrix, y: list[str], init: ChoicesClassifier | None = None,
@@ -644,7 +647,7 @@ class TimeLimitReached(Exception):
 
 
 def run_strategy(
-    X: Matrix,
+    X: Matrix | Mapping[str, Matrix],
     labels: Sequence[str],
     split: Split,
     strategy: str,
@@ -659,13 +662,19 @@ def run_strategy(
 
     ``X`` holds every dataset row's features; ``labels`` every row's label,
     used only to build the :class:`Oracle` (over the pool) and to score on the
-    test split.
+    test split.  A mapping of representation name to rows is
+    ``features="auto"``: the representation is chosen from the labels as they
+    arrive (:mod:`backend.learning.auto_features`, as the worker does), and
+    a switch refits from scratch, as the worker's does.
     """
     t0 = time.monotonic()
     y_all = np.asarray(labels)
     oracle = oracle if oracle is not None else Oracle(y_all, split.pool)
     classes = np.unique(y_all)
-    X_test, y_test = X[split.test], y_all[split.test].astype(object)
+    reps = dict(X) if isinstance(X, Mapping) else {"": X}
+    current = featurizers.DEFAULT if isinstance(X, Mapping) else ""
+    compared_at: int | None = None
+    X_test, y_test = reps[current][split.test], y_all[split.test].astype(object)
     rng = np.random.default_rng(_seed_sequence(protocol.seed, repetition, _STRATEGY, _strategy_key(strategy)))
     params = named_strategies.SelectionParams(  # only a batch of each ranking is read
         strategy=strategy, batch_size=protocol.batch_size, control_share=protocol.control_share,
@@ -674,24 +683,35 @@ def run_strategy(
     budget = min(protocol.budget, len(split.pool))
     labeled: list[int] = list(map(int, split.initial))
     y_labeled: list[str] = oracle.reveal(labeled)
-    unlabeled = np.zeros(X.shape[0], dtype=bool)
+    unlabeled = np.zeros(y_all.shape[0], dtype=bool)
     unlabeled[split.pool] = True
     unlabeled[labeled] = False
     curve = Curve(strategy=strategy, repetition=repetition)
     model = None
     while True:
         if labeled:
-            model = _fit(X[labeled], y_labeled, model if protocol.warm_start else None, protocol.class_weight)
+            if len(reps) > 1 and auto_features.due(len(labeled), compared_at):
+                choice = _auto_choice(reps, labeled, y_labeled, current, protocol)
+                if choice is not None:
+                    compared_at = len(labeled)
+                    curve.choices.append(choice.to_dict())
+                    if choice.switched:
+                        current, model = choice.chosen, None
+                        X_test = reps[current][split.test]
+            X_now = reps[current]
+            model = _fit(X_now[labeled], y_labeled, model if protocol.warm_start else None, protocol.class_weight)
             acc, f1 = _score(model, y_labeled, X_test, y_test, classes)
             curve.labels.append(len(labeled))
             curve.accuracy.append(acc)
             curve.macro_f1.append(f1)
+            curve.features.append(current)
         if len(labeled) >= budget:
             break
         if deadline is not None and time.monotonic() > deadline:
             raise TimeLimitReached
+        X_now = reps[current]
         rows = np.flatnonzero(unlabeled)  # ascending, like the worker's sorted pool ids
-        pool = selection_pool(X[rows], model, X[labeled] if labeled else None, y_labeled)
+        pool = selection_pool(X_now[rows], model, X_now[labeled] if labeled else None, y_labeled)
         take = min(protocol.round_size(len(labeled)), budget - len(labeled))
         if take != params.batch_size:
             params = replace(params, batch_size=take, head=take)
@@ -706,6 +726,14 @@ def run_strategy(
             on_round()
     curve.seconds = time.monotonic() - t0
     return curve
+
+
+def _auto_choice(reps: Mapping[str, Matrix], labeled: list[int], y: list[str], current: str,
+                 protocol: Protocol) -> auto_features.Choice | None:
+    """The worker's comparison of representations on the labels revealed so far."""
+    comparison = auto_features.compare({name: X[labeled] for name, X in reps.items()}, y,
+                                       ChoicesClassifier(class_weight=protocol.class_weight))
+    return None if comparison is None else auto_features.choose(comparison, current)
 
 
 def rounds_per_run(protocol: Protocol, pool_size: int) -> int:
@@ -743,9 +771,15 @@ class SimulationResult:
     test_size: int = 0
 
 
-def full_data_scores(X: Matrix, labels: Sequence[str], split: Split,
+def full_data_scores(X: Matrix | Mapping[str, Matrix], labels: Sequence[str], split: Split,
                      class_weight: str | None = SINGLE_CHOICE_CLASS_WEIGHT) -> tuple[float, float]:
-    """The same model trained on the whole pool: the score every curve is measured against."""
+    """The same model trained on the whole pool: the score every curve is measured against.
+
+    Several representations (``features="auto"``): the best of them, so
+    that a curve is measured against the best representation there is.
+    """
+    if isinstance(X, Mapping):
+        return max(full_data_scores(rows, labels, split, class_weight) for rows in X.values())
     y = np.asarray(labels)
     model = _fit(X[split.pool], list(y[split.pool]), class_weight=class_weight)
     return _score(model, list(y[split.pool][:1]), X[split.test], y[split.test].astype(object), np.unique(y))
@@ -788,17 +822,19 @@ def simulate(
     jobs : worker processes, one repetition each at a time; results do not depend on it.
     time_limit : seconds; repetitions not finished by then are dropped (``stopped_early``).
     progress : show a progress bar on stderr (None: only on a terminal).
-    features : the featurizer's registry name (:data:`backend.learning.featurizers.FEATURIZERS`).
+    features : the featurizer's registry name (:data:`backend.learning.featurizers.FEATURIZERS`),
+        or ``"auto"``: every available one, chosen from the labels as they arrive.
     """
     from tqdm import tqdm
 
     t0 = time.monotonic()
     deadline = None if time_limit is None else t0 + time_limit
     try:
-        featurizer = featurizers.get(featurizers.check(features))
+        names = auto_features.candidates() if features == auto_features.AUTO else [featurizers.check(features)]
     except featurizers.FeaturizerError as exc:
         raise SimulationError(str(exc)) from None
-    X = featurizer.transform(dataset.texts)
+    by_name = {name: featurizers.get(name).transform(dataset.texts) for name in names}
+    X = by_name if features == auto_features.AUTO else by_name[features]
     feature_seconds = time.monotonic() - t0
     first = make_split(dataset.labels, protocol, 0)
     per_run = rounds_per_run(protocol, len(first.pool))

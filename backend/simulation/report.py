@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -104,6 +105,16 @@ def _median_or_none(values: list[float | None]) -> float | None:
     return float(np.median(full))
 
 
+def _auto_summary(curves: list[Curve]) -> dict:
+    """``features="auto"``: the representation each run ended on, and when runs switched."""
+    return {
+        "final": dict(Counter(c.features[-1] for c in curves if c.features)),
+        "switches": [[{"labels": ch["labels"], "to": ch["chosen"]} for ch in c.choices if ch["chosen"] != ch["previous"]]
+                     for c in curves],
+        "comparisons_per_run": float(np.mean([len(c.choices) for c in curves])),
+    }
+
+
 def summarise(result: SimulationResult) -> dict:
     """Everything ``results.json`` holds, except timings: numbers depend only on data and protocol."""
     proto = result.protocol
@@ -160,6 +171,7 @@ def summarise(result: SimulationResult) -> dict:
                 for q in REACH
             },
             "control_tasks": float(np.mean([c.random_picks for c in curves])),
+            **({"auto_features": _auto_summary(curves)} if any(c.choices for c in curves) else {}),
             "curve": {
                 "labels": list(x),
                 "accuracy_mean": acc.mean(axis=0).tolist(),

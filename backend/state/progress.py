@@ -12,6 +12,8 @@ spelled; what the figures mean is in ``backend/progress/``.
 * ``random_curve``     -- the cached random-selection learning curve;
 * ``stop_set`` / ``stop_last`` -- the fixed stop-set sample and the last
   model's predictions on it;
+* ``feature_choice``   -- ``features: "auto"``: the last comparison of representations
+  (``backend/learning/auto_features.py``), which the next refresh trains on;
 * ``summary``          -- the latest summary (``backend/progress/summary.py``).
 """
 
@@ -23,6 +25,7 @@ from typing import Iterable
 import orjson
 from pydantic import ValidationError
 
+from backend.learning.auto_features import Choice, read_choice
 from backend.progress.summary import ProgressSummary
 from backend.state.store import ProjectStore
 
@@ -104,6 +107,18 @@ class ProgressStore:
         """Keep this model's stop-set predictions; returns the previous model's."""
         raw = self.r.set(self._key("stop_last"), orjson.dumps(entry), get=True)
         return orjson.loads(raw) if raw else None
+
+    # -- the representation chosen by ``features: "auto"`` --------------------------------
+    def feature_choice(self) -> Choice | None:
+        """The last choice, checked (a value that does not fit is no choice: the default serves)."""
+        raw = self.r.get(self._key("feature_choice"))
+        try:
+            return read_choice(orjson.loads(raw)) if raw else None
+        except orjson.JSONDecodeError:
+            return None
+
+    def set_feature_choice(self, choice: Choice) -> None:
+        self.r.set(self._key("feature_choice"), orjson.dumps(choice.to_dict()))
 
     # -- summary ----------------------------------------------------------------------
     def summary(self) -> ProgressSummary | None:
