@@ -241,7 +241,9 @@ def load_table(
     else is read as CSV with a header row, fields up to :data:`CSV_FIELD_LIMIT`
     characters.  The encoding is ``encoding``, else the byte-order mark's, else
     UTF-8 (see :func:`_read_text`).  Rows whose label or text is blank or
-    missing are skipped and counted (see :func:`_check_dataset`).
+    missing are skipped and counted (see :func:`_check_dataset`).  Texts are
+    cut to :data:`MAX_TEXT_CHARS`, as the worker cuts a task's text, so a
+    simulation featurises what a project would.
 
     Raises
     ------
@@ -272,7 +274,7 @@ def load_table(
         elif not text:
             blank_text.append(str(line))
         else:
-            texts.append(text)
+            texts.append(text[:MAX_TEXT_CHARS])
             labels.append(label)
     return _check_dataset(str(path), texts, labels, skipped, unit="row", ref="line",
                           hint="expected a text and a label per row (check --text-column and --label-column)")

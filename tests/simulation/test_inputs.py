@@ -14,7 +14,8 @@ import logging
 import pytest
 
 from backend.simulation import replay
-from backend.simulation.replay import CSV_FIELD_LIMIT, SimulationError
+from backend.settings import Settings
+from backend.simulation.replay import CSV_FIELD_LIMIT, MAX_TEXT_CHARS, SimulationError
 from tests.simulation.test_simulation import ROOT, _annotation, _cli
 
 ROWS = [("great fun", "pos"), ("dull and long", "neg"), ("café – naïve", "pos")]
@@ -42,11 +43,12 @@ def _load(path, **kw):
 # -- long fields -------------------------------------------------------------------
 
 
-def test_field_longer_than_pythons_csv_limit_is_read_intact(tmp_path):
+def test_field_longer_than_pythons_csv_limit_is_read_and_cut_as_the_worker_cuts_it(tmp_path):
     mail = "Dear team,\n" + "a long mail, " * 16_000  # ~200 KB, past csv's default 131,072
     path = _write_csv(tmp_path / "mails.csv", [(mail, "spam"), *ROWS])
     d = _load(path)
-    assert d.texts[0] == mail.strip() and len(d.texts[0]) > 200_000
+    assert len(mail) > 200_000 and d.texts[0] == mail.strip()[:MAX_TEXT_CHARS]
+    assert MAX_TEXT_CHARS == Settings().max_text_chars  # the worker's default AL_MAX_TEXT_CHARS
     assert d.labels == ["spam", "pos", "neg", "pos"]
     assert csv.field_size_limit() == 131_072  # the process-wide limit is put back
 
