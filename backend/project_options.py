@@ -7,7 +7,7 @@ not a surprise in the worker later.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -39,6 +39,9 @@ class ProjectOptions(BaseModel):
         featurizers.DEFAULT, description="representation of the task text: " + ", ".join(featurizers.FEATURIZERS)
         + f", or {auto_features.AUTO!r} (the best of them by cross-validation on the labels, re-checked as they grow)"
     )
+    class_weight: Literal["default", "balanced", "none"] = Field(
+        "default", description="label weights of the model: 'balanced' weighs a rare label up, 'none' weighs every "
+                               "label alike, 'default' is balanced for single choice and none for multiple choice")
     strategy: str = Field(default("strategy"), description="selection strategy (see the README's table)")
     weights: dict[str, float] = Field(
         default_factory=lambda: default("weights"), description="hybrid strategy: score name -> weight")
@@ -79,6 +82,12 @@ class ProjectOptions(BaseModel):
     @classmethod
     def _known_weights(cls, value: dict[str, float]) -> dict[str, float]:
         return strategies.check_weights(value)
+
+    def model_params(self) -> dict[str, Any]:
+        """What the options change in a control's model (``sklearn`` ``set_params`` names); empty: the task type's."""
+        if self.class_weight == "default":
+            return {}
+        return {"class_weight": None if self.class_weight == "none" else "balanced"}
 
     def selection_params(self) -> strategies.SelectionParams:
         """The part of the options the selection strategies read."""

@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=1500)
     ap.add_argument("--rounds", type=int, default=24)
     ap.add_argument("--per-round", type=int, default=25)
+    ap.add_argument("--features", default="ngrams", help="the project's features option (e.g. auto)")
     args = ap.parse_args()
 
     import os
@@ -72,7 +73,7 @@ def main() -> None:
 
     with TestClient(app) as client:
         body = setup_body(1, schema=SCHEMA)
-        body["extra_params"] = {"plateau_versions": 6, "target_accuracy": 0.8}
+        body["extra_params"] = {"plateau_versions": 6, "target_accuracy": 0.8, "features": args.features}
         client.post("/setup", json=body).raise_for_status()
         client.post("/webhook", json=tasks_created([(t, x) for t, (x, _) in truth.items()]))
         work()

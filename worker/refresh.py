@@ -55,12 +55,15 @@ def _train(
     labeled,
     settings: Settings,
     init: dict[str, ChoicesClassifier],
+    model_params: dict | None = None,
 ) -> tuple[dict[str, ChoicesClassifier], dict]:
     """One model per control on its labeled tasks; controls without two answers stay untrained.
 
     ``init``: the serving version's models, where each fit starts (see
     ``ChoicesClassifier.fit``): a retraining after a few new labels then
-    costs a fraction of a fit from zero.
+    costs a fraction of a fit from zero.  ``model_params``: the project's
+    options for its models (``ProjectOptions.model_params``), set on the
+    models that have them.
     """
     models: dict[str, ChoicesClassifier] = {}
     per_control: dict[str, dict] = {}
@@ -73,6 +76,9 @@ def _train(
         info["unreadable"] = len(skipped)
         try:
             model = task_type.make_model(control)
+            params = {k: v for k, v in (model_params or {}).items() if k in model.get_params()}
+            if params:
+                model.set_params(**params)
             previous = init.get(control.name)
             model = model.fit(X, y, init=previous) if type(previous) is type(model) else model.fit(X, y)
             models[control.name] = model
@@ -131,8 +137,10 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     features, feature_choice = features_for(store, options)
     spec = featurizers.get(features)
     # Another featurizer (chosen at /setup, or by ``features: auto``) means other rows: retrain, never reuse models across them.
-    same_features = bool(current_meta) and featurizers.from_dict(current_meta["feature_spec"]).key == spec.key
-    if not force and same_config and same_features and current_meta.get("epochs") == epochs:
+    same_model_setup = bool(current_meta) and featurizers.from_dict(current_meta["feature_spec"]).key == spec.key
+    # So do other model options (class weights): versions stored before them had none.
+    same_model_setup = same_model_setup and current_meta.get("model_params", {}) == options.model_params()
+    if not force and same_config and same_model_setup and current_meta.get("epochs") == epochs:
         return {"published": False, "reason": "nothing changed", "version": current}
     rng = np.random.default_rng(seed)
     task_ids = store.task_ids()
@@ -141,7 +149,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     labels_fp = _fingerprint(sorted((c, t, str(a)) for c, d in labeled.answers.items() for t, a in d.items()))
     pool_ids = sorted(set(task_ids) - labeled.labeled_tasks)
     pool_fp = hashlib.sha1(np.asarray(pool_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
-    same_models_possible = same_config and same_features
+    same_models_possible = same_config and same_model_setup
     same_labels = same_models_possible and current_meta.get("labels_fingerprint") == labels_fp
     if not force and same_labels and current_meta.get("pool_fingerprint") == pool_fp:
         store.update_version_meta(current, epochs=epochs)
@@ -158,7 +166,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         models, per_control = _current_models(store, current, current_meta)
     else:
         previous = _current_models(store, current, current_meta)[0] if same_models_possible else {}
-        models, per_control = _train(store, spec, config, labeled, settings, previous)
+        models, per_control = _train(store, spec, config, labeled, settings, previous, options.model_params())
 
     # Rank the unlabeled pool on the first control's text (the task's geometry).
     t_rank = time.monotonic()
@@ -204,6 +212,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         "control_share": options.control_share,
         "control_tasks": len(random_pick_ids),
         "feature_spec": spec.to_dict(),
+        "model_params": options.model_params(),
         "config_hash": config.config_hash,
         "labels_fingerprint": labels_fp,
         "pool_fingerprint": pool_fp,
