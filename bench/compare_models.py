@@ -1,9 +1,11 @@
-"""Two ``al-backend simulate`` runs that differ only in the model, compared strategy by strategy.
+"""Two ``al-backend simulate`` runs that differ only in the model or its features, compared strategy by strategy.
 
 Usage: python bench/compare_models.py BASE/results.json OTHER/results.json [--reach 0.95]
 
-Both runs must share dataset, seeds and protocol apart from the model (the
-script checks), so repetition ``r`` has the same test split in both and
+Both runs must share dataset, seeds and protocol apart from the model's
+class weights and the representation (``--features``; the script checks),
+so repetition ``r`` has the same test split in both (splits never depend on
+either) and
 the comparison is paired.  For each strategy both ran it prints the paired
 difference in AULC (other − base, points of accuracy, 95% Student-t CI) and
 the labels each needs to reach ``--reach`` times the *base* run's
@@ -49,11 +51,15 @@ def main() -> None:
     base, other = (json.loads(Path(p).read_text()) for p in (args.base, args.other))
     pb = {k: v for k, v in base["protocol"].items() if k not in MODEL_FIELDS and k != "strategies"}
     po = {k: v for k, v in other["protocol"].items() if k not in MODEL_FIELDS and k != "strategies"}
-    if pb != po or base["dataset"] != other["dataset"] or base["features"] != other["features"]:
+    if pb != po or base["dataset"] != other["dataset"]:
         raise SystemExit("the two runs differ in more than the model: not a paired comparison")
     targets = [args.reach * a for a in base["full_data"]["accuracy_per_seed"]]
-    model = {k: other["protocol"].get(k) for k in MODEL_FIELDS}
-    print(f"{base['dataset']['name']}: {model} against {({k: base['protocol'].get(k) for k in MODEL_FIELDS})}, "
+
+    def model_of(run: dict) -> dict:
+        return {**{k: run["protocol"].get(k) for k in MODEL_FIELDS}, "features": run["features"]}
+
+    model = model_of(other)
+    print(f"{base['dataset']['name']}: {model} against {model_of(base)}, "
           f"{base['repetitions']} paired repetitions; target {args.reach:.0%} of the base full-data accuracy "
           f"({100 * np.mean(targets):.1f}%; other's own full data: {100 * other['full_data']['accuracy']:.1f}%)")
     print("| strategy | ΔAULC [95% CI] | labels to target, base | other | saving, % [95% CI] |")
