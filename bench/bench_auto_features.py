@@ -32,6 +32,7 @@ from backend.learning.model import SINGLE_CHOICE_CLASS_WEIGHT, ChoicesClassifier
 from backend.simulation.datasets import load_dataset  # noqa: E402
 
 HELD_OUT = 3000
+MIN_HELD_OUT = 300
 
 
 def run(dataset: str, sizes: list[int], seeds: int) -> list[dict]:
@@ -41,6 +42,9 @@ def run(dataset: str, sizes: list[int], seeds: int) -> list[dict]:
     y_all = np.asarray(ds.labels)
     out = []
     for n in sizes:
+        if len(y_all) - n < MIN_HELD_OUT:
+            print(f"{dataset}: {n:,} labels leave {max(len(y_all) - n, 0)} held-out tasks; skipped", file=sys.stderr)
+            continue
         for seed in range(seeds):
             idx = np.random.default_rng(seed).permutation(len(y_all))
             train, test = idx[:n], idx[n:n + HELD_OUT]

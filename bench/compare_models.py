@@ -49,18 +49,22 @@ def main() -> None:
     ap.add_argument("--reach", type=float, default=0.95)
     args = ap.parse_args()
     base, other = (json.loads(Path(p).read_text()) for p in (args.base, args.other))
-    pb = {k: v for k, v in base["protocol"].items() if k not in MODEL_FIELDS and k != "strategies"}
-    po = {k: v for k, v in other["protocol"].items() if k not in MODEL_FIELDS and k != "strategies"}
+    # Repetition r's split depends on the root seed and r only, so runs with different numbers of
+    # repetitions are paired on the ones both have.
+    ignored = {*MODEL_FIELDS, "strategies", "seeds"}
+    pb = {k: v for k, v in base["protocol"].items() if k not in ignored}
+    po = {k: v for k, v in other["protocol"].items() if k not in ignored}
     if pb != po or base["dataset"] != other["dataset"]:
         raise SystemExit("the two runs differ in more than the model: not a paired comparison")
-    targets = [args.reach * a for a in base["full_data"]["accuracy_per_seed"]]
+    k = min(base["repetitions"], other["repetitions"])
+    targets = [args.reach * a for a in base["full_data"]["accuracy_per_seed"][:k]]
 
     def model_of(run: dict) -> dict:
         return {**{k: run["protocol"].get(k) for k in MODEL_FIELDS}, "features": run["features"]}
 
     model = model_of(other)
     print(f"{base['dataset']['name']}: {model} against {model_of(base)}, "
-          f"{base['repetitions']} paired repetitions; target {args.reach:.0%} of the base full-data accuracy "
+          f"{k} paired repetitions; target {args.reach:.0%} of the base full-data accuracy "
           f"({100 * np.mean(targets):.1f}%; other's own full data: {100 * other['full_data']['accuracy']:.1f}%)")
     print("| strategy | ΔAULC [95% CI] | labels to target, base | other | saving, % [95% CI] |")
     print("| --- | --- | ---: | ---: | --- |")
@@ -68,11 +72,11 @@ def main() -> None:
         if name not in other["strategies"]:
             continue
         b, o = base["strategies"][name], other["strategies"][name]
-        d_aulc = [y - x for x, y in zip(b["aulc"]["per_seed"], o["aulc"]["per_seed"])]
+        d_aulc = [y - x for x, y in zip(b["aulc"]["per_seed"][:k], o["aulc"]["per_seed"][:k])]
         labels = b["curve"]["labels"]
         assert labels == o["curve"]["labels"], "different label points: not the same protocol"
-        n_b = [labels_to_reach(labels, acc, t) for acc, t in zip(b["curve"]["accuracy_per_seed"], targets)]
-        n_o = [labels_to_reach(labels, acc, t) for acc, t in zip(o["curve"]["accuracy_per_seed"], targets)]
+        n_b = [labels_to_reach(labels, acc, t) for acc, t in zip(b["curve"]["accuracy_per_seed"][:k], targets)]
+        n_o = [labels_to_reach(labels, acc, t) for acc, t in zip(o["curve"]["accuracy_per_seed"][:k], targets)]
         budget = float(labels[-1])
         pairs = [(x, y) for x, y in zip(n_b, n_o) if x is not None or y is not None]
         savings = [1 - (y if y is not None else budget) / (x if x is not None else budget) for x, y in pairs]
