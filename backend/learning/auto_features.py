@@ -23,8 +23,8 @@ far too often).  A comparison is rerun only when the labels have grown by
 :data:`GROWTH` since the last one, so a project pays for about twenty
 comparisons between 30 and 5,000 labels.
 
-Both the worker (``worker/progress.py``, in the low-priority evaluate job,
-then read by the next refresh) and the simulator (``al-backend simulate
+Both the worker (``worker/feature_choice.py``, in the low-priority evaluate
+job, then read by the next refresh) and the simulator (``al-backend simulate
 --features auto``) call :func:`compare`, :func:`choose` and :func:`due`.
 
 References
