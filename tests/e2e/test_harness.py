@@ -103,11 +103,30 @@ def test_project_import_next_annotate(ls: LabelStudio) -> None:
         ls.project(10**6)
 
 
+def _busy_port_with_a_free_successor() -> socket.socket:
+    """A listening socket on a port whose successor is free, below Linux's ephemeral range (32768+).
+
+    Label Studio tries exactly one other port (port + 1).  Next to a port from
+    the ephemeral range (what binding port 0 gives), client connections of
+    other processes come and go, and one once held the successor (seen in CI).
+    """
+    for port in range(20000 + os.getpid() % 2000 * 2, 32000, 2):
+        busy = socket.socket()
+        try:
+            busy.bind(("127.0.0.1", port))
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port + 1))  # free: closed again for Label Studio to take
+        except OSError:
+            busy.close()
+            continue
+        busy.listen()
+        return busy
+    raise RuntimeError("no free pair of ports between 20000 and 32000")
+
+
 def test_busy_port_is_detected_and_stop_leaves_nothing() -> None:
     """LS silently moves to port+1 when its port is busy; the harness must find the real one."""
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
+    with _busy_port_with_a_free_successor() as busy:
         taken = busy.getsockname()[1]
         server = LabelStudio(port=taken)
         server.start()
