@@ -167,8 +167,11 @@ def read_choice(raw: object) -> Choice | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("chosen"), str) or raw["chosen"] not in featurizers.FEATURIZERS:
         return None
     try:
-        return Choice(chosen=raw["chosen"], previous=str(raw.get("previous", "")), labels=int(raw.get("labels", 0)),
-                      accuracy={str(k): float(v) for k, v in dict(raw.get("accuracy") or {}).items()},
-                      reason=str(raw.get("reason", "")))
+        choice = Choice(chosen=raw["chosen"], previous=str(raw.get("previous", "")), labels=int(raw.get("labels", 0)),
+                        accuracy={str(k): float(v) for k, v in dict(raw.get("accuracy") or {}).items()},
+                        reason=str(raw.get("reason", "")))
     except (TypeError, ValueError):
         return None
+    if choice.labels < 0 or not all(0.0 <= a <= 1.0 for a in choice.accuracy.values()):  # NaN fails too
+        return None
+    return choice

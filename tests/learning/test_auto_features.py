@@ -89,7 +89,9 @@ def test_on_digits_pixel_tokens_the_guard_moves_off_embeddings():
 
 
 @pytest.mark.parametrize("raw", [None, "ngrams", [], {"chosen": "bert"}, {"chosen": "ngrams", "labels": "many"},
-                                 {"chosen": "ngrams", "accuracy": {"ngrams": "high"}}, {"chosen": ["ngrams"]}])
+                                 {"chosen": "ngrams", "accuracy": {"ngrams": "high"}}, {"chosen": ["ngrams"]},
+                                 {"chosen": "ngrams", "accuracy": {"ngrams": float("nan")}},
+                                 {"chosen": "ngrams", "accuracy": {"ngrams": 5.0}}, {"chosen": "ngrams", "labels": -3}])
 def test_a_stored_choice_that_does_not_fit_is_no_choice(raw):
     assert read_choice(raw) is None
 
