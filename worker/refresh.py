@@ -137,9 +137,10 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     features, feature_choice = features_for(store, options)
     spec = featurizers.get(features)
     # Another featurizer (chosen at /setup, or by ``features: auto``) means other rows: retrain, never reuse models across them.
-    same_model_setup = bool(current_meta) and featurizers.from_dict(current_meta["feature_spec"]).key == spec.key
-    # So do other model options (class weights): versions stored before them had none.
-    same_model_setup = same_model_setup and current_meta.get("model_params", {}) == options.model_params()
+    # So do other model options (class weights; versions stored before them had none).
+    same_model_setup = bool(current_meta) and (
+        featurizers.from_dict(current_meta["feature_spec"]).key == spec.key
+        and current_meta.get("model_params", {}) == options.model_params())
     if not force and same_config and same_model_setup and current_meta.get("epochs") == epochs:
         return {"published": False, "reason": "nothing changed", "version": current}
     rng = np.random.default_rng(seed)

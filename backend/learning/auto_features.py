@@ -40,8 +40,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
-from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
 
 from backend.learning import featurizers
 from backend.learning.featurizers import Matrix
@@ -111,8 +111,9 @@ class Choice:
         return asdict(self)
 
 
-def compare(rows: Mapping[str, Matrix], y: Sequence[str], estimator: BaseEstimator, *, seed: int = 0) -> Comparison | None:
-    """Cross-validate ``clone(estimator)`` on each candidate's rows of the same labeled tasks.
+def compare(rows: Mapping[str, Matrix], y: Sequence[str], estimator: BaseEstimator, *,
+            seed: int = 0) -> Comparison | None:
+    """Cross-validate clones of ``estimator`` on each candidate's rows of the same labeled tasks.
 
     ``rows[name]`` holds the labeled tasks in the same order under every
     representation.  ``None`` when the labels cannot be split in two
@@ -123,15 +124,12 @@ def compare(rows: Mapping[str, Matrix], y: Sequence[str], estimator: BaseEstimat
     folds = int(min(FOLDS, counts.min())) if counts.size >= 2 else 0
     if folds < 2:
         return None
-    cv = RepeatedStratifiedKFold(n_splits=folds, n_repeats=REPEATS, random_state=seed)
-    splits = list(cv.split(np.zeros(len(y_arr)), y_arr))
-    accuracy: dict[str, list[float]] = {}
-    for name, X in rows.items():
-        scores = []
-        for train, test in splits:
-            model = clone(estimator).fit(X[train], y_arr[train])
-            scores.append(float(np.mean(np.asarray(model.predict(X[test])) == y_arr[test])))
-        accuracy[name] = scores
+    # The same folds for every candidate: their per-fold scores are paired.
+    splits = list(RepeatedStratifiedKFold(n_splits=folds, n_repeats=REPEATS, random_state=seed).split(
+        np.zeros(len(y_arr)), y_arr))
+    accuracy = {name: cross_val_score(estimator, X, y_arr, cv=splits, scoring="accuracy",
+                                      error_score="raise").tolist()
+                for name, X in rows.items()}
     return Comparison(labels=len(y_arr), fold_accuracy=accuracy, test_share=1.0 / (folds - 1))
 
 
@@ -154,17 +152,17 @@ def choose(comparison: Comparison, current: str) -> Choice:
     if not winners:
         return Choice(chosen=base, previous=current, labels=comparison.labels, accuracy=means,
                       reason=f"no representation beats {base} by {MIN_GAIN:.1%} at {CONFIDENCE:.0%} confidence")
-    # Of the winners within MIN_GAIN of the best, the first registered (the cheaper: ngrams, embeddings, concat).
+    # Winners are in registry order: the first within MIN_GAIN of the best is the cheapest such.
     best = max(gain for gain, _, _ in winners)
-    order = list(comparison.fold_accuracy)
-    gain, name, p = min((w for w in winners if w[0] >= best - MIN_GAIN), key=lambda w: order.index(w[1]))
+    gain, name, p = next(w for w in winners if w[0] >= best - MIN_GAIN)
     return Choice(chosen=name, previous=current, labels=comparison.labels, accuracy=means,
                   reason=f"{name} beats {base} by {gain:+.1%} accuracy (one-sided p = {p:.3f})")
 
 
 def read_choice(raw: object) -> Choice | None:
     """A :class:`Choice` from a stored dict (Redis is shared: a value that does not fit is no choice)."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("chosen"), str) or raw["chosen"] not in featurizers.FEATURIZERS:
+    chosen = raw.get("chosen") if isinstance(raw, dict) else None
+    if not isinstance(chosen, str) or chosen not in featurizers.FEATURIZERS:
         return None
     try:
         choice = Choice(chosen=raw["chosen"], previous=str(raw.get("previous", "")), labels=int(raw.get("labels", 0)),

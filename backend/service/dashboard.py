@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from backend.labelstudio.client import LabelStudioClient, LabelStudioError, credential_conflict
+from backend.learning import auto_features
 from backend.progress import estimators
 from backend.progress.summary import ProgressSummary
 from backend.service import refusals
@@ -279,7 +280,7 @@ def _representation(s: ProgressSummary) -> str:
     scores = " · ".join(f"{_e(name)} {_pct(acc, 0)}" for name, acc in choice.accuracy.items())
     pending = (f" The next version trains on {_e(choice.chosen)}." if choice.chosen != s.features else "")
     return (f"<code>features: auto</code>: compared by cross-validation on {choice.labels:,} labels ({scores}); "
-            f"{_e(choice.reason)}.{pending} Compared again when the labels grow by a quarter.")
+            f"{_e(choice.reason)}.{pending} Compared again once the labels grow by {auto_features.GROWTH:.0%}.")
 
 
 def _numbers(s: ProgressSummary) -> str:
