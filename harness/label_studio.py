@@ -616,6 +616,55 @@ class LabelStudio:
         r = self._api.post(f"/api/projects/{project_id}/import", params={"return_task_ids": "true"}, json=tasks)
         return list(self._check(r).json().get("task_ids", []))
 
+    def upload_files(self, project_id: int, paths: list[Path]) -> dict[str, dict]:
+        """Import files (e.g. PNGs) as Label Studio 1.23.2's *Import* dialog does; one task per file.
+
+        The dialog sends the files as one multipart ``POST /api/projects/{id}/import?commit_to_project=false``,
+        each under its own file name as the field name (``FormData.append(file.name, file)``), then on
+        *Import* ``POST /api/projects/{id}/reimport`` ``{"file_upload_ids": [...], "files_as_tasks_list":
+        false}``, which makes the tasks.  Each file is stored as ``upload/<project>/<8 hex>-<name>`` and
+        its task holds ``{"<the config's only data key>": "/data/upload/<project>/<8 hex>-<name>"}``
+        (Label Studio imports it under ``$undefined$`` and renames it to the label config's variable).
+        Returns the original file name -> the task Label Studio made for it (``id``, ``data``, ...).
+
+        Two files under one field name would silently become one task (Django keeps the last), so
+        names must be distinct.
+        """
+        import mimetypes
+
+        names = [Path(p).name for p in paths]
+        if len(set(names)) != len(names):
+            raise ValueError("file names must be distinct: Label Studio keeps one file per multipart field name")
+        files = [(n, (n, Path(p).read_bytes(), mimetypes.guess_type(n)[0] or "application/octet-stream"))
+                 for n, p in zip(names, paths)]
+        up = self._check(self._api.post(f"/api/projects/{project_id}/import",
+                                        params={"commit_to_project": "false"}, files=files)).json()
+        ids = up.get("file_upload_ids") or []
+        if len(ids) != len(names):
+            raise LabelStudioError(f"uploaded {len(names)} files, Label Studio kept {len(ids)}: {up}")
+        made = self._check(self._api.post(f"/api/projects/{project_id}/reimport",
+                                          json={"file_upload_ids": ids, "files_as_tasks_list": False})).json()
+        if made.get("task_count") != len(names):
+            raise LabelStudioError(f"uploaded {len(names)} files, Label Studio made {made.get('task_count')} tasks")
+        uploads = self._check(self._api.get(f"/api/projects/{project_id}/file-uploads",
+                                            params={"ids": json.dumps(ids)})).json()
+        stored = {u["file"].rsplit("/", 1)[-1]: u for u in uploads}  # "<8 hex>-<name>" -> upload
+        by_name: dict[str, dict] = {}
+        page = 1
+        while len(by_name) < len(names):
+            r = self._api.get("/api/tasks/", params={"project": project_id, "page": page, "page_size": 500,
+                                                     "fields": "all"})
+            tasks = self._check(r).json().get("tasks", []) if r.status_code != 404 else []
+            for task in tasks:
+                if task.get("file_upload") in stored:
+                    by_name[task["file_upload"].split("-", 1)[1]] = task
+            if len(tasks) < 500:
+                break
+            page += 1
+        if sorted(by_name) != sorted(names):
+            raise LabelStudioError(f"found tasks for {len(by_name)} of the {len(names)} uploaded files")
+        return by_name
+
     def connect_ml_backend(self, project_id: int, url: str, title: str = "al",
                            basic_auth: tuple[str, str] | None = None, **fields: Any) -> dict:
         """``POST /api/ml/``: LS calls the backend's ``/health`` and ``/setup`` before answering."""

@@ -43,8 +43,9 @@ def annotation_event(
     updated_at: str = "2026-11-24T01:29:11.440555Z",
     from_name: str = "sentiment",
     cancelled: bool = False,
+    key: str = "text",
 ) -> dict:
-    """An annotation webhook shaped exactly like the captured one."""
+    """An annotation webhook shaped exactly like the captured one (``key``: the data field and object name)."""
     body = copy.deepcopy(_ANN)
     body["action"] = action
     a = body["annotation"]
@@ -52,27 +53,28 @@ def annotation_event(
     a["was_cancelled"] = cancelled
     choices = label if isinstance(label, list) else [label]
     a["result"] = [] if cancelled else [
-        {"from_name": from_name, "to_name": "text", "type": "choices", "value": {"choices": choices}}
+        {"from_name": from_name, "to_name": key, "type": "choices", "value": {"choices": choices}}
     ]
-    body["task"]["id"], body["task"]["data"] = task_id, {"text": text}
+    body["task"]["id"], body["task"]["data"] = task_id, {key: text}
     body["project"]["id"] = pid
     return body
 
 
-def predict_body(tasks: list[tuple[int, str]], pid: int = 1, label_config: str | None = None) -> dict:
+def predict_body(tasks: list[tuple[int, str]], pid: int = 1, label_config: str | None = None,
+                 key: str = "text") -> dict:
     body = payload("predict")
     template = body["tasks"][0]
-    body["tasks"] = [{**copy.deepcopy(template), "id": tid, "data": {"text": text}} for tid, text in tasks]
+    body["tasks"] = [{**copy.deepcopy(template), "id": tid, "data": {key: text}} for tid, text in tasks]
     body["project"] = f"{pid}.1795483663"
     if label_config is not None:
         body["label_config"] = label_config
     return body
 
 
-def tasks_created(tasks: list[tuple[int, str]], pid: int = 1) -> dict:
+def tasks_created(tasks: list[tuple[int, str]], pid: int = 1, key: str = "text") -> dict:
     body = payload("webhook_tasks_created")
     template = body["tasks"][0]
-    body["tasks"] = [{**copy.deepcopy(template), "id": tid, "data": {"text": text}} for tid, text in tasks]
+    body["tasks"] = [{**copy.deepcopy(template), "id": tid, "data": {key: text}} for tid, text in tasks]
     body["project"]["id"] = pid
     return body
 

@@ -108,3 +108,56 @@ class LabelStream:
         if self.page.get_by_text(NOT_SAVED).count():
             raise SubmitRefused(f"Label Studio shows 'not saved' after task {sent.get('task')}")
         return sent
+
+
+class ImageView:
+    """The image of an ``<Image>`` task in the labeling view (found in Label Studio 1.23.2's UI).
+
+    The UI fetches the task's link (``/data/upload/...``, with the session
+    cookie), and shows it as an ``<img>`` whose ``src`` is a ``blob:`` URL
+    made from that answer, one per task.  Construct it before the first task
+    opens: it records the status of every ``/data/upload/`` file the page
+    loads.
+    """
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.loads: dict[str, int] = {}  # path -> last HTTP status
+        self.shown: list[str] = []  # blob: URLs shown so far, oldest first
+        page.on("response", self._seen)
+
+    def _seen(self, r) -> None:
+        if "/data/upload/" in r.url:
+            from urllib.parse import urlsplit
+
+            self.loads[urlsplit(r.url).path] = r.status
+
+    def wait_shown(self, link: str, timeout: float = 30_000) -> dict:
+        """Until ``link`` (a task's ``/data/upload/...``) was loaded and a new image is on screen.
+
+        Returns the image's natural and displayed size; raises if Label Studio answered
+        the file with an error or nothing new was decoded in time.
+        """
+        from urllib.parse import urlsplit
+
+        path = urlsplit(link).path
+        deadline = self.page.evaluate("Date.now()") + timeout
+        while path not in self.loads:
+            if self.page.evaluate("Date.now()") > deadline:
+                raise AssertionError(f"the page never loaded {path}")
+            self.page.wait_for_timeout(100)
+        if self.loads[path] != 200:
+            raise AssertionError(f"Label Studio answered {path} with {self.loads[path]}")
+        handle = self.page.wait_for_function(
+            """(old) => [...document.querySelectorAll('img')].find(i => i.src.startsWith('blob:') && i.complete
+                   && i.naturalWidth > 0 && i.width >= 100 && !old.includes(i.src))""",
+            arg=self.shown, timeout=timeout)
+        info = handle.evaluate("i => ({src: i.src, naturalWidth: i.naturalWidth, naturalHeight: i.naturalHeight,"
+                               " width: i.width, height: i.height})")
+        self.shown.append(info["src"])
+        return info
+
+    def checked_choices(self) -> list[str]:
+        """The names of the checked choices (a ``<Choices>`` renders checkboxes named after them)."""
+        return self.page.evaluate(
+            "() => [...document.querySelectorAll('input[type=checkbox]')].filter(i => i.checked).map(i => i.name)")

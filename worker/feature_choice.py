@@ -25,17 +25,18 @@ from worker.pool_features import control_features
 log = logging.getLogger(__name__)
 
 
-def features_for(store: ProjectStore, options: ProjectOptions) -> tuple[str, Choice | None]:
+def features_for(store: ProjectStore, options: ProjectOptions, kind: str) -> tuple[str, Choice | None]:
     """The representation the next version trains on, and with ``auto`` the choice that named it.
 
-    Before the first comparison (or if the chosen one can no longer run
-    here), ``auto`` trains on the default.
+    ``kind``: the kind of data the config reads.  Before the first
+    comparison (or if the chosen one can no longer run here), ``auto``
+    trains on the kind's default.
     """
     if options.features != auto_features.AUTO:
-        return options.features, None
+        return options.featurizer(kind), None
     choice = ProgressStore(store).feature_choice()
-    if choice is None or choice.chosen not in auto_features.candidates():
-        return featurizers.DEFAULT, choice
+    if choice is None or choice.chosen not in auto_features.candidates(kind):
+        return options.featurizer(kind), choice
     return choice.chosen, choice
 
 
@@ -52,7 +53,7 @@ def reconsider(store: ProjectStore, settings: Settings, options: ProjectOptions,
     last = progress.feature_choice()
     if not auto_features.due(len(answers), last.labels if last else None):
         return last
-    names = auto_features.candidates()
+    names = auto_features.candidates(control.kind)
     rows, ids = {}, None
     for name in names:
         got, X, _ = control_features(store, featurizers.get(name), control, sorted(answers), settings.max_text_chars)
@@ -62,7 +63,7 @@ def reconsider(store: ProjectStore, settings: Settings, options: ProjectOptions,
     comparison = auto_features.compare(rows, [str(answers[t]) for t in ids or []], estimator)
     if comparison is None:
         return last
-    choice = auto_features.choose(comparison, last.chosen if last else featurizers.DEFAULT)
+    choice = auto_features.choose(comparison, last.chosen if last else options.featurizer(control.kind), control.kind)
     progress.set_feature_choice(choice)
     log.info("project %s: features auto at %d labels: %s (%s)", store.pid, choice.labels, choice.chosen, choice.reason)
     if choice.switched:

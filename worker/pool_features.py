@@ -23,14 +23,18 @@ import numpy as np
 
 from backend.labelstudio.fetch import shared_fetcher
 from backend.labelstudio.label_config import LabelConfig
-from backend.labelstudio.task_data import TaskDataError, control_text
+from backend.labelstudio.content import control_content
+from backend.labelstudio.task_data import TaskDataError
 from backend.labelstudio.tasktypes import Control
+from backend.learning import featurizers
 from backend.learning.featurizers import Featurizer, Matrix, decode_rows, encode_rows, vstack
 from backend.learning.model import ChoicesClassifier
 from backend.settings import get_settings
 from backend.state.store import ProjectStore
 
 FEATURE_CHUNK = 50_000  # tasks read from the feature cache per Redis round trip
+#: A featurizer fitted on the pool (numbers) sees this many of its tasks, and is refit once the pool doubles.
+FIT_SAMPLE = 10_000
 
 
 @dataclass
@@ -137,20 +141,17 @@ def _read_features(
         cached = store.cached_features(cache_key, chunk)
         missing = [tid for tid, raw in zip(chunk, cached) if raw is None]
         fresh: dict[int, bytes] = {}
-        if missing:
-            # Texts given as URLs are read like /predict reads them (the same safe fetcher).
+        # Contents given as URLs are read like /predict reads them (the same safe fetcher), a batch at a time
+        # (decoded images are large).
+        for begin in range(0, len(missing), spec.batch):
             fetch = fetch or shared_fetcher(get_settings()).for_project(store.config)
-            tasks = store.tasks_by_id(missing)
-            todo, texts = [], []
-            for tid in missing:
-                try:
-                    texts.append(control_text(tasks.get(tid), control, max_chars=max_chars, fetch=fetch))
-                    todo.append(tid)
-                except TaskDataError as exc:
-                    skipped[tid] = str(exc)
+            batch = missing[begin:begin + spec.batch]
+            todo, contents, skipped_now = read_contents(store, control, batch, max_chars, fetch)
+            skipped.update(skipped_now)
             if todo:
-                fresh = dict(zip(todo, encode_rows(spec.transform(texts))))
-                store.cache_features(cache_key, fresh)
+                rows_now = dict(zip(todo, encode_rows(spec.transform(contents))))
+                store.cache_features(cache_key, rows_now)
+                fresh.update(rows_now)
         rows, kept = [], []
         for tid, raw in zip(chunk, cached):
             raw = raw if raw is not None else fresh.get(tid)
@@ -161,6 +162,47 @@ def _read_features(
         parts.append(decode_rows(rows, spec.n_features, sparse=spec.sparse))
         del cached, rows, fresh
     return ids, vstack(parts, spec.n_features, sparse=spec.sparse), skipped
+
+
+def read_contents(store: ProjectStore, control: Control, task_ids: list[int], max_chars: int, fetch
+                  ) -> tuple[list[int], list, dict[int, str]]:
+    """What ``control`` reads of each task (text, image, numbers): the ids read, their contents, and skip reasons."""
+    tasks = store.tasks_by_id(task_ids)
+    max_bytes = get_settings().fetch_max_bytes
+    ids, contents, skipped = [], [], {}
+    for tid in task_ids:
+        try:
+            contents.append(control_content(tasks.get(tid), control, max_chars=max_chars, fetch=fetch,
+                                            max_bytes=max_bytes))
+            ids.append(tid)
+        except TaskDataError as exc:
+            skipped[tid] = str(exc)
+    return ids, contents, skipped
+
+
+def fitted_featurizer(store: ProjectStore, spec: Featurizer, control: Control, current_meta: dict | None,
+                      max_chars: int) -> Featurizer:
+    """``spec``, fitted on a sample of the pool if it learns from it (``Featurizer.fitted_on_pool``).
+
+    The serving version's fit is kept while the pool has not doubled since
+    (a new fit is a new cache and a full retraining, so not at every task).
+    """
+    if not spec.fitted_on_pool:
+        return spec
+    task_ids = store.task_ids()
+    stored = (current_meta or {}).get("feature_spec")
+    if isinstance(stored, dict) and stored.get("featurizer") == spec.name:
+        try:
+            previous = featurizers.from_dict(stored)
+        except featurizers.FeaturizerError:
+            previous = None
+        if previous is not None and previous.n_features > 1 and len(task_ids) < 2 * max(getattr(previous, "fitted_rows", 0), 1):
+            return previous
+    sample = sorted(task_ids)
+    if len(sample) > FIT_SAMPLE:
+        sample = sorted(np.random.default_rng(0).choice(sample, FIT_SAMPLE, replace=False).tolist())
+    _, contents, _ = read_contents(store, control, sample, max_chars, None)
+    return spec.fit(contents)
 
 
 def pool_probas(

@@ -9,6 +9,7 @@ failure before the flip leaves the previous version serving.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -29,7 +30,7 @@ from backend.state.store import ProjectStore
 from backend.state.versions import load_version
 from worker import shards
 from worker.feature_choice import features_for
-from worker.pool_features import control_features, pool_probas
+from worker.pool_features import control_features, fitted_featurizer, pool_probas
 from worker.push import remember_ranking
 
 log = logging.getLogger(__name__)
@@ -134,8 +135,8 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     same_config = bool(current_meta) and current_meta.get("config_hash") == config.config_hash
     options = project_options.resolve(settings, cfg_fields.get("extra_params"))
     force = force or training_overdue(current_meta, options.train_interval)
-    features, feature_choice = features_for(store, options)
-    spec = featurizers.get(features)
+    features, feature_choice = features_for(store, options, config.kind)
+    spec = fitted_featurizer(store, featurizers.get(features), config.controls[0], current_meta, settings.max_text_chars)
     # Another featurizer (chosen at /setup, or by ``features: auto``) means other rows: retrain, never reuse models across them.
     # So do other model options (class weights; versions stored before them had none).
     same_model_setup = bool(current_meta) and (
@@ -188,7 +189,8 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
         pool = strategies.Pool(X=X_geo, probas=probas, models=models, **extra)
         sharding, unreadable = {}, len(skipped)
     t_order = time.monotonic()
-    ranked = strategies.rank_pool(pool, options.selection_params(), rng)
+    params = dataclasses.replace(options.selection_params(), near_duplicate_threshold=spec.duplicate_cosine)
+    ranked = strategies.rank_pool(pool, params, rng)
     scores = dict(zip(ids, ranked.scores().tolist()))
     random_pick_ids = [ids[i] for i in np.flatnonzero(ranked.source == strategies.RANDOM_PICK)]
     timings = {"score_pool_s": round(t_order - t_rank, 3), "order_s": round(time.monotonic() - t_order, 3)}

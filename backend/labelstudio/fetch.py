@@ -1,4 +1,4 @@
-"""Reading task texts given as URLs, for the backend and the worker alike, without SSRF.
+"""Reading task data given as URLs (texts, images), for the backend and the worker alike, without SSRF.
 
 Task data is imported by users, and ``/setup``'s ``hostname`` is chosen by
 whoever calls it, so a URL in a task may point anywhere: cloud metadata,
@@ -43,7 +43,7 @@ from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
-UNREADABLE = "the text given as a URL could not be read"
+UNREADABLE = "the task data given as a URL could not be read"
 BREAKER = 5  # failures in a row on one host before a project's fetcher stops trying it
 
 
@@ -65,8 +65,9 @@ def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 class SafeFetcher:
     """One per process: a shared HTTP client and the policy from the settings.
 
-    ``fetch(url, creds)`` reads one text; ``for_project`` makes the
-    ``Fetch`` callable that ``task_data.control_text`` takes.
+    ``fetch(url, creds)`` reads one text (``binary=True``: the bytes, e.g. an
+    image); ``for_project`` makes the ``Fetch`` callable that
+    ``task_data.control_content`` takes.
     """
 
     def __init__(self, settings: Settings, resolve: Callable[[str, int], list] = socket.getaddrinfo) -> None:
@@ -114,17 +115,21 @@ class SafeFetcher:
         return client.auth_header()
 
     # -- the fetch --------------------------------------------------------------
-    def fetch(self, link: str, creds: Credentials | None) -> str:
-        """The text at ``link`` (relative links are on Label Studio); ``TaskDataError`` on any failure."""
+    def fetch(self, link: str, creds: Credentials | None, *, binary: bool = False) -> str | bytes:
+        """The text (or with ``binary`` the bytes) at ``link``; relative links are on Label Studio.
+
+        ``TaskDataError`` on any failure.
+        """
         try:
-            return self._fetch(link, creds)
+            body, encoding = self._fetch(link, creds)
+            return body if binary else body.decode(encoding or "utf-8", errors="replace")
         except (_Refused, httpx.HTTPError, LabelStudioError, OSError, ValueError) as exc:
             parts = urlsplit(link) if isinstance(link, str) else None
             where = f"{parts.hostname or 'label-studio'}{parts.path[:100]}" if parts else "?"
             log.debug("task data URL %s not read: %s", where, exc if isinstance(exc, _Refused) else type(exc).__name__)
             raise TaskDataError(UNREADABLE) from None
 
-    def _fetch(self, link: str, creds: Credentials | None) -> str:
+    def _fetch(self, link: str, creds: Credentials | None) -> tuple[bytes, str | None]:
         s = self.settings
         deadline = time.monotonic() + s.fetch_timeout
         if not urlsplit(link).scheme:
@@ -157,7 +162,7 @@ class SafeFetcher:
                     raise _Refused("body over AL_FETCH_MAX_BYTES")
                 if time.monotonic() > deadline:
                     raise _Refused("over the AL_FETCH_TIMEOUT deadline")
-            return bytes(body).decode(resp.encoding or "utf-8", errors="replace")
+            return bytes(body), resp.charset_encoding
 
     def for_project(self, config: Callable[[], dict]) -> Fetch:
         """A ``Fetch`` for one project: its credentials are looked up on the first URL only.
@@ -170,19 +175,19 @@ class SafeFetcher:
         creds: list[Credentials | None] = []
         failures: dict[str, int] = {}
 
-        def fetch(link: str) -> str:
+        def fetch(link: str, binary: bool = False) -> str | bytes:
             if not creds:
                 creds.append(resolve_credentials(self.settings, config()))
             host = urlsplit(link).hostname or ""
             if failures.get(host, 0) >= BREAKER:
                 raise TaskDataError(UNREADABLE)
             try:
-                text = self.fetch(link, creds[0])
+                body = self.fetch(link, creds[0], binary=binary)
             except TaskDataError:
                 failures[host] = failures.get(host, 0) + 1
                 raise
             failures[host] = 0
-            return text
+            return body
 
         return fetch
 

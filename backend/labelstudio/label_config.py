@@ -2,7 +2,7 @@
 
 Label Studio sends the project's XML config with ``/setup`` and ``/predict``.
 Each control tag is parsed by the task type registered for it
-(``backend/labelstudio/tasktypes/``; today ``<Choices>`` over text).  Real configs mix those with controls it
+(``backend/labelstudio/tasktypes/``; ``<Choices>`` over a text, an image or a table).  Real configs mix those with controls it
 does not predict (a ``<TextArea>`` comment, a ``<Rating>``, ``<Labels>``...):
 those are *ignored*, each with the reason, and never block the supported
 ones.  Only a config with nothing to predict is refused, with a message that
@@ -68,6 +68,11 @@ class LabelConfig:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    @property
+    def kind(self) -> str:
+        """The kind of data every predicted control reads (``text``, ``image``, ``numbers``)."""
+        return self.controls[0].kind
 
     def task_types(self) -> dict[str, str]:
         """Control name -> the name of its task type (stored beside the models)."""
@@ -157,7 +162,11 @@ def parse_label_config(xml: str) -> LabelConfig:
                 raise NotPredicted("it has no name attribute")
             if name in names:
                 raise NotPredicted(f"another <{el.tag}> has the same name")
-            parsed.append(task_type.parse(el, objects))
+            control = task_type.parse(el, objects)
+            if parsed and control.kind != parsed[0].kind:
+                raise NotPredicted(f"it reads {control.kind} while <{parsed[0].name}> reads {parsed[0].kind}; "
+                                   "a project learns from one kind of data, and the first predicted control's wins")
+            parsed.append(control)
             names.add(name)
         except NotPredicted as why:
             ignored.append(IgnoredControl(name=name, tag=el.tag, reason=str(why)))
@@ -173,6 +182,6 @@ def _nothing_to_predict(ignored: list[IgnoredControl]) -> str:
         found += f" (and {len(ignored) - 10} more)"
     return (
         f"nothing in this label config can be predicted. Found: {found}. This backend predicts {supported}. "
-        "To use it, classify text: add a <Choices name=\"...\" toName=\"...\"> with at least two <Choice> "
-        "options, bound to a <Text>, <HyperText> or <Paragraphs> tag; the other controls can stay (they are ignored)."
+        "To use it, add a <Choices name=\"...\" toName=\"...\"> with at least two <Choice> options, bound to a "
+        "<Text>, <HyperText>, <Paragraphs>, <Image> or <Table> tag; the other controls can stay (they are ignored)."
     )

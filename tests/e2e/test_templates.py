@@ -2,9 +2,10 @@
 
 Content Moderation (``<Choices>`` + a ``<TextArea>`` comment) and a sentiment
 config with a ``<Rating>`` connect, train on annotations whose results hold the
-ignored controls too, and get an ordered queue.  NER (``<Labels>``) and Image
+ignored controls too, and get an ordered queue.  NER (``<Labels>``) and Audio
 Classification are refused, and the reason is in the backend's log at WARNING
 and on its dashboard (Label Studio itself shows only "422 Client Error").
+Image Classification is predicted: ``tests/e2e/test_images.py``.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def test_template_with_ignored_controls_connects_trains_and_orders_the_queue(ls,
 
 
 @pytest.mark.parametrize("template, tag", [("named-entity-recognition", '<Labels name="label">'),
-                                           ("image-classification", '<Choices name="choice">')])
+                                           ("audio-classification", '<Choices name="emotion">')])
 def test_templates_with_nothing_to_predict_are_refused_with_a_readable_reason(ls, stack, template, tag):
     pid = ls.create_project(f"template {template}", (CONFIGS / f"{template}.xml").read_text())["id"]
     with pytest.raises(LabelStudioError) as err:

@@ -65,9 +65,9 @@ def test_round_trip_through_dict():
             'toName="nowhere" names no object tag',
         ),
         (
-            '<View><Image name="img" value="$image"/><Choices name="c" toName="img">'
+            '<View><Audio name="snd" value="$audio"/><Choices name="c" toName="snd">'
             '<Choice value="a"/><Choice value="b"/></Choices></View>',
-            'it classifies <Image name="img">; only text objects',
+            'it reads <Audio name="snd">; only <Text>, <HyperText>, <Paragraphs>, <Image>, <Table> are read',
         ),
         (
             '<View><Text name="t" value="$t"/><Choices name="c" toName="t"><Choice value="a"/></Choices></View>',
@@ -95,7 +95,8 @@ def test_unsupported_configs_name_the_problem(xml, needle):
     if "valid XML" not in needle and needle != "empty":
         # Plainly: what was found, what is supported, what to do.
         assert "nothing in this label config can be predicted" in str(err.value)
-        assert "This backend predicts <Choices> over <Text>, <HyperText> or <Paragraphs>" in str(err.value)
+        assert "This backend predicts <Choices> over <Text>, <HyperText> or <Paragraphs> (text classification), "\
+            "<Image> (image classification)" in str(err.value)
         assert "To use it" in str(err.value)
 
 
@@ -119,6 +120,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "label-configs"
          [("TextArea", "comments", "free text is not predicted")]),
         ("sentiment-rating", [("sentiment", ("Positive", "Negative", "Neutral"), False)],
          [("Rating", "rating", "ratings are not predicted")]),
+        ("image-classification", [("choice", ("Adult content", "Weapons", "Violence"), False)], []),
     ],
 )
 def test_label_studio_templates_predict_what_they_can(template, predicted, ignored):
@@ -133,7 +135,7 @@ def test_label_studio_templates_predict_what_they_can(template, predicted, ignor
     "template, found",
     [
         ("named-entity-recognition", '<Labels name="label">: span labels (named entities) are not predicted yet'),
-        ("image-classification", '<Choices name="choice">: it classifies <Image name="image">'),
+        ("audio-classification", '<Choices name="emotion">: it reads <Audio name="audio">'),
     ],
 )
 def test_templates_with_nothing_to_predict_are_refused_plainly(template, found):
@@ -144,8 +146,8 @@ def test_templates_with_nothing_to_predict_are_refused_plainly(template, found):
 
 def test_an_unsupported_choices_never_blocks_a_supported_one():
     cfg = parse_label_config(
-        '<View><Image name="img" value="$image"/><Text name="t" value="$t"/>'
-        '<Choices name="photo" toName="img"><Choice value="a"/><Choice value="b"/></Choices>'
+        '<View><Audio name="snd" value="$audio"/><Text name="t" value="$t"/>'
+        '<Choices name="photo" toName="snd"><Choice value="a"/><Choice value="b"/></Choices>'
         '<Choices name="topic" toName="t"><Choice value="x"/><Choice value="y"/></Choices>'
         '<Choices name="topic" toName="t"><Choice value="z"/><Choice value="w"/></Choices>'
         '<Choices name="region" toName="t" perRegion="true"><Choice value="x"/><Choice value="y"/></Choices>'
@@ -156,6 +158,26 @@ def test_an_unsupported_choices_never_blocks_a_supported_one():
         ("Choices", "photo"), ("Choices", "topic"), ("Choices", "region"), ("Rating", "stars"),
         ("Number", "n"), ("DateTime", "d")]
     assert "same name" in cfg.ignored[1].reason and "per-region" in cfg.ignored[2].reason
+
+
+def test_a_project_learns_from_one_kind_of_data():
+    cfg = parse_label_config(
+        '<View><Image name="img" value="$image"/><Text name="t" value="$caption"/>'
+        '<Choices name="photo" toName="img"><Choice value="a"/><Choice value="b"/></Choices>'
+        '<Choices name="topic" toName="t"><Choice value="x"/><Choice value="y"/></Choices>'
+        '<Choices name="both" toName="img,t"><Choice value="x"/><Choice value="y"/></Choices></View>'
+    )
+    assert [c.name for c in cfg.controls] == ["photo"] and cfg.kind == "image"
+    assert cfg.controls[0].objects[0].value_key == "image"
+    reasons = {i.name: i.reason for i in cfg.ignored}
+    assert reasons["topic"].startswith("it reads text while <photo> reads image")
+    assert reasons["both"] == "it reads image and text at once; bind it to one kind of data"
+
+
+def test_a_table_is_read_as_numbers():
+    cfg = parse_label_config('<View><Table name="row" value="$record"/>'
+                             '<Choices name="risk" toName="row"><Choice value="low"/><Choice value="high"/></Choices></View>')
+    assert cfg.kind == "numbers" and LabelConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_configs_stored_before_ignored_controls_existed_still_load():

@@ -1,4 +1,9 @@
-"""The representation interface and its three implementations (n-grams, embeddings, both)."""
+"""The representation interface and its implementations, each on real content of its kind.
+
+Texts (n-grams, embeddings, both), images (the pretrained embedding, HOG +
+pixels: Fashion-MNIST from Debian's package) and records of numbers (the
+standardised featurizer: scikit-learn's breast-cancer measurements).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from backend.learning.featurizers import embeddings as emb
 from backend.learning.featurizers.concat import ConcatFeaturizer
 from backend.learning.featurizers.embeddings import EmbeddingFeaturizer
 from backend.learning.featurizers.ngrams import NgramFeaturizer
-from backend.simulation.datasets import load_dataset
+from backend.simulation.datasets import load_dataset, load_fashion_mnist
 
 ODD = ["", "   ", "a", "\ud800 a lone surrogate", "emoji 🙂🙂", "x\x00y", "東京 café"]
 
@@ -26,32 +31,61 @@ def texts() -> list[str]:
     return load_dataset("rotten-tomatoes").texts[:300] + ODD
 
 
-@pytest.mark.parametrize("name", list(FEATURIZERS))
-def test_every_featurizer_keeps_the_contract(name, texts):
-    """float32 rows of unit norm (zero for a text without tokens), of the declared kind and width."""
+def _records() -> tuple[list[dict], list[str]]:
+    ds = load_dataset("breast-cancer")
+    rows = [dict(r) for r in ds.texts[:360]]
+    del rows[5]["mean radius"]  # a missing value
+    return rows, ds.labels[:360]
+
+
+ODD_IMAGES = [np.zeros((1, 1), np.uint8), np.full((3, 500), 200, np.uint8), np.zeros((60, 40, 3), np.uint8) + 90]
+
+
+@pytest.fixture(scope="module")
+def content() -> dict[str, tuple[list, list[str]]]:
+    """Per kind of input: 360 real contents with their labels (text: rotten-tomatoes reviews)."""
+    ds = load_dataset("rotten-tomatoes")
+    return {"text": (ds.texts[:360], ds.labels[:360]), "image": load_fashion_mnist(limit=360), "numbers": _records()}
+
+
+def _featurizer(name: str, content) -> featurizers.Featurizer:
     f = get(name)
-    X = f.transform(texts)
-    assert sp.issparse(X) == f.sparse and X.dtype == np.float32 and X.shape == (len(texts), f.n_features)
+    return f.fit(content[f.input][0]) if f.fitted_on_pool else f
+
+
+@pytest.mark.parametrize("name", list(FEATURIZERS))
+def test_every_featurizer_keeps_the_contract(name, texts, content):
+    """float32 rows of unit norm (zero for a text without tokens), of the declared kind and width."""
+    f = _featurizer(name, content)
+    odd = {"text": ODD, "image": ODD_IMAGES, "numbers": [{"a": 1.0}, {"mean radius": 1e12}]}[f.input]
+    data = (texts[:300] if f.input == "text" else content[f.input][0][:300]) + odd
+    X = f.transform(data)
+    assert sp.issparse(X) == f.sparse and X.dtype == np.float32 and X.shape == (len(data), f.n_features)
     norms = np.linalg.norm(_dense(X), axis=1)
     assert np.all(np.isfinite(norms))
-    np.testing.assert_allclose(norms[:300], 1.0, rtol=1e-5)  # real texts
-    assert norms[0 + 300] == 0.0  # "" has no token in any representation
+    np.testing.assert_allclose(norms[:300], 1.0, rtol=1e-5)  # real contents
+    if f.input == "text":
+        assert norms[0 + 300] == 0.0  # "" has no token in any representation
+    else:
+        # Odd images and records are rows too; a blank (constant) image may be a zero row, like an empty text.
+        assert np.all((np.abs(norms[300:] - 1.0) < 1e-5) | (norms[300:] == 0.0))
     assert f.transform([]).shape == (0, f.n_features)
 
 
 @pytest.mark.parametrize("name", list(FEATURIZERS))
-def test_a_row_does_not_depend_on_its_batch(name, texts):
+def test_a_row_does_not_depend_on_its_batch(name, texts, content):
     """What the worker's cache assumes: a task's row is the same alone or in any batch."""
-    f = get(name)
-    batch = _dense(f.transform(texts))
-    alone = _dense(f.transform([texts[17]]))
-    np.testing.assert_allclose(batch[17:18], alone, atol=1e-6)
+    f = _featurizer(name, content)
+    data = texts if f.input == "text" else content[f.input][0][:40]
+    batch = _dense(f.transform(data))
+    alone = _dense(f.transform([data[17]]))
+    np.testing.assert_allclose(batch[17:18], alone, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", list(FEATURIZERS))
-def test_rows_round_trip_through_the_cache_encoding(name, texts):
-    f = get(name)
-    X = f.transform(texts[:50])
+def test_rows_round_trip_through_the_cache_encoding(name, texts, content):
+    f = _featurizer(name, content)
+    X = f.transform(texts[:50] if f.input == "text" else content[f.input][0][:50])
     back = decode_rows(encode_rows(X), f.n_features, sparse=f.sparse)
     assert sp.issparse(back) == f.sparse
     assert np.array_equal(_dense(back), _dense(X))
@@ -80,7 +114,8 @@ def test_a_spec_stored_before_featurizers_had_names_is_an_ngram_spec():
 
 
 def test_unknown_names_and_bad_parameters_are_refused_with_the_known_names():
-    with pytest.raises(FeaturizerError, match="unknown featurizer 'bert'; known: ngrams, embeddings, concat"):
+    with pytest.raises(FeaturizerError, match="unknown featurizer 'bert'; known: ngrams, embeddings, concat, "
+                                              "efficientnet, hog, numbers"):
         get("bert")
     with pytest.raises(FeaturizerError, match="unknown featurizer"):
         from_dict({"featurizer": "bert"})
@@ -143,35 +178,46 @@ def test_a_missing_optional_package_is_named_with_the_install_command(monkeypatc
     assert featurizers.check("ngrams") == "ngrams"
 
 
+def _near_copy(item):
+    """What near-duplicates look like for each kind: a text with a mark, a brightened image, a record 0.1% off."""
+    if isinstance(item, str):
+        return item + " !"
+    if isinstance(item, np.ndarray):
+        return np.clip(item.astype(int) + 6, 0, 255).astype(np.uint8)
+    return {k: v * 1.001 for k, v in item.items()}
+
+
 @pytest.mark.parametrize("name", list(FEATURIZERS))
-def test_near_duplicates_are_found_in_every_geometry(name, texts):
+def test_near_duplicates_are_found_in_every_geometry(name, texts, content):
     """The queue's near-duplicate collapse reads cosines off any featurizer's rows, sparse, dense or mixed."""
     from backend.selection import ranking
 
     small = {"ngrams": NgramFeaturizer(n_features=2**12),
-             "embeddings": EmbeddingFeaturizer(),
              "concat": ConcatFeaturizer(parts=(NgramFeaturizer(n_features=2**12), EmbeddingFeaturizer()),
-                                        weights=(1.0, 1.0))}[name]
-    base = texts[:200]
-    pool = base + [t + " !" for t in base[:40]]  # 40 near-copies at the end
+                                        weights=(1.0, 1.0))}.get(name) or _featurizer(name, content)
+    base = texts[:200] if small.input == "text" else content[small.input][0][:200]
+    pool = base + [_near_copy(t) for t in base[:40]]  # 40 near-copies at the end
     X = small.transform(pool)
     order = np.arange(len(pool))
-    got, demoted = ranking.collapse_near_duplicates(order, X, chunk=64)
-    exact, exact_demoted = ranking.collapse_near_duplicates(order, _dense(X), chunk=64)
+    # As the strategies do: dense rows are compared around the pool's mean, at the featurizer's threshold.
+    centre = None if sp.issparse(X) else X.mean(axis=0)
+    t = small.duplicate_cosine
+    got, demoted = ranking.collapse_near_duplicates(order, X, chunk=64, centre=centre, threshold=t)
+    exact, exact_demoted = ranking.collapse_near_duplicates(order, _dense(X), chunk=64, centre=centre, threshold=t)
     assert demoted == exact_demoted >= 35 and np.array_equal(got, exact)
     assert set(got[-demoted:].tolist()) <= set(range(200, 240))  # the copies go, the originals stay
 
 
 @pytest.mark.parametrize("name", list(FEATURIZERS))
-def test_every_strategy_ranks_on_every_featurizers_rows(name):
+def test_every_strategy_ranks_on_every_featurizers_rows(name, content):
     """Scores, clustering, density, core-sets and the committee read whatever rows the featurizer gives."""
     from backend.learning.model import ChoicesClassifier
     from backend.selection.strategies import STRATEGIES, Pool, SelectionParams, rank_pool
 
-    ds = load_dataset("rotten-tomatoes")
-    f = get(name)
-    X = f.transform(ds.texts[:360])
-    y = ds.labels[:60]
+    f = _featurizer(name, content)
+    data, labels = content[f.input]
+    X = f.transform(data)
+    y = labels[:60]
     model = ChoicesClassifier().fit(X[:60], y)
     pool_X = X[60:]
     for strategy in STRATEGIES:

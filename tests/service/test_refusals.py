@@ -23,7 +23,7 @@ from tests.service.test_server import free_port, server_env  # noqa: F401 - fixt
 
 CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "label-configs"
 NER = (CONFIGS / "named-entity-recognition.xml").read_text()
-IMAGE = (CONFIGS / "image-classification.xml").read_text()
+AUDIO = (CONFIGS / "audio-classification.xml").read_text()
 #: The worker's format (backend/cli.py LOG_FORMAT): time, level, logger, [pid], message.
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) (?P<logger>\S+) \[(?P<pid>\d+)\] (?P<msg>.*)$")
 
@@ -52,10 +52,10 @@ def test_refused_setup_is_logged_kept_and_shown(client, caplog):
 
 def test_refused_predict_is_kept(client):
     assert client.post("/setup", json=setup_body(3)).status_code == 200
-    r = client.post("/predict", json=predict_body([(1, "some text")], pid=3, label_config=IMAGE))
+    r = client.post("/predict", json=predict_body([(1, "some text")], pid=3, label_config=AUDIO))
     assert r.status_code == 422
     refusal = client.get("/status/3").json()["refusal"]
-    assert refusal["route"] == "/predict" and "<Image name=\"image\">" in refusal["reason"]
+    assert refusal["route"] == "/predict" and "<Audio name=\"audio\">" in refusal["reason"]
 
 
 def test_invalid_options_are_a_refusal_too(client):

@@ -23,12 +23,18 @@ EXPECTED_ROWS = {
     "rotten-tomatoes": 12_808,
     "crowdflower-tweets": 37_243,
     "digits": 1_797,
+    "fashion-mnist": 10_000,
+    "breast-cancer": 569,
 }
 EXPECTED_CLASSES = {
     "rotten-tomatoes": {"fresh", "rotten"},
     "crowdflower-tweets": {"negative", "neutral", "positive"},
     "digits": {str(d) for d in range(10)},
+    "fashion-mnist": set(datasets.FASHION_MNIST_CLASSES),
+    "breast-cancer": {"malignant", "benign"},
 }
+#: What each dataset's "texts" hold (``Dataset.kind``).
+KINDS = {"fashion-mnist": "image", "breast-cancer": "numbers"}
 
 
 @pytest.fixture(scope="session")
@@ -103,9 +109,19 @@ def test_texts_and_labels_are_clean_strings(
     loaded: dict[str, Dataset], name: str
 ) -> None:
     ds = loaded[name]
+    assert ds.kind == KINDS.get(name, "text")
     for text, label in zip(ds.texts, ds.labels, strict=True):
-        assert isinstance(text, str) and text and text == text.strip()
+        if ds.kind == "image":
+            assert text.dtype.name == "uint8" and text.shape == (28, 28) and text.max() > 0
+        elif ds.kind == "numbers":
+            assert len(text) == 30 and all(isinstance(v, float) and v == v for v in text.values())
+        else:
+            assert isinstance(text, str) and text and text == text.strip()
         assert isinstance(label, str) and label and label == label.strip()
+
+
+def test_fashion_mnist_classes_are_balanced_as_zalando_published(loaded: dict[str, Dataset]) -> None:
+    assert Counter(loaded["fashion-mnist"].labels) == {c: 1_000 for c in datasets.FASHION_MNIST_CLASSES}
 
 
 @pytest.mark.parametrize("name", PACKAGED)

@@ -30,6 +30,15 @@ class NotPredicted(Exception):
     """This control cannot be predicted; the message is the reason shown to the user."""
 
 
+#: Object tag -> the kind of data it shows, which names the featurizers that can read it
+#: (``Featurizer.input``) and how ``task_data.control_content`` reads it from a task.
+OBJECT_KINDS = {
+    "Text": "text", "HyperText": "text", "Paragraphs": "text",
+    "Image": "image",
+    "Table": "numbers",
+}
+
+
 @dataclass(frozen=True)
 class ObjectTag:
     """An object tag (where the task's content lives in ``task.data``)."""
@@ -40,6 +49,11 @@ class ObjectTag:
     is_url: bool = False
     name_key: str = "author"
     text_key: str = "text"
+
+    @property
+    def kind(self) -> str:
+        """``text``, ``image`` or ``numbers`` (``OBJECT_KINDS``)."""
+        return OBJECT_KINDS.get(self.tag, "text")
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,11 @@ class Control:
     def to_names(self) -> tuple[str, ...]:
         return tuple(o.name for o in self.objects)
 
+    @property
+    def kind(self) -> str:
+        """The kind of data the control reads (its objects share one; see ``bound_objects``)."""
+        return self.objects[0].kind if self.objects else "text"
+
 
 def describe(el: Element) -> str:
     """``<Tag name="x">`` as the user wrote it, for messages."""
@@ -67,7 +86,7 @@ def object_tag(el: Element) -> ObjectTag:
     value = (el.get("value") or "").strip()
     if not value.startswith("$") or len(value) < 2:
         raise NotPredicted(
-            f"{describe(el)} must take its text from the task data, e.g. value=\"$text\" (got value=\"{value}\")"
+            f"{describe(el)} must take its content from the task data, e.g. value=\"$text\" (got value=\"{value}\")"
         )
     return ObjectTag(
         name=el.get("name", ""),
@@ -77,6 +96,32 @@ def object_tag(el: Element) -> ObjectTag:
         name_key=el.get("nameKey") or "author",
         text_key=el.get("textKey") or "text",
     )
+
+
+def bound_objects(el: Element, objects: dict[str, Element], supported: tuple[str, ...]) -> tuple[ObjectTag, ...]:
+    """The object tags a control's ``toName`` names, all of one kind of data; ``NotPredicted`` otherwise.
+
+    One model reads one kind of features, so a control bound to an image
+    and a text at once is refused with the reason, not half-predicted.
+    """
+    bound: list[ObjectTag] = []
+    for to_name in (n.strip() for n in el.get("toName", "").split(",")):
+        if not to_name:
+            continue
+        if to_name not in objects:
+            raise NotPredicted(f"toName=\"{to_name}\" names no object tag")
+        obj = objects[to_name]
+        if obj.tag not in supported:
+            raise NotPredicted(f"it reads {describe(obj)}; only {', '.join(f'<{t}>' for t in supported)} are read")
+        bound.append(object_tag(obj))
+    if not bound:
+        raise NotPredicted("its toName is empty")
+    kinds = {o.kind for o in bound}
+    if len(kinds) > 1:
+        raise NotPredicted(f"it reads {' and '.join(sorted(kinds))} at once; bind it to one kind of data")
+    if bound[0].kind != "text" and len(bound) > 1:
+        raise NotPredicted(f"it reads {len(bound)} {bound[0].kind} objects; bind it to one")
+    return tuple(bound)
 
 
 class TaskType(ABC):
@@ -119,6 +164,10 @@ class TaskType(ABC):
         """A model stored by its ``to_bytes``; never unpickles (``ValueError`` on anything else)."""
 
     # -- model output -> Label Studio --------------------------------------------
+    def output(self, model: Any, X: Any) -> np.ndarray:
+        """The model's output per task row, which ``results`` and ``uncertainty`` read (class probabilities)."""
+        return model.predict_proba(X)
+
     @abstractmethod
     def results(self, control: Control, model: Any, proba: np.ndarray, min_confidence: float = 0.0
                 ) -> list[dict | None]:

@@ -1,8 +1,11 @@
-"""``<Choices>``: text classification, single or multiple choice.
+"""``<Choices>``: classification of a text, an image or a table, single or multiple choice.
 
 The first task type: a linear model over the task's features
 (:class:`backend.learning.model.ChoicesClassifier`), one per ``<Choices>``
-block, whose probabilities become pre-selected choices.
+block, whose probabilities become pre-selected choices.  What the features
+are depends on the object it is bound to (hashed n-grams of a text, the
+embedding of an image, the standardised numbers of a table); the model does
+not care.
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from backend.labelstudio.tasktypes.base import Control, NotPredicted, ObjectTag, TaskType, describe, object_tag
+from backend.labelstudio.tasktypes.base import Control, NotPredicted, ObjectTag, TaskType, bound_objects
 from backend.learning.model import SINGLE_CHOICE_CLASS_WEIGHT, ChoicesClassifier
 from backend.selection import scores
 
-SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs")
+SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs", "Image", "Table")
 CHOICE_MODES = {"single": False, "single-radio": False, "multiple": True}
 
 
@@ -44,7 +47,8 @@ class ChoicesTask(TaskType):
     name = "choices"
     tags = ("Choices",)
     result_type = "choices"
-    supported = "<Choices> over <Text>, <HyperText> or <Paragraphs> (text classification)"
+    supported = ("<Choices> over <Text>, <HyperText> or <Paragraphs> (text classification), <Image> (image "
+                 "classification) or <Table> (a record of numbers)")
 
     def parse(self, el: Element, objects: dict[str, Element]) -> ChoicesControl:
         if (el.get("value") or "").startswith("$"):
@@ -54,24 +58,12 @@ class ChoicesTask(TaskType):
         mode = (el.get("choice") or "single").lower()
         if mode not in CHOICE_MODES:
             raise NotPredicted(f"choice=\"{mode}\" is not one of {', '.join(CHOICE_MODES)}")
-        bound: list[ObjectTag] = []
-        for to_name in (n.strip() for n in el.get("toName", "").split(",")):
-            if not to_name:
-                continue
-            if to_name not in objects:
-                raise NotPredicted(f"toName=\"{to_name}\" names no object tag")
-            obj = objects[to_name]
-            if obj.tag not in SUPPORTED_OBJECTS:
-                raise NotPredicted(f"it classifies {describe(obj)}; only text objects "
-                                   f"({', '.join(SUPPORTED_OBJECTS)}) are classified")
-            bound.append(object_tag(obj))
-        if not bound:
-            raise NotPredicted("its toName is empty")
+        bound = bound_objects(el, objects, SUPPORTED_OBJECTS)
         labels = _choice_labels(el)
         needed = 1 if CHOICE_MODES[mode] else 2
         if len(labels) < needed:
             raise NotPredicted(f"it needs at least {needed} <Choice> option(s) (got {len(labels)})")
-        return ChoicesControl(name=el.get("name", ""), objects=tuple(bound), labels=labels,
+        return ChoicesControl(name=el.get("name", ""), objects=bound, labels=labels,
                               multiple=CHOICE_MODES[mode])
 
     def control_from_dict(self, d: dict) -> ChoicesControl:

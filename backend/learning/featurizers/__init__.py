@@ -1,10 +1,12 @@
 """Representations (featurizers): the registry, and reading one back from a stored dict.
 
-A project picks one by name in its extra params (``{"features": "embeddings"}``);
-every model version stores the full dict (``feature_spec``), so a version is
-always served with the representation it was trained on.  Adding a
-featurizer: a module with a :class:`Featurizer` subclass, and one line in
-``FEATURIZERS`` below.
+A project picks one by name in its extra params (``{"features": "embeddings"}``),
+or leaves ``default``: the first available of ``DEFAULTS`` for the kind of data
+its label config reads (texts, images, records of numbers).  Every model
+version stores the full dict (``feature_spec``), so a version is always served
+with the representation it was trained on.  Adding a featurizer: a module with
+a :class:`Featurizer` subclass, and one line in ``FEATURIZERS`` below (and in
+``DEFAULTS`` if it should be a kind's default).
 """
 
 from __future__ import annotations
@@ -18,22 +20,37 @@ from backend.learning.featurizers.base import (
     vstack,
 )
 from backend.learning.featurizers.concat import ConcatFeaturizer
+from backend.learning.featurizers.efficientnet import EfficientNetFeaturizer
 from backend.learning.featurizers.embeddings import EmbeddingFeaturizer
+from backend.learning.featurizers.hog import HogFeaturizer
 from backend.learning.featurizers.ngrams import NgramFeaturizer
+from backend.learning.featurizers.numbers import NumberFeaturizer
 
 __all__ = [
-    "DEFAULT", "FEATURIZERS", "Featurizer", "FeaturizerError", "Matrix", "check", "decode_rows", "encode_rows",
-    "from_dict", "get", "vstack",
+    "DEFAULT", "DEFAULTS", "FEATURIZERS", "KIND_DEFAULT", "Featurizer", "FeaturizerError", "Matrix", "check",
+    "decode_rows", "default_for", "encode_rows", "for_kind", "from_dict", "get", "resolve", "vstack",
 ]
 
 FEATURIZERS: dict[str, type[Featurizer]] = {
     NgramFeaturizer.name: NgramFeaturizer,
     EmbeddingFeaturizer.name: EmbeddingFeaturizer,
     ConcatFeaturizer.name: ConcatFeaturizer,
+    EfficientNetFeaturizer.name: EfficientNetFeaturizer,
+    HogFeaturizer.name: HogFeaturizer,
+    NumberFeaturizer.name: NumberFeaturizer,
 }
 
-#: The representation of a project that names none (and of every version stored before featurizers had names).
+#: The representation of a text project that names none (and of every version stored before featurizers had names).
 DEFAULT = NgramFeaturizer.name
+#: The ``features`` option's value for "the default for my data": the first available of ``DEFAULTS[kind]``.
+KIND_DEFAULT = "default"
+#: Per kind of data, the defaults in order of preference.  Images: the pretrained embedding when its optional
+#: package is installed, else HOG + pixels (measured in docs/research/image-embeddings.md).
+DEFAULTS: dict[str, tuple[str, ...]] = {
+    "text": (NgramFeaturizer.name,),
+    "image": (EfficientNetFeaturizer.name, HogFeaturizer.name),
+    "numbers": (NumberFeaturizer.name,),
+}
 
 
 def get(name: str = DEFAULT) -> Featurizer:
@@ -56,7 +73,38 @@ def from_dict(d: dict) -> Featurizer:
 
 def check(name: str) -> str:
     """``name`` if it is known and can run here; else :class:`FeaturizerError` saying what to do."""
+    if name == KIND_DEFAULT:
+        return name
     problem = get(name).unavailable()
     if problem:
         raise FeaturizerError(problem)
     return name
+
+
+def for_kind(kind: str) -> list[str]:
+    """The registered featurizers that read ``kind`` content (available here or not)."""
+    return [name for name, cls in FEATURIZERS.items() if cls.input == kind]
+
+
+def default_for(kind: str) -> str:
+    """The first of ``DEFAULTS[kind]`` that can run here."""
+    names = DEFAULTS.get(kind, ())
+    for name in names:
+        if get(name).unavailable() is None:
+            return name
+    raise FeaturizerError(f"no featurizer for {kind} data can run here" + (f": {get(names[-1]).unavailable()}"
+                                                                          if names else ""))
+
+
+def resolve(option: str, kind: str) -> str:
+    """The featurizer a project's ``features`` option names for ``kind`` data (``default``: ``default_for``).
+
+    A name that reads another kind of data is refused with what would fit.
+    """
+    if option == KIND_DEFAULT:
+        return default_for(kind)
+    check(option)
+    if FEATURIZERS[option].input != kind:
+        raise FeaturizerError(f"features {option!r} reads {FEATURIZERS[option].input}, but the label config's "
+                              f"controls read {kind}; use one of {', '.join(for_kind(kind))} or {KIND_DEFAULT!r}")
+    return option

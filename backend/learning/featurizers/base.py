@@ -1,4 +1,4 @@
-"""The representation interface: task texts in, one feature row per text out.
+"""The representation interface: task contents in (texts, images, records of numbers), one feature row each out.
 
 Why an interface
 ----------------
@@ -17,8 +17,10 @@ Rules every featurizer keeps:
   featurizers whose rows may differ must have different keys, so switching a
   project's featurizer never mixes rows.  A featurizer fitted on data (a
   vocabulary, a PCA) would have to put a fingerprint of its fitted state in
-  ``key`` and in ``to_dict``; the ones here are stateless (hashing, or
-  weights shipped inside a package).
+  ``key`` and in ``to_dict``.  Most here are stateless (hashing, or
+  weights shipped inside a package); the numeric one standardises with the
+  pool's statistics, learned by :meth:`Featurizer.fit` and stored in its
+  parameters.
 * **L2-normalised rows** (an empty text may give a zero row): near-duplicate
   detection reads cosine similarity as a plain dot product.
 * **Sparse CSR or dense**: ``sparse`` says which; :func:`vstack`,
@@ -54,6 +56,17 @@ class Featurizer(ABC):
     name: ClassVar[str]
     #: True: ``transform`` returns ``scipy.sparse.csr_matrix``; False: a dense ``np.ndarray``.
     sparse: ClassVar[bool]
+    #: The kind of content ``transform`` takes: ``text`` (str), ``image`` (uint8 arrays) or ``numbers`` (dicts).
+    input: ClassVar[str] = "text"
+    #: Rows cost enough (an image fetched and run through a network) that ``/predict`` reads the worker's cache.
+    costly: ClassVar[bool] = False
+    #: Contents read and featurised at a time by the worker (decoded images are large).
+    batch: ClassVar[int] = 50_000
+    #: ``fit`` learns from the pool (``key`` then names the fitted state): the worker calls it before featurising.
+    fitted_on_pool: ClassVar[bool] = False
+    #: Two tasks whose rows have at least this cosine (dense rows: around the pool's mean) are near-duplicates,
+    #: and only one stays in the queue's head (``SelectionParams.near_duplicate_threshold``).
+    duplicate_cosine: ClassVar[float] = 0.9
 
     @property
     @abstractmethod
@@ -66,8 +79,12 @@ class Featurizer(ABC):
         """A short id for cache keys (letters, digits, ``-``): different rows, different key."""
 
     @abstractmethod
-    def transform(self, texts: list[str]) -> Matrix:
-        """Rows for ``texts``, shape ``(len(texts), n_features)``, float32, L2-normalised."""
+    def transform(self, texts: list) -> Matrix:
+        """Rows for ``texts`` (contents of kind ``input``), shape ``(len(texts), n_features)``, float32, L2-normalised."""
+
+    def fit(self, contents: list) -> Featurizer:
+        """A featurizer fitted on a sample of the pool's contents (``fitted_on_pool``); stateless ones are themselves."""
+        return self
 
     @abstractmethod
     def params(self) -> dict:

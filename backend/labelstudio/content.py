@@ -1,0 +1,45 @@
+"""What a control reads from a task, by the kind of data it is bound to.
+
+A featurizer takes one kind of input (``Featurizer.input``): texts, image
+arrays, or records of numbers.  This module is the one place that maps an
+object tag's kind (``tasktypes.base.OBJECT_KINDS``) to the reader that gets
+that input out of ``task.data``; a new kind is one reader here.  Every
+reader raises :class:`~backend.labelstudio.task_data.TaskDataError` with the
+reason for a task it cannot read (a per-task skip, never a failed request).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.labelstudio import task_images, task_numbers
+from backend.labelstudio.task_data import Fetch, TaskDataError, control_text
+from backend.labelstudio.tasktypes import Control
+
+#: The default of ``AL_FETCH_MAX_BYTES``, for callers without settings (the simulator).
+DEFAULT_MAX_BYTES = 10 * 2**20
+
+
+def _check_data(data: Any, control: Control) -> dict:
+    if not isinstance(data, dict):
+        raise TaskDataError(f"task data is {type(data).__name__}, expected an object")
+    key = control.objects[0].value_key
+    if key not in data:
+        keys = ", ".join(sorted(map(str, data))[:10]) or "none"
+        raise TaskDataError(f"task data has no key '{key}' (keys: {keys})")
+    return data
+
+
+def control_content(data: Any, control: Control, *, max_chars: int, fetch: Fetch | None = None,
+                    max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """The input of ``control``'s featurizer for one task: a text, an image array or a record of numbers."""
+    kind = control.kind
+    if kind == "text":
+        return control_text(data, control, max_chars=max_chars, fetch=fetch)
+    obj = control.objects[0]
+    value = _check_data(data, control)[obj.value_key]
+    if kind == "image":
+        return task_images.image_array(value, obj.value_key, fetch, max_bytes=max_bytes)
+    if kind == "numbers":
+        return task_numbers.record(value, obj.value_key)
+    raise TaskDataError(f"{kind} data is not read")
