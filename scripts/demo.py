@@ -1,11 +1,13 @@
-"""`make demo`: Label Studio with a demo project that orders itself as you annotate.
+"""`make demo`: Label Studio with two demo projects that order themselves as you annotate.
 
 Starts (or reuses) everything on this machine: Redis (made sure of by make),
 Label Studio 1.23.2 with an admin user (installed from PyPI into .cache/ the
 first time, data kept in run/label-studio/), the backend and a worker. Creates
-a project with 2,000 real movie-review snippets, connects the backend, waits
-for the first queue, prints where to log in and what to try. Ctrl-C stops
-everything it started; a second run reuses the data and the project.
+a text project with 2,000 real movie-review snippets and an image project
+with 1,000 Fashion-MNIST images (uploaded as PNG files, as a user imports
+them), connects the backend to both, waits for their first queues, prints
+where to log in and what to try. Ctrl-C stops everything it started; a
+second run reuses the data and the projects.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.simulation.datasets import load_dataset  # noqa: E402
+from backend.simulation.datasets import FASHION_MNIST_CLASSES, load_dataset, load_fashion_mnist  # noqa: E402
 from harness.label_studio import FAST_IMPORT_FLAG, LabelStudio  # noqa: E402
 
 TITLE = "Active learning demo: movie reviews"
 CONFIG = ('<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text" choice="single">'
           '<Choice value="fresh"/><Choice value="rotten"/></Choices></View>')
+IMAGE_TITLE = "Active learning demo: clothing images"
+IMAGE_CONFIG = ('<View><Image name="image" value="$image"/><Choices name="kind" toName="image" choice="single">'
+                + "".join(f'<Choice value="{c}"/>' for c in FASHION_MNIST_CLASSES) + "</Choices></View>")
+IMAGES = 1_000
 LS_PORT = int(os.environ.get("DEMO_LS_PORT", "8080"))
 BACKEND_PORT = int(os.environ.get("PORT", "9090"))
 RUN = REPO / "run"
@@ -48,17 +54,79 @@ def spawn(name: str, args: list[str], env: dict) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, cwd=REPO)
 
 
-def demo_project(ls: LabelStudio, backend_url: str) -> int:
+def _existing(ls: LabelStudio, title: str) -> int | None:
     with ls.client() as c:
-        existing = [p for p in c.get("/api/projects/", params={"page_size": 100}).json()["results"]
-                    if p["title"] == TITLE]
-    if existing:
-        return existing[0]["id"]
+        found = [p for p in c.get("/api/projects/", params={"page_size": 100}).json()["results"] if p["title"] == title]
+    return found[0]["id"] if found else None
+
+
+def demo_project(ls: LabelStudio, backend_url: str) -> int:
+    pid = _existing(ls, TITLE)
+    if pid is not None:
+        return pid
     ds = load_dataset("rotten-tomatoes")
     pid = ls.create_project(TITLE, CONFIG)["id"]
     ls.import_tasks(pid, [{"text": t} for t in ds.texts[:2000]])
     ls.connect_ml_backend(pid, backend_url, title="active learning")
     return pid
+
+
+def image_file(i: int) -> str:
+    """The demo's name for Fashion-MNIST test image ``i`` (``scripts/annotate_demo.py`` reads it back)."""
+    return f"fashion-{i:05d}.png"
+
+
+def image_project(ls: LabelStudio, backend_url: str) -> int:
+    """1,000 Fashion-MNIST images written as PNG files and uploaded through Label Studio's import."""
+    from PIL import Image
+
+    pid = _existing(ls, IMAGE_TITLE)
+    if pid is not None:
+        return pid
+    folder = RUN / "demo-images"
+    folder.mkdir(exist_ok=True)
+    images, _ = load_fashion_mnist(limit=IMAGES)
+    paths = []
+    for i, img in enumerate(images):
+        path = folder / image_file(i)
+        if not path.exists():
+            Image.fromarray(img).resize((112, 112), Image.NEAREST).save(path)  # big enough to see in the UI
+        paths.append(path)
+    pid = ls.create_project(IMAGE_TITLE, IMAGE_CONFIG)["id"]
+    # Label Studio takes at most 100 files per upload (Django's DATA_UPLOAD_MAX_NUMBER_FILES), as its dialog does.
+    for start in range(0, len(paths), 100):
+        ls.upload_files(pid, paths[start:start + 100])
+    ls.connect_ml_backend(pid, backend_url, title="active learning")
+    return pid
+
+
+def _set_up(ls: LabelStudio, backend_url: str) -> tuple[int, int]:
+    """Both projects, connected, with their first queues in Label Studio; prints where to go."""
+    wait_for(lambda: _up(backend_url), 60, "the backend")
+    pid = demo_project(ls, backend_url)
+    print("demo: uploading the image project's 1,000 PNG files…", flush=True)
+    image_pid = image_project(ls, backend_url)
+    print("demo: waiting for the first queues (cold start) to reach Label Studio; the image project embeds its "
+          "1,000 images first (a minute or two)…", flush=True)
+    wait_for(lambda: ls.project(pid)["model_version"].startswith("v"), 180, "the first queue")
+    wait_for(lambda: ls.project(image_pid)["model_version"].startswith("v"), 900, "the image project's first queue")
+    print(f"""
+  Label Studio:   {ls.url}/projects/{pid}/data     login {ls.username} / {ls.password}
+                  {ls.url}/projects/{image_pid}/data     (the image project)
+  The backend:    {backend_url}  (dashboard: {backend_url}/dashboard)
+
+  What to try: open a project and press "Label All Tasks". The queue starts
+  with typical tasks from every cluster (cold start); after each answer the
+  worker retrains, the next tasks are the ones the model is least sure
+  about, and its guess is pre-selected. The image project learns on a
+  pretrained image embedding (EfficientNet-Lite0): after a dozen labels most
+  guesses are right. Or let a script answer as an annotator would:
+  .venv/bin/python scripts/annotate_demo.py 20 [--images]. Watch
+  {backend_url}/dashboard/{pid} and {backend_url}/dashboard/{image_pid}.
+
+  Logs: {RUN}/backend.log, {RUN}/worker.log.   Ctrl-C stops everything.
+""", flush=True)
+    return pid, image_pid
 
 
 def main() -> None:
@@ -72,32 +140,22 @@ def main() -> None:
     procs = [spawn("backend", ["serve", "--host", "127.0.0.1", "--port", str(BACKEND_PORT)], env),
              spawn("worker", ["worker"], env)]
 
-    def stop(*_: object) -> None:
+    def stop(*_: object, code: int = 0) -> None:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(15)
         ls.stop()
         print("\ndemo: stopped Label Studio, the backend and the worker")
-        raise SystemExit(0)
+        raise SystemExit(code)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    wait_for(lambda: _up(backend_url), 60, "the backend")
-    pid = demo_project(ls, backend_url)
-    print("demo: waiting for the first queue (cold start) to reach Label Studio…", flush=True)
-    wait_for(lambda: ls.project(pid)["model_version"].startswith("v"), 180, "the first queue")
-    print(f"""
-  Label Studio:   {ls.url}/projects/{pid}/data     login {ls.username} / {ls.password}
-  The backend:    {backend_url}  (status: {backend_url}/status/{pid})
-
-  What to try: open the project and press "Label All Tasks". The queue starts
-  with typical reviews from every cluster (cold start); after each answer
-  the worker retrains and the next tasks are the ones the model is least
-  sure about. Watch {backend_url}/status/{pid} (version, labels, accuracy).
-
-  Logs: {RUN}/backend.log, {RUN}/worker.log.   Ctrl-C stops everything.
-""", flush=True)
+    try:
+        pid, image_pid = _set_up(ls, backend_url)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever failed, leave nothing running
+        print(f"demo: {exc}", file=sys.stderr)
+        stop(code=1)
     while all(p.poll() is None for p in procs):
         time.sleep(1)
     print("demo: a process exited; see the logs in run/")

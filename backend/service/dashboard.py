@@ -276,7 +276,7 @@ def _representation(s: ProgressSummary) -> str:
     """How the task texts are turned into features, and with ``features: auto`` why this one."""
     choice = s.feature_choice
     if choice is None:
-        return "How task texts become features (the <code>features</code> extra param)."
+        return "How the tasks (texts, images or numbers) become features (the <code>features</code> extra param)."
     scores = " · ".join(f"{_e(name)} {_pct(acc, 0)}" for name, acc in choice.accuracy.items())
     pending = (f" The next version trains on {_e(choice.chosen)}." if choice.chosen != s.features else "")
     return (f"<code>features: auto</code>: compared by cross-validation on {choice.labels:,} labels ({scores}); "
