@@ -157,7 +157,8 @@ def simulate(args: argparse.Namespace) -> int:
             **{**opts, "class_weight": None if opts["class_weight"] == "none" else opts["class_weight"]},
         )
         dataset = load_source(args.source, text_column=args.text_column, label_column=args.label_column,
-                              label_config=args.label_config, encoding=args.encoding, image_column=args.image_column)
+                              label_config=args.label_config, encoding=args.encoding, image_column=args.image_column,
+                              number_column=args.number_column)
     except (SimulationError, featurizers.FeaturizerError) as exc:
         print(f"al-backend simulate: error: {exc}", file=sys.stderr)
         return 2
@@ -212,6 +213,8 @@ def _simulate_parser(sub) -> None:
     s.add_argument("--text-column", help="CSV/JSONL: the text column; export: the task data field (guessed if one)")
     s.add_argument("--image-column", help="CSV/JSONL: the column of image paths (relative to the file), file://, "
                                           "http(s) or data: links, instead of --text-column")
+    s.add_argument("--number-column", help="CSV/JSONL: the column of records of numbers (a list or an object, "
+                                           "JSON text in a CSV), instead of --text-column")
     s.add_argument("--label-column", help="CSV/JSONL: the label column; export: the <Choices> name (guessed if one)")
     s.add_argument("--label-config", help="export only: the project's label config XML, to read texts as the worker does")
     s.add_argument("--encoding", help="the file's text encoding, e.g. cp1252 or latin-1 "

@@ -34,7 +34,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import Ridge
 from sklearn.utils.validation import check_is_fitted
 
-from backend.learning.model import NotEnoughLabelsError, compact_columns
+from backend.learning.model import NotEnoughLabelsError, compact_columns, sparse_weights
 
 #: Written into every stored model, so a classifier's bytes (or anything else) are refused.
 KIND = "committee_regressor"
@@ -208,15 +208,11 @@ class CommitteeRegressor(RegressorMixin, BaseEstimator):
     def to_bytes(self) -> bytes:
         """Arrays only: the nonzero weights (sparse), intercepts, target scale and parameters."""
         check_is_fitted(self, "coef_")
-        rows, cols = np.nonzero(self.coef_)
         buf = io.BytesIO()
         np.savez_compressed(
             buf,
             kind=np.asarray(KIND),
-            shape=np.asarray(self.coef_.shape, dtype=np.int64),
-            rows=rows.astype(np.int32),
-            cols=cols.astype(np.int32),
-            vals=self.coef_[rows, cols].astype(np.float32),
+            **sparse_weights(self.coef_),
             intercept=self.intercept_.astype(np.float64),
             y_mean=np.asarray(self.y_mean_, dtype=np.float64),
             y_scale=np.asarray(self.y_scale_, dtype=np.float64),

@@ -66,6 +66,7 @@ from backend.labelstudio.label_config import LabelConfig, parse_label_config
 from backend.labelstudio.content import DEFAULT_MAX_BYTES, control_content
 from backend.labelstudio.task_data import Fetch, TaskDataError
 from backend.labelstudio.task_images import image_array
+from backend.labelstudio.task_numbers import record
 from backend.labelstudio.tasktypes import ChoicesControl, ObjectTag
 from backend.learning import auto_features, featurizers
 from backend.learning.featurizers import Matrix
@@ -267,7 +268,11 @@ def load_table(
     path: str | pathlib.Path, text_column: str, label_column: str, *, encoding: str | None = None,
     kind: str = "text",
 ) -> Dataset:
-    """Read a CSV or JSON-lines file with one labeled text (``kind="image"``: image link) per row.
+    """Read a CSV or JSON-lines file with one labeled text (or image link, or record of numbers) per row.
+
+    ``kind="numbers"``: the column holds a list or an object of numbers (JSON
+    text in a CSV), read as the worker reads a ``<Table>``'s field
+    (:func:`backend.labelstudio.task_numbers.record`).
 
     Images are paths (relative to the file's folder), ``file://``,
     ``http(s)`` or ``data:`` links, read and decoded as the worker reads a
@@ -294,7 +299,7 @@ def load_table(
     text = _read_text(path, encoding)
     jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
     columns, rows = (_jsonl_rows if jsonl else _csv_rows)(text, path)
-    text_flag = "--image-column" if kind == "image" else "--text-column"
+    text_flag = {"image": "--image-column", "numbers": "--number-column"}.get(kind, "--text-column")
     for col, flag in ((text_column, text_flag), (label_column, "--label-column")):
         if col not in columns:
             raise SimulationError(
@@ -303,11 +308,22 @@ def load_table(
     texts: list[str] = []
     labels: list[str] = []
     skipped: dict[str, list[str]] = {f"with a blank {label_column!r}": [], f"with a blank {text_column!r}": [],
-                                     f"whose image under {text_column!r} cannot be read": []}
+                                     f"whose {kind} under {text_column!r} cannot be read": []}
     blank_label, blank_text, unreadable = skipped.values()
     fetch = file_fetch(path.parent) if kind == "image" else None
     for line, row in rows:
-        text, label = _cell(row, text_column, path, line), _cell(row, label_column, path, line)
+        label = _cell(row, label_column, path, line)
+        if kind == "numbers":
+            try:
+                if label:
+                    texts.append(record(row.get(text_column), text_column))
+                    labels.append(label)
+                else:
+                    blank_label.append(str(line))
+            except TaskDataError as exc:
+                unreadable.append(f"{line} ({exc})")
+            continue
+        text = _cell(row, text_column, path, line)
         if not label:
             blank_label.append(str(line))
         elif not text:
@@ -322,8 +338,7 @@ def load_table(
             texts.append(text[:MAX_TEXT_CHARS])
             labels.append(label)
     return _check_dataset(str(path), texts, labels, skipped, unit="row", ref="line", kind=kind,
-                          hint=f"expected a {'image' if fetch else 'text'} and a label per row "
-                               f"(check {text_flag} and --label-column)")
+                          hint=f"expected a {kind} and a label per row (check {text_flag} and --label-column)")
 
 
 def _annotations(task: dict) -> list[dict]:
@@ -463,10 +478,12 @@ def load_source(
     label_config: str | None = None,
     encoding: str | None = None,
     image_column: str | None = None,
+    number_column: str | None = None,
 ) -> Dataset:
     """A built-in dataset name, a CSV/JSONL file or a Label Studio JSON export (``encoding``: files only).
 
-    ``image_column`` (CSV/JSONL): the column of image links, instead of ``text_column``.
+    ``image_column`` / ``number_column`` (CSV/JSONL): the column of image links, or of records of
+    numbers, instead of ``text_column``.
     """
     if source in BUILTIN:
         return load_dataset(source)
@@ -478,12 +495,15 @@ def load_source(
     if path.suffix.lower() == ".json":
         return load_label_studio_export(path, text_key=text_column, control_name=label_column,
                                         label_config=label_config, encoding=encoding)
-    if image_column and text_column:
-        raise SimulationError(f"{path}: give --text-column or --image-column, not both")
-    if not (text_column or image_column) or not label_column:
-        raise SimulationError(f"{path}: a CSV/JSONL file needs --text-column (or --image-column) and --label-column")
-    return load_table(path, image_column or text_column, label_column, encoding=encoding,
-                      kind="image" if image_column else "text")
+    given = {kind: col for kind, col in (("text", text_column), ("image", image_column), ("numbers", number_column))
+             if col}
+    if len(given) > 1:
+        raise SimulationError(f"{path}: give one of --text-column, --image-column and --number-column")
+    if not given or not label_column:
+        raise SimulationError(f"{path}: a CSV/JSONL file needs --text-column (or --image-column, or "
+                              "--number-column) and --label-column")
+    (kind, column), = given.items()
+    return load_table(path, column, label_column, encoding=encoding, kind=kind)
 
 
 # --------------------------------------------------------------------------

@@ -271,7 +271,7 @@ def test_csv_errors_are_clear(tmp_path):
         replay.load_source(str(path), text_column="text", label_column="label")
     with pytest.raises(SimulationError, match="at least 2 classes"):
         replay.load_source(str(path), text_column="review", label_column="label")
-    with pytest.raises(SimulationError, match=r"needs --text-column \(or --image-column\) and --label-column"):
+    with pytest.raises(SimulationError, match=r"needs --text-column \(or --image-column, or --number-column\) and --label-column"):
         replay.load_source(str(path))
     with pytest.raises(SimulationError, match="neither a built-in dataset"):
         replay.load_source(str(tmp_path / "missing.csv"))

@@ -42,16 +42,13 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from backend.labelstudio.tasktypes.base import Control, NotPredicted, ObjectTag, TaskType, describe, object_tag
+from backend.labelstudio.tasktypes.base import Control, NotPredicted, ObjectTag, TaskType, bound_objects
 from backend.learning.regressor import CommitteeRegressor
 
 TEXT_OBJECTS = ("Text", "HyperText", "Paragraphs")
 #: The objects a number can be predicted for: text, or an image or a table (their features come from the
 #: image and table featurizers).
 SUPPORTED_OBJECTS = (*TEXT_OBJECTS, "Image", "Table")
-#: The kind of data each object shows: one model reads one kind of features, so a control is about one kind
-#: (several texts are read as one text; an image or a table is one object).  The same rule as choices'.
-DATA_KINDS = {**{tag: "text" for tag in TEXT_OBJECTS}, "Image": "image", "Table": "numbers"}
 #: ``<Rating>``'s ``maxRating`` when the config gives none (Label Studio's default).
 DEFAULT_MAX_RATING = 5
 #: The largest ``maxRating`` accepted (the editor draws one icon per point).
@@ -124,7 +121,7 @@ class NumberTask(TaskType):
             raise NotPredicted(f"per-region {what} are not predicted (only {what} about the whole task)")
         if _is_true(el, "perItem"):
             raise NotPredicted(f"per-item {what} are not predicted (only {what} about the whole task)")
-        bound = self._objects(el, objects)
+        bound = bound_objects(el, objects, SUPPORTED_OBJECTS)
         if kind == "rating":
             low, high, step = 1.0, self._max_rating(el), 1.0
         else:
@@ -137,29 +134,6 @@ class NumberTask(TaskType):
             raise NotPredicted(f"step ({step:g}) leaves a single value between min ({low:g}) and max ({high:g})")
         return NumberControl(name=el.get("name", ""), objects=bound, result_kind=kind, min=low, max=high,
                              step=step)
-
-    @staticmethod
-    def _objects(el: Element, objects: dict[str, Element]) -> tuple[ObjectTag, ...]:
-        bound: list[ObjectTag] = []
-        for to_name in (n.strip() for n in (el.get("toName") or "").split(",")):
-            if not to_name:
-                continue
-            if to_name not in objects:
-                raise NotPredicted(f"toName=\"{to_name}\" names no object tag")
-            obj = objects[to_name]
-            if obj.tag not in SUPPORTED_OBJECTS:
-                raise NotPredicted(f"it is about {describe(obj)}; numbers are predicted only for text "
-                                   f"({', '.join(TEXT_OBJECTS)}), an <Image> or a <Table>")
-            bound.append(object_tag(obj))
-        if not bound:
-            raise NotPredicted("its toName is empty: say which object it is about, e.g. toName=\"text\"")
-        kinds = sorted({DATA_KINDS[o.tag] for o in bound})
-        if len(kinds) > 1:
-            raise NotPredicted(f"it is about {' and '.join(kinds)} at once; one model reads one kind of data, "
-                               "so bind it to one")
-        if kinds[0] != "text" and len(bound) > 1:
-            raise NotPredicted(f"it is about {len(bound)} {kinds[0]} objects at once; bind it to one")
-        return tuple(bound)
 
     @staticmethod
     def _max_rating(el: Element) -> float:
