@@ -127,3 +127,29 @@ def test_a_text_featurizer_on_an_image_project_is_refused_at_setup(client, store
     assert r.status_code == 400
     assert "features 'ngrams' reads text, but the label config's controls read image" in r.text
     assert "efficientnet, hog" in r.text
+
+
+def test_the_worker_reads_and_embeds_images_a_batch_at_a_time(client, store, shop):
+    """Decoded images are large: a refresh holds ``Featurizer.batch`` of them at a time, and every row lands."""
+    from dataclasses import dataclass
+
+    from backend.labelstudio.label_config import parse_label_config
+    from backend.learning.featurizers.hog import HogFeaturizer
+    from worker.pool_features import control_features
+
+    @dataclass(frozen=True)
+    class SmallBatches(HogFeaturizer):
+        batch = 7
+
+    _set_up(client, shop)
+    control = parse_label_config(CONFIG).controls[0]
+    ids, X, skipped = control_features(store, SmallBatches(), control, list(range(1, 61)), 1000, resident=False)
+    assert ids == list(range(1, 61)) and not skipped
+    direct = HogFeaturizer().transform([load_image(u) for u in shop[0]])
+    np.testing.assert_allclose(X, direct, atol=1e-6)
+
+
+def load_image(uri: str) -> np.ndarray:
+    from backend.labelstudio.task_images import image_array
+
+    return image_array(uri, "image", None, max_bytes=2**20)

@@ -72,6 +72,7 @@ class HogFeaturizer(Featurizer):
     name = "hog"
     sparse = False
     input = "image"
+    batch = 256  # decoded images are up to 512x512x3 bytes each: a refresh holds one batch of them at a time
     # Around the pool's mean, distinct Fashion-MNIST images reach 0.94 on these rows (0.87 on the embedding's).
     duplicate_cosine = 0.96
 
