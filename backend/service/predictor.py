@@ -24,8 +24,8 @@ from backend.labelstudio.content import control_content
 from backend.labelstudio.fetch import SafeFetcher
 from backend.labelstudio.label_config import LabelConfig, UnsupportedConfigError, config_hash, parse_label_config
 from backend.labelstudio.task_data import Fetch, TaskDataError
-from backend.labelstudio.tasktypes import task_type_of
-from backend.learning.featurizers import decode_rows, encode_rows
+from backend.labelstudio.tasktypes import Control, task_type_of
+from backend.learning.featurizers import Featurizer, decode_rows, encode_rows
 from backend.learning.versions import LoadedVersion, task_utility
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
 from backend.selection import ranking
@@ -238,7 +238,8 @@ class Predictor:
             for i in range(n)
         ]
 
-    def _cached_rows(self, project_id: int, featurizer, control, tasks: list[dict]) -> dict[int, bytes]:
+    def _cached_rows(self, project_id: int, featurizer: Featurizer, control: Control,
+                     tasks: list[dict]) -> dict[int, bytes]:
         """Rows of ``tasks`` the worker cached already (position -> row), for featurizers that are ``costly``.
 
         An image costs a fetch and a network pass; its row is the worker's
@@ -252,17 +253,27 @@ class Predictor:
         size = 4 * featurizer.n_features
         return {i: raw for (i, _), raw in zip(where, raws) if raw is not None and len(raw) == size}
 
-    def _rows(self, project_id: int, featurizer, control, tasks, rows: list[int], contents: list,
-              cached: dict[int, bytes]) -> Any:
-        """Features of ``tasks[rows]``: cached rows as they are, the others computed (and cached, if costly)."""
+    def _rows(self, project_id: int, featurizer: Featurizer, control: Control | None, tasks: list[dict],
+              rows: list[int], contents: list, cached: dict[int, bytes]) -> Any:
+        """Features of ``tasks[rows]``: cached rows as they are, the others computed (and cached, if costly).
+
+        A computed row is cached only for a task the backend knows with the
+        same data (the pool's copy, from Label Studio's webhooks and syncs):
+        a caller of ``/predict`` cannot make the worker train or rank a
+        task on another image than the task's own.
+        """
         if not featurizer.costly:
             return featurizer.transform(contents)
         todo = [j for j, i in enumerate(rows) if i not in cached]
         fresh = dict(zip((rows[j] for j in todo), encode_rows(featurizer.transform([contents[j] for j in todo]))))
-        ids = {i: tasks[i].get("id") for i in fresh}
-        if control is not None:  # the worker will not fetch and embed these again
-            self.store(project_id).cache_features(f"{featurizer.key}:{control.name}",
-                                                  {ids[i]: raw for i, raw in fresh.items() if type(ids[i]) is int})
+        ids = {i: tasks[i].get("id") for i in fresh if type(tasks[i].get("id")) is int}
+        if control is not None and ids:  # the worker will not fetch and embed these again
+            store = self.store(project_id)
+            known = store.tasks_by_id(list(ids.values()))
+            key = control.objects[0].value_key
+            same = {ids[i]: raw for i, raw in fresh.items() if i in ids and isinstance(known.get(ids[i]), dict)
+                    and isinstance(tasks[i].get("data"), dict) and known[ids[i]].get(key) == tasks[i]["data"].get(key)}
+            store.cache_features(f"{featurizer.key}:{control.name}", same)
         return decode_rows([cached.get(i) or fresh[i] for i in rows], featurizer.n_features, sparse=False)
 
     def _min_confidence(self, project_id: int) -> float:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import time
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -92,12 +90,31 @@ def test_predict_reads_a_cached_embedding_instead_of_fetching_the_image(client, 
     # A task the worker never saw with that link: a per-task skip, not an error.
     unknown = _predict(client, [(999, "https://unreachable.example/x.png")])[0]
     assert unknown["result"] == [] and unknown["score"] == 1.0
-    # A task the worker never saw, readable: computed now, and cached for the worker.
-    t0 = time.perf_counter()
+    # A task the worker never saw, readable: computed now, not cached (the backend does not know its data).
     new = _predict(client, [(998, uris[40])])[0]
-    assert new["result"][0]["value"]["choices"] == [labels[40]], time.perf_counter() - t0
+    assert new["result"][0]["value"]["choices"] == [labels[40]]
     key = featurizers.from_dict(store.version_meta(store.current_version())["feature_spec"]).key
-    assert store.cached_features(f"{key}:choice", [998])[0] is not None
+    assert store.cached_features(f"{key}:choice", [998]) == [None]
+
+
+def test_predict_caches_a_new_tasks_row_only_for_the_tasks_own_image(client, store, worker, shop):
+    """A task announced after the refresh: /predict embeds it for the worker, but only from its own image."""
+    _set_up(client, shop)
+    _label(client, shop, 24)
+    worker()
+    uris, labels = shop
+    key = featurizers.from_dict(store.version_meta(store.current_version())["feature_spec"]).key
+    assert client.post("/webhook", json=tasks_created([(61, uris[40]), (62, uris[41])], key=KEY)).status_code == 200
+    # Another image sent under task 61's id: predicted, never cached as task 61's row.
+    _predict(client, [(61, uris[0])])
+    assert store.cached_features(f"{key}:choice", [61]) == [None]
+    # Task 62 with its own image: cached, the very row the worker would compute.
+    _predict(client, [(62, uris[41])])
+    row = store.cached_features(f"{key}:choice", [62])[0]
+    from backend.learning.featurizers import decode_rows, get
+
+    expected = get("efficientnet").transform([load_image(uris[41])])
+    np.testing.assert_allclose(decode_rows([row], expected.shape[1], sparse=False), expected, atol=1e-5)
 
 
 def test_broken_images_are_skipped_per_task_and_counted(client, store, worker, shop):
