@@ -51,8 +51,10 @@ def run(settings: Settings | None = None, *, burst: bool = False) -> bool:
         # (k-means 0.8 s -> 5.7 s measured under load); scale with workers.
         threadpool_limits(settings.worker_threads)
     for featurizer in (featurizers.get(name) for name in featurizers.FEATURIZERS):
-        if featurizer.unavailable():
-            continue  # an optional featurizer not installed: projects cannot choose it
+        if featurizer.unavailable() or featurizer.costly:
+            # Not installed: projects cannot choose it.  Costly (the image network, ~300 MB): loaded by the
+            # first image project's refresh instead, so a text-only worker neither pays for it nor forks it.
+            continue
         featurizer.warm_up()  # tables and weights, loaded once here and inherited by every job's fork
         if featurizer.sparse:
             random_projection(featurizer.n_features)  # likewise
