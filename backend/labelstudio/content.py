@@ -13,21 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from backend.labelstudio import task_images, task_numbers
-from backend.labelstudio.task_data import Fetch, TaskDataError, control_text
+from backend.labelstudio.task_data import Fetch, TaskDataError, control_text, object_value
 from backend.labelstudio.tasktypes import Control
 
 #: The default of ``AL_FETCH_MAX_BYTES``, for callers without settings (the simulator).
 DEFAULT_MAX_BYTES = 10 * 2**20
-
-
-def _check_data(data: Any, control: Control) -> dict:
-    if not isinstance(data, dict):
-        raise TaskDataError(f"task data is {type(data).__name__}, expected an object")
-    key = control.objects[0].value_key
-    if key not in data:
-        keys = ", ".join(sorted(map(str, data))[:10]) or "none"
-        raise TaskDataError(f"task data has no key '{key}' (keys: {keys})")
-    return data
 
 
 def control_content(data: Any, control: Control, *, max_chars: int, fetch: Fetch | None = None,
@@ -37,7 +27,7 @@ def control_content(data: Any, control: Control, *, max_chars: int, fetch: Fetch
     if kind == "text":
         return control_text(data, control, max_chars=max_chars, fetch=fetch)
     obj = control.objects[0]
-    value = _check_data(data, control)[obj.value_key]
+    value = object_value(data, obj)
     if kind == "image":
         return task_images.image_array(value, obj.value_key, fetch, max_bytes=max_bytes)
     if kind == "numbers":

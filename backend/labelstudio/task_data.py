@@ -98,12 +98,19 @@ def without_lone_surrogates(value: Any) -> Any:
     return value
 
 
-def object_text(data: dict, obj: ObjectTag, fetch: Fetch | None = None) -> str:
-    """The text of one object tag in ``data`` (fetched when it is a URL)."""
+def object_value(data: Any, obj: ObjectTag) -> Any:
+    """What ``data`` holds under the object tag's key (any kind); ``TaskDataError`` naming the keys there are."""
+    if not isinstance(data, dict):
+        raise TaskDataError(f"task data is {type(data).__name__}, expected an object")
     if obj.value_key not in data:
         keys = ", ".join(sorted(map(str, data))[:10]) or "none"
         raise TaskDataError(f"task data has no key '{obj.value_key}' (keys: {keys})")
-    value = data[obj.value_key]
+    return data[obj.value_key]
+
+
+def object_text(data: dict, obj: ObjectTag, fetch: Fetch | None = None) -> str:
+    """The text of one object tag in ``data`` (fetched when it is a URL)."""
+    value = object_value(data, obj)
     if isinstance(value, str) and (obj.is_url or URL_PATTERN.match(value.strip())):
         if fetch is None:
             raise TaskDataError(
@@ -126,8 +133,6 @@ def control_text(data: Any, control: Control, *, max_chars: int, fetch: Fetch | 
     TaskDataError
         Missing key, wrong type, unreadable URL or empty text.
     """
-    if not isinstance(data, dict):
-        raise TaskDataError(f"task data is {type(data).__name__}, expected an object")
     text = "\n".join(object_text(data, obj, fetch) for obj in control.objects).strip()
     if not text:
         raise TaskDataError("the text is empty")

@@ -45,6 +45,10 @@ import scipy.sparse as sp
 Matrix = sp.csr_matrix | np.ndarray
 
 
+#: One small content of each kind, featurised by ``warm_up``.
+WARM_UP = {"text": "warm up", "image": np.zeros((8, 8), np.uint8), "numbers": {}}
+
+
 class FeaturizerError(ValueError):
     """A featurizer cannot be built (unknown name, bad parameters, missing optional package)."""
 
@@ -118,8 +122,8 @@ class Featurizer(ABC):
         return None
 
     def warm_up(self) -> None:
-        """Load tables or weights now, e.g. before a worker forks its jobs."""
-        self.transform(["warm up"])
+        """Load tables or weights now, e.g. before a worker forks its jobs: one content of its kind."""
+        self.transform([WARM_UP[self.input]])
 
     def empty(self) -> Matrix:
         """A matrix of no rows."""

@@ -346,9 +346,6 @@ class EfficientNetFeaturizer(Featurizer):
     def unavailable(self) -> str | None:
         return available()
 
-    def warm_up(self) -> None:
-        self.transform([np.zeros((8, 8), np.uint8)])
-
     def transform(self, images: list[np.ndarray]) -> np.ndarray:
         out = np.zeros((len(images), EMBED_DIM), np.float32)
         if not len(images):

@@ -103,9 +103,6 @@ class HogFeaturizer(Featurizer):
     def unavailable(self) -> str | None:
         return available()
 
-    def warm_up(self) -> None:
-        self.transform([np.zeros((8, 8), np.uint8)])
-
     def transform(self, images: list[np.ndarray]) -> np.ndarray:
         from PIL import Image
         from skimage.feature import hog

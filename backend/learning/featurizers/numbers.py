@@ -94,9 +94,6 @@ class NumberFeaturizer(Featurizer):
         except (TypeError, ValueError) as exc:
             raise FeaturizerError(f"bad numbers parameters: {exc}") from None
 
-    def warm_up(self) -> None:
-        """Nothing to load."""
-
     def _values(self, records: list[dict[str, float]], columns: tuple[str, ...]) -> np.ndarray:
         X = np.full((len(records), len(columns)), np.nan)
         for i, rec in enumerate(records):
