@@ -25,7 +25,8 @@ PENDING_VERSIONS = 8  # predictions kept per unlabeled control task (the newest 
 
 
 def single_controls(config: LabelConfig, models: dict) -> list[ChoicesControl]:
-    return [c for c in config.controls if not c.multiple and c.name in models]
+    """The trained single-choice controls: those whose accuracy is measured."""
+    return [c for c in config.controls if isinstance(c, ChoicesControl) and not c.multiple and c.name in models]
 
 
 def predict(store, spec, control, models, ids, settings) -> dict[int, str]:

@@ -25,7 +25,7 @@ from backend.labelstudio.fetch import shared_fetcher
 from backend.labelstudio.label_config import LabelConfig
 from backend.labelstudio.content import control_content
 from backend.labelstudio.task_data import TaskDataError
-from backend.labelstudio.tasktypes import Control
+from backend.labelstudio.tasktypes import Control, task_type_of
 from backend.learning import featurizers
 from backend.learning.featurizers import Featurizer, Matrix, decode_rows, encode_rows, vstack
 from backend.learning.model import ChoicesClassifier
@@ -218,21 +218,25 @@ def pool_probas(
 ) -> dict[str, np.ndarray]:
     """Probabilities of every trained control for the tasks ``ids`` (rows of ``X_geo``).
 
-    The first control's features are the geometry already read; other
-    controls read their own text, and a task unreadable for one of them
-    gets 0.5 for each of its labels (no opinion).
+    Each control's output as its task type's probability view
+    (``TaskType.as_probabilities``), which the strategies rank by.  The
+    first control's features are the geometry already read; other
+    controls read their own content, and a task unreadable for one of
+    them gets 0.5 in every column (no opinion).
     """
     probas = {}
     for control in config.controls:
         model = models.get(control.name)
         if model is None:
             continue
+        task_type = task_type_of(control)
         if control is config.controls[0]:
-            probas[control.name] = model.predict_proba(X_geo)
+            probas[control.name] = task_type.as_probabilities(model, task_type.output(model, X_geo))
             continue
         c_ids, X_c, _ = control_features(store, spec, control, ids, max_chars, resident=resident)
-        proba = np.full((len(ids), len(model.classes_)), 0.5)
+        got = task_type.as_probabilities(model, task_type.output(model, X_c))
+        proba = np.full((len(ids), got.shape[1]), 0.5)
         pos = {t: i for i, t in enumerate(ids)}
-        proba[[pos[t] for t in c_ids]] = model.predict_proba(X_c)
+        proba[[pos[t] for t in c_ids]] = got
         probas[control.name] = proba
     return probas

@@ -25,6 +25,7 @@ import orjson
 
 from backend import project_options
 from backend.labelstudio.label_config import LabelConfig
+from backend.labelstudio.tasktypes import task_type_of
 from backend.learning import featurizers
 from backend.learning.labeled_set import build_labeled_set
 from backend.learning.versions import task_utility
@@ -106,7 +107,9 @@ def _queue_head(store, name, spec, config, loaded, head_size, settings, labeled_
     geo = config.controls[0]
     if strategy_ids and loaded.models and loaded.quantiles.size:
         ids, X, _ = control_features(store, spec, geo, strategy_ids, settings.max_text_chars)
-        probas = {c: m.predict_proba(X) for c, m in loaded.models.items() if c == geo.name}
+        task_type = task_type_of(geo)
+        probas = {c: task_type.as_probabilities(m, task_type.output(m, X))
+                  for c, m in loaded.models.items() if c == geo.name}
         if probas:
             utility = task_utility(loaded.models, probas, X, loaded.centroid)
             top_quarter = loaded.quantiles[int(0.75 * (loaded.quantiles.size - 1))]

@@ -79,7 +79,8 @@ def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int,
         ids, X, _ = control_features(store, version.spec, control, head, max_chars)
         if not ids:
             continue
-        items = task_type_of(control).results(control, model, model.predict_proba(X), min_confidence)
+        task_type = task_type_of(control)
+        items = task_type.results(control, model, task_type.output(model, X), min_confidence)
         for tid, item in zip(ids, items):
             if item is not None:
                 results[tid].append(item)

@@ -83,9 +83,7 @@ def _train(
             previous = init.get(control.name)
             model = model.fit(X, y, init=previous) if type(previous) is type(model) else model.fit(X, y)
             models[control.name] = model
-            info["label_counts"] = {
-                str(k): int(v) for k, v in zip(*np.unique([str(v) for v in y], return_counts=True))
-            }
+            info.update(task_type.training_summary(control, y))
         except NotEnoughLabelsError as exc:
             info["not_trained"] = str(exc)
         per_control[control.name] = info

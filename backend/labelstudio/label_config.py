@@ -2,8 +2,9 @@
 
 Label Studio sends the project's XML config with ``/setup`` and ``/predict``.
 Each control tag is parsed by the task type registered for it
-(``backend/labelstudio/tasktypes/``; ``<Choices>`` over a text, an image or a table).  Real configs mix those with controls it
-does not predict (a ``<TextArea>`` comment, a ``<Rating>``, ``<Labels>``...):
+(``backend/labelstudio/tasktypes/``: ``<Choices>``, ``<Number>`` and ``<Rating>``
+over a text, an image or a table).  Real configs mix those with controls it
+does not predict (a ``<TextArea>`` comment, ``<Labels>``...):
 those are *ignored*, each with the reason, and never block the supported
 ones.  Only a config with nothing to predict is refused, with a message that
 says what was found, what is supported and what to change.
@@ -28,8 +29,6 @@ CONTROL_TAGS = frozenset({"TextArea", "Rating", "Number", "DateTime", "Taxonomy"
 #: Why a control tag is not predicted, in the user's words.
 WHY_IGNORED = {
     "TextArea": "free text is not predicted",
-    "Rating": "ratings are not predicted",
-    "Number": "numbers are not predicted",
     "DateTime": "dates are not predicted",
     "Labels": "span labels (named entities) are not predicted yet",
     "HyperTextLabels": "span labels are not predicted yet",
@@ -182,6 +181,7 @@ def _nothing_to_predict(ignored: list[IgnoredControl]) -> str:
         found += f" (and {len(ignored) - 10} more)"
     return (
         f"nothing in this label config can be predicted. Found: {found}. This backend predicts {supported}. "
-        "To use it, add a <Choices name=\"...\" toName=\"...\"> with at least two <Choice> options, bound to a "
-        "<Text>, <HyperText>, <Paragraphs>, <Image> or <Table> tag; the other controls can stay (they are ignored)."
+        "To use it, add a <Choices name=\"...\" toName=\"...\"> with at least two <Choice> options (or a "
+        "<Number name=\"...\" toName=\"...\"> or <Rating name=\"...\" toName=\"...\">), bound to a <Text>, <HyperText>, "
+        "<Paragraphs>, <Image> or <Table> tag; the other controls can stay (they are ignored)."
     )

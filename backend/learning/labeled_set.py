@@ -1,15 +1,16 @@
 """Turn stored annotations into one answer per task and control.
 
-Several annotators may label the same task; the answer is the majority, and
-a tie is settled by the most recent annotation and counted, so it can be
-reviewed.  Cancelled (skipped) annotations carry no label.  Labels that the
+Several annotators may label the same task; the control's task type says
+what their consensus is (the majority for choices, a tie settled by the
+most recent annotation and counted, so it can be reviewed; the median for
+numbers).  Cancelled (skipped) annotations carry no label.  Labels that the
 current config no longer has are dropped, so a config edit never crashes
 training.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Hashable
 
@@ -21,7 +22,7 @@ Answer = Hashable  # what the control's task type makes of a result (a label, a 
 
 @dataclass
 class LabeledSet:
-    """``answers[control][task_id]`` is the majority answer, as the control's task type reads it."""
+    """``answers[control][task_id]`` is the annotators' consensus, as the control's task type reads it."""
 
     answers: dict[str, dict[int, Answer]] = field(default_factory=dict)
     labeled_tasks: set[int] = field(default_factory=set)
@@ -36,7 +37,7 @@ def _answer(ann: dict, control: Control) -> Answer | None:
 
 
 def build_labeled_set(annotations: list[dict], config: LabelConfig) -> LabeledSet:
-    """Majority answer per task and control from the annotations held."""
+    """One answer per task and control from the annotations held (the task type's ``consensus``)."""
     out = LabeledSet(answers={c.name: {} for c in config.controls})
     by_task: dict[int, list[dict]] = defaultdict(list)
     for ann in annotations:
@@ -51,12 +52,7 @@ def build_labeled_set(annotations: list[dict], config: LabelConfig) -> LabeledSe
             given = [a for a in (_answer(x, control) for x in anns) if a is not None]
             if not given:
                 continue
-            counts = Counter(given).most_common()
-            top = [a for a, c in counts if c == counts[0][1]]
-            if len(top) > 1:
-                out.ties += 1
-                latest = next(a for a in reversed(given) if a in top)
-                out.answers[control.name][task_id] = latest
-            else:
-                out.answers[control.name][task_id] = top[0]
+            answer, tied = task_type_of(control).consensus(given)
+            out.answers[control.name][task_id] = answer
+            out.ties += tied
     return out

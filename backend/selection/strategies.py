@@ -99,6 +99,15 @@ class Ranking:
         return ranking.queue_scores(self.order)
 
 
+def _multiple(model) -> bool:
+    """Whether a control's model answers several yes/no questions per task (multiple choice).
+
+    A model without the attribute (a regressor, whose probability rows are
+    its task type's ``as_probabilities`` view) answers one.
+    """
+    return bool(getattr(model, "multiple", False))
+
+
 def mean_uncertainty(models: dict[str, ChoicesClassifier], probas: dict[str, np.ndarray], n: int) -> np.ndarray:
     """Mean margin uncertainty over the trained controls (the default's utility).
 
@@ -106,7 +115,7 @@ def mean_uncertainty(models: dict[str, ChoicesClassifier], probas: dict[str, np.
     so it must stay cheap: one pass over each probability matrix.
     """
     parts = [
-        scores.multilabel_margin_uncertainty(p) if models[c].multiple else scores.margin_uncertainty(p)
+        scores.multilabel_margin_uncertainty(p) if _multiple(models[c]) else scores.margin_uncertainty(p)
         for c, p in probas.items()
         if c in models
     ]
@@ -164,7 +173,7 @@ def _per_control(pool: Pool, score: Callable[[np.ndarray], np.ndarray]) -> np.nd
         model = pool.models.get(name)
         if model is None:
             continue
-        if model.multiple:
+        if _multiple(model):
             values = scores.per_label_mean(score, proba)
             top = float(score(np.full((1, 2), 0.5))[0])
         else:
@@ -198,7 +207,7 @@ def _egl(pool: Pool, rng: np.random.Generator) -> np.ndarray:
         model = pool.models.get(name)
         if model is None:
             continue
-        if model.multiple:
+        if _multiple(model):
             parts.append(scores.per_label_mean(lambda p: scores.expected_gradient_length(p, norms), proba))
         else:
             parts.append(scores.expected_gradient_length(proba, norms))
@@ -212,7 +221,9 @@ def _committee(pool: Pool, rng: np.random.Generator) -> tuple[str, np.ndarray] |
     settings, fitted on a bootstrap sample of the labeled tasks (stratified
     by label for single choice, so every member knows every label); its
     probabilities are aligned to the trained model's labels.  ``None`` when
-    there is no labeled set to resample.
+    there is no labeled set to resample, or when the geometry control is
+    not a classifier (a regressor is a committee already: its
+    ``as_probabilities`` view ranks by its members' spread).
 
     References
     ----------
@@ -223,8 +234,8 @@ def _committee(pool: Pool, rng: np.random.Generator) -> tuple[str, np.ndarray] |
         return pool._cache["committee"]
     result = None
     names = [c for c in pool.probas if c in pool.models]
-    if (pool.X is not None and pool.labeled_X is not None and pool.labeled_y and names
-            and pool.labeled_X.shape[0] == len(pool.labeled_y)):
+    if (names and isinstance(pool.models[names[0]], ChoicesClassifier) and pool.X is not None
+            and pool.labeled_X is not None and pool.labeled_y and pool.labeled_X.shape[0] == len(pool.labeled_y)):
         control = names[0]  # the geometry control: its labeled set is the one in the pool
         model = pool.models[control]
         classes = {str(c): j for j, c in enumerate(model.classes_)}
@@ -266,12 +277,13 @@ def _committee_score(pool: Pool, rng: np.random.Generator, kind: str) -> np.ndar
             continue
         if got is not None and got[0] == name:
             P = got[1]
+            multiple = _multiple(model)
             if kind == "vote":
-                top = np.log(min(P.shape[0], 2 if model.multiple else max(P.shape[2], 1)))
-                s = scores.vote_entropy(P, multiple=model.multiple)
+                top = np.log(min(P.shape[0], 2 if multiple else max(P.shape[2], 1)))
+                s = scores.vote_entropy(P, multiple=multiple)
                 parts.append(s / top if top > 0 else np.zeros(pool.n))
             else:
-                parts.append(scores.mean_kl_to_consensus(P, multiple=model.multiple))
+                parts.append(scores.mean_kl_to_consensus(P, multiple=multiple))
         else:
             parts.append(_per_control(Pool(X=pool.X, Z=pool.Z, probas={name: proba}, models={name: model}),
                                   scores.entropy))
@@ -411,7 +423,7 @@ def _badge(pool: Pool, params: SelectionParams, rng: np.random.Generator) -> Ord
     Z, _ = _projection(pool, rng)
     name = next(c for c in pool.probas if c in pool.models)
     proba = pool.probas[name]
-    if pool.models[name].multiple:
+    if _multiple(pool.models[name]):
         G = np.hstack([scores.gradient_embedding(np.column_stack([1.0 - p, p]), Z) for p in proba.T])
     else:
         G = scores.gradient_embedding(proba, Z)

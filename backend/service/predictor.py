@@ -182,7 +182,8 @@ class Predictor:
 
         ``score`` is the task's place in the project's queue as a fraction of
         the pool (0 = annotate next); each result item's own ``score`` is the
-        model's probability for the label it proposes.  Scoring never adds a
+        model's confidence in what it proposes (a label's probability; for a
+        number, how much its committee agrees).  Scoring never adds a
         task to the pool: only tasks Label Studio announced (``TASKS_CREATED``
         or a sync) are ranked and pushed, so an unknown id cannot stop a push.
         """
@@ -223,10 +224,11 @@ class Predictor:
             if geometry[0] is rows:
                 geometry = (rows, contents, cached, X)
             task_type = task_type_of(control)
-            proba = task_type.output(model, X)
-            probas[control.name] = np.full((n, proba.shape[1]), np.nan)
-            probas[control.name][rows] = proba
-            items = task_type.results(control, model, proba, min_confidence)
+            output = task_type.output(model, X)
+            view = task_type.as_probabilities(model, output)  # what the live score ranks by
+            probas[control.name] = np.full((n, view.shape[1]), np.nan)
+            probas[control.name][rows] = view
+            items = task_type.results(control, model, output, min_confidence)
             for i, item in zip(rows, items):
                 if item is not None:
                     results[i].append(item)

@@ -118,15 +118,22 @@ CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "label-configs"
         ("content-moderation",
          [("content_moderation", ("Toxic", "Severely Toxic", "Obscene", "Threat", "Insult", "Hate"), True)],
          [("TextArea", "comments", "free text is not predicted")]),
-        ("sentiment-rating", [("sentiment", ("Positive", "Negative", "Neutral"), False)],
-         [("Rating", "rating", "ratings are not predicted")]),
+        # The stars are a number to predict: a rating from 1 to maxRating.
+        ("sentiment-rating", [("sentiment", ("Positive", "Negative", "Neutral"), False),
+                              ("rating", "rating", 1.0, 5.0, 1.0)], []),
         ("image-classification", [("choice", ("Adult content", "Weapons", "Violence"), False)], []),
     ],
 )
 def test_label_studio_templates_predict_what_they_can(template, predicted, ignored):
     """Label Studio's own templates: the supported controls are predicted, the rest listed with why."""
     cfg = parse_label_config((CONFIGS / f"{template}.xml").read_text())
-    assert [(c.name, c.labels, c.multiple) for c in cfg.controls] == predicted
+
+    def described(c):
+        if c.task_type == "number":
+            return (c.name, c.result_kind, c.min, c.max, c.step)
+        return (c.name, c.labels, c.multiple)
+
+    assert [described(c) for c in cfg.controls] == predicted
     assert [(i.tag, i.name, i.reason) for i in cfg.ignored] == ignored
     assert LabelConfig.from_dict(cfg.to_dict()) == cfg
 
@@ -153,11 +160,11 @@ def test_an_unsupported_choices_never_blocks_a_supported_one():
         '<Choices name="region" toName="t" perRegion="true"><Choice value="x"/><Choice value="y"/></Choices>'
         '<Rating name="stars" maxRating="5"/><Number name="n" toName="t"/><DateTime name="d" toName="t"/></View>'
     )
-    assert [c.name for c in cfg.controls] == ["topic"]
+    assert [c.name for c in cfg.controls] == ["topic", "n"]  # a <Number> about the text is predicted
     assert [(i.tag, i.name) for i in cfg.ignored] == [
-        ("Choices", "photo"), ("Choices", "topic"), ("Choices", "region"), ("Rating", "stars"),
-        ("Number", "n"), ("DateTime", "d")]
+        ("Choices", "photo"), ("Choices", "topic"), ("Choices", "region"), ("Rating", "stars"), ("DateTime", "d")]
     assert "same name" in cfg.ignored[1].reason and "per-region" in cfg.ignored[2].reason
+    assert "toName is empty" in cfg.ignored[3].reason
 
 
 def test_a_project_learns_from_one_kind_of_data():

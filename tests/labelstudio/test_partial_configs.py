@@ -88,14 +88,17 @@ def test_config_changes_that_add_and_drop_controls_keep_the_loop_going(client, s
     v1 = store.current_version()
     assert set(store.version_meta(v1)["controls"]) == {"sentiment"}
 
-    # A Rating is added in Label Studio: the config is taken, the next labels (with a rating) still train.
+    # A Rating is added in Label Studio: the config is taken, the stars are a number to predict, and
+    # the next labels (with a rating) still train.
     r = client.post("/webhook", json=project_updated(SENTIMENT_RATING))
     assert r.json()["detail"] == "label config changed"
     client.post("/webhook", json=labeled(5, 5, ["Negative"], from_name="sentiment", extra=[stars(1)]))
     worker()
     v2 = store.current_version()
     assert v2 != v1 and store.version_meta(v2)["labeled_tasks"] == 5
-    assert [i["tag"] for i in client.get("/status/1").json()["ignored_controls"]] == ["Rating"]
+    assert client.get("/status/1").json()["ignored_controls"] == []
+    # One rating so far: not trained yet, and it says why.
+    assert "not_trained" in store.version_meta(v2)["controls"]["rating"]
 
     # A second <Choices> and a TextArea are added: both choices are trained once labeled.
     both = SENTIMENT_RATING.replace(
@@ -111,15 +114,19 @@ def test_config_changes_that_add_and_drop_controls_keep_the_loop_going(client, s
     client.post("/webhook", json=labeled(8, 8, ["Positive"], from_name="sentiment", extra=[topic[0]]))
     worker()
     v3 = store.current_version()
-    assert v3 != v2 and set(store.version_meta(v3)["controls"]) == {"sentiment", "topic"}
+    assert v3 != v2 and set(store.version_meta(v3)["controls"]) == {"sentiment", "topic", "rating"}
+    assert store.version_meta(v3)["controls"]["rating"]["targets"] == {
+        "mean": round(7 / 3, 6), "std": 0.942809, "min": 1.0, "max": 3.0}  # stars 1, 3, 3
     preds = client.post("/predict", json=predict_body(POOL[:2], label_config=both)).json()["results"]
-    assert {item["from_name"] for p in preds for item in p["result"]} == {"sentiment", "topic"}
+    assert {item["from_name"] for p in preds for item in p["result"]} == {"sentiment", "topic", "rating"}
+    ratings = [item["value"]["rating"] for p in preds for item in p["result"] if item["type"] == "rating"]
+    assert ratings and all(isinstance(r, int) and 1 <= r <= 5 for r in ratings)
 
     # The sentiment block is removed: the loop goes on with the control that remains.
     only_topic = both.replace(both[both.index('<Choices name="sentiment"'):both.index("</Choices>") + 10], "")
     assert client.post("/webhook", json=project_updated(only_topic)).json()["detail"] == "label config changed"
     worker()
     v4 = store.current_version()
-    assert v4 != v3 and set(store.version_meta(v4)["controls"]) == {"topic"}
+    assert v4 != v3 and set(store.version_meta(v4)["controls"]) == {"topic", "rating"}
     preds = client.post("/predict", json=predict_body(POOL[:2], label_config=only_topic)).json()["results"]
-    assert {item["from_name"] for p in preds for item in p["result"]} == {"topic"}
+    assert {item["from_name"] for p in preds for item in p["result"]} == {"topic", "rating"}

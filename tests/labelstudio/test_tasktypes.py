@@ -109,33 +109,33 @@ def test_stored_models_are_read_back_by_their_task_type_and_bad_types_are_not_se
 
 
 @dataclass(frozen=True)
-class RatingControl(Control):
+class StarsControl(Control):
     max_rating: int = 5
-    task_type: str = "test-rating"
+    task_type: str = "test-stars"
 
 
-class RatingTask(TaskType):
-    """A toy: predict a ``<Rating>`` of the text as a class among its stars."""
+class StarsTask(TaskType):
+    """A toy: predict a made-up ``<Stars>`` control of the text as a class among its stars."""
 
-    name = "test-rating"
-    tags = ("Rating",)
-    result_type = "rating"
-    supported = "<Rating> of a <Text> (test only)"
+    name = "test-stars"
+    tags = ("Stars",)
+    result_type = "stars"
+    supported = "<Stars> of a <Text> (test only)"
 
     def parse(self, el, objects):
         if el.get("toName") not in objects:
             raise NotPredicted("its toName names no object tag")
-        return RatingControl(name=el.get("name"), objects=(object_tag(objects[el.get("toName")]),),
+        return StarsControl(name=el.get("name"), objects=(object_tag(objects[el.get("toName")]),),
                              max_rating=int(el.get("maxRating") or 5))
 
     def control_from_dict(self, d):
         from backend.labelstudio.tasktypes import ObjectTag
 
-        return RatingControl(name=d["name"], objects=tuple(ObjectTag(**o) for o in d["objects"]),
+        return StarsControl(name=d["name"], objects=tuple(ObjectTag(**o) for o in d["objects"]),
                              max_rating=d["max_rating"])
 
     def answer(self, control, items) -> Hashable | None:
-        rating = (items[0].get("value") or {}).get("rating")
+        rating = (items[0].get("value") or {}).get("stars")
         return str(rating) if isinstance(rating, int) and 1 <= rating <= control.max_rating else None
 
     def targets(self, control, answers: Sequence[Hashable]) -> list:
@@ -149,46 +149,46 @@ class RatingTask(TaskType):
 
     def results(self, control, model, proba, min_confidence=0.0):
         best = proba.argmax(axis=1)
-        return [{"from_name": control.name, "to_name": control.to_names[0], "type": "rating",
-                 "value": {"rating": int(model.classes_[b])}, "score": float(p[b])} for b, p in zip(best, proba)]
+        return [{"from_name": control.name, "to_name": control.to_names[0], "type": "stars",
+                 "value": {"stars": int(model.classes_[b])}, "score": float(p[b])} for b, p in zip(best, proba)]
 
     def uncertainty(self, model, proba):
         return scores.margin_uncertainty(proba)
 
 
 @pytest.fixture
-def rating_registered():
+def stars_registered():
     saved = dict(TASK_TYPES), dict(tasktypes.BY_TAG), set(RESULT_TYPES)
-    register(RatingTask())
+    register(StarsTask())
     yield
     TASK_TYPES.clear(), TASK_TYPES.update(saved[0])
     tasktypes.BY_TAG.clear(), tasktypes.BY_TAG.update(saved[1])
     RESULT_TYPES.clear(), RESULT_TYPES.update(saved[2])
 
 
-RATED = f'<View>{TEXT}<Rating name="stars" toName="text" maxRating="3"/></View>'
+RATED = f'<View>{TEXT}<Stars name="stars" toName="text" maxRating="3"/></View>'
 
 
 def test_an_unregistered_tag_is_ignored_with_a_reason():
-    with pytest.raises(ValueError, match="ratings are not predicted"):
+    with pytest.raises(ValueError, match="<Stars> controls are not predicted"):
         parse_label_config(RATED)
 
 
-def test_a_registered_task_type_is_parsed_stored_and_trained_on(rating_registered):
+def test_a_registered_task_type_is_parsed_stored_and_trained_on(stars_registered):
     cfg = parse_label_config(RATED)
     (control,) = cfg.controls
-    assert isinstance(control, RatingControl) and control.max_rating == 3
+    assert isinstance(control, StarsControl) and control.max_rating == 3
     assert control_from_dict(cfg.to_dict()["controls"][0]) == control
-    anns = [_ann(1, "stars", {"rating": 3}, "rating", 1), _ann(2, "stars", {"rating": 1}, "rating", 2),
-            _ann(3, "stars", {"rating": 9}, "rating", 3)]
+    anns = [_ann(1, "stars", {"stars": 3}, "stars", 1), _ann(2, "stars", {"stars": 1}, "stars", 2),
+            _ann(3, "stars", {"stars": 9}, "stars", 3)]
     labeled = build_labeled_set(anns, cfg)
     assert labeled.answers["stars"] == {1: "3", 2: "1"}  # 9 stars is out of range: no answer
-    assert "rating" in RESULT_TYPES
+    assert "stars" in RESULT_TYPES
     # A config mixing both task types predicts both.
-    both = parse_label_config(SINGLE.replace("</View>", '<Rating name="stars" toName="text"/></View>'))
-    assert [type(c) for c in both.controls] == [ChoicesControl, RatingControl]
+    both = parse_label_config(SINGLE.replace("</View>", '<Stars name="stars" toName="text"/></View>'))
+    assert [type(c) for c in both.controls] == [ChoicesControl, StarsControl]
 
 
-def test_registering_a_tag_twice_is_refused(rating_registered):
+def test_registering_a_tag_twice_is_refused(stars_registered):
     with pytest.raises(ValueError, match="registered already"):
-        register(RatingTask())
+        register(StarsTask())

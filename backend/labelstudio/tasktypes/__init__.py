@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from backend.labelstudio.tasktypes.base import Control, NotPredicted, ObjectTag, TaskType
 from backend.labelstudio.tasktypes.choices import ChoicesControl, ChoicesTask
+from backend.labelstudio.tasktypes.number import NumberControl, NumberTask
 
 #: Every task type, by name (the name is stored with each parsed control).
 TASK_TYPES: dict[str, TaskType] = {}
@@ -25,11 +26,12 @@ def register(task_type: TaskType) -> TaskType:
         raise ValueError(f"task type {task_type.name!r} or its tags {clash} are registered already")
     TASK_TYPES[task_type.name] = task_type
     BY_TAG.update({tag: task_type for tag in task_type.tags})
-    RESULT_TYPES.add(task_type.result_type)
+    RESULT_TYPES.update(task_type.result_types)
     return task_type
 
 
 register(ChoicesTask())
+register(NumberTask())
 
 
 def task_type_of(control: Control) -> TaskType:
@@ -42,5 +44,5 @@ def control_from_dict(d: dict) -> Control:
     return TASK_TYPES[d.get("task_type", "choices")].control_from_dict(d)
 
 
-__all__ = ["BY_TAG", "RESULT_TYPES", "TASK_TYPES", "ChoicesControl", "Control", "NotPredicted", "ObjectTag",
-           "TaskType", "control_from_dict", "register", "task_type_of"]
+__all__ = ["BY_TAG", "RESULT_TYPES", "TASK_TYPES", "ChoicesControl", "Control", "NotPredicted", "NumberControl",
+           "ObjectTag", "TaskType", "control_from_dict", "register", "task_type_of"]

@@ -19,6 +19,7 @@ module plus its registration in ``tasktypes/__init__.py``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar, Hashable, Sequence
 from xml.etree.ElementTree import Element
@@ -133,8 +134,16 @@ class TaskType(ABC):
     tags: ClassVar[tuple[str, ...]]
     #: The ``type`` of the result items it reads from annotations and writes in predictions.
     result_type: ClassVar[str]
+    #: Every result ``type`` it reads, when it reads more than one (the webhook keeps items of these);
+    #: ``(result_type,)`` unless a subclass says otherwise.
+    result_types: ClassVar[tuple[str, ...]]
     #: What it predicts, in the user's words (for the message that refuses a config).
     supported: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "result_types" not in cls.__dict__ and "result_type" in cls.__dict__:
+            cls.result_types = (cls.result_type,)
 
     # -- the label config ----------------------------------------------------
     @abstractmethod
@@ -150,9 +159,25 @@ class TaskType(ABC):
     def answer(self, control: Control, items: list[dict]) -> Hashable | None:
         """One annotation's answer for ``control``, from its result items (``None``: no answer)."""
 
+    def consensus(self, given: Sequence[Hashable]) -> tuple[Hashable, bool]:
+        """One task's answer from its annotators' answers (oldest first), and whether it was a tie.
+
+        The majority; a tie goes to the most recent of the tied answers and
+        is reported, so it can be reviewed.
+        """
+        counts = Counter(given).most_common()
+        top = [a for a, c in counts if c == counts[0][1]]
+        if len(top) == 1:
+            return top[0], False
+        return next(a for a in reversed(given) if a in top), True
+
     @abstractmethod
     def targets(self, control: Control, answers: Sequence[Hashable]) -> list:
-        """The ``y`` the model is fitted on, from the majority answers (``build_labeled_set``)."""
+        """The ``y`` the model is fitted on, from the consensus answers (``build_labeled_set``)."""
+
+    def training_summary(self, control: Control, y: list) -> dict:
+        """What a version records about the targets a control was trained on (shown in ``/status``)."""
+        return {}
 
     # -- the model ---------------------------------------------------------------
     @abstractmethod
@@ -176,3 +201,14 @@ class TaskType(ABC):
     @abstractmethod
     def uncertainty(self, model: Any, proba: np.ndarray) -> np.ndarray:
         """Per task, how unsure the model is, in [0, 1] (higher = ask sooner)."""
+
+    def as_probabilities(self, model: Any, output: np.ndarray) -> np.ndarray:
+        """``output`` as the class-probability rows the selection strategies read.
+
+        The strategies (``backend/selection``) score probability matrices.
+        A classifier's output is one already; a task type whose output is
+        something else (a number and its spread) maps it to rows whose
+        margin uncertainty is its own :meth:`uncertainty`, so every
+        strategy ranks it by that.
+        """
+        return output

@@ -86,6 +86,11 @@ class ChoicesTask(TaskType):
     def targets(self, control: ChoicesControl, answers: Sequence[Hashable]) -> list:
         return [sorted(a) for a in answers] if control.multiple else list(answers)
 
+    def training_summary(self, control: ChoicesControl, y: list) -> dict:
+        """How many labeled tasks got each answer (a multiple choice answer counts as its sorted list)."""
+        return {"label_counts": {
+            str(k): int(v) for k, v in zip(*np.unique([str(v) for v in y], return_counts=True))}}
+
     def make_model(self, control: ChoicesControl) -> ChoicesClassifier:
         if control.multiple:
             return ChoicesClassifier(multiple=True)

@@ -175,8 +175,24 @@ class NumberTask(TaskType):
             return x if math.isfinite(x) else None
         return None
 
+    def consensus(self, given: Sequence[Hashable]) -> tuple[Hashable, bool]:
+        """The median of the annotators' numbers: one careless outlier does not move it, and no tie arises.
+
+        With an even count it is the mean of the middle two, which may lie
+        off a ``<Number>``'s step grid; it is a training target, never shown.
+        """
+        return float(np.median(np.asarray(given, dtype=np.float64))), False
+
     def targets(self, control: NumberControl, answers: Sequence[Hashable]) -> list:
         return [float(a) for a in answers]
+
+    def training_summary(self, control: NumberControl, y: list) -> dict:
+        """The range and spread of the numbers trained on (what the model's error compares with)."""
+        v = np.asarray(y, dtype=np.float64)
+        if not v.size:
+            return {}
+        return {"targets": {"mean": round(float(v.mean()), 6), "std": round(float(v.std()), 6),
+                            "min": float(v.min()), "max": float(v.max())}}
 
     # -- the model ---------------------------------------------------------------
     def make_model(self, control: NumberControl) -> CommitteeRegressor:
@@ -228,6 +244,16 @@ class NumberTask(TaskType):
         """
         _, std = self._columns(output)
         return self._relative_spread(model, std)
+
+    def as_probabilities(self, model: CommitteeRegressor, output: np.ndarray) -> np.ndarray:
+        """``[1 - u/2, u/2]`` per task, for ``u = uncertainty``: its margin uncertainty is ``u`` itself.
+
+        So margin, entropy and least confidence rank by the committee's
+        spread (query-by-committee), and a pool without any opinion (0.5,
+        0.5) reads as most uncertain, as it does for choices.
+        """
+        u = self.uncertainty(model, output)
+        return np.column_stack([1.0 - u / 2.0, u / 2.0])
 
     @staticmethod
     def _columns(output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
