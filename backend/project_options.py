@@ -59,8 +59,12 @@ class ProjectOptions(BaseModel):
     label_budget: int = Field(0, ge=0, description="stop once this many tasks are labeled (0: no budget)")
     target_accuracy: float = Field(0, ge=0, le=1, description="stop once the estimated accuracy reaches this")
     target_macro_f1: float = Field(0, ge=0, le=1, description="stop once the estimated macro-F1 reaches this")
+    target_mae: float = Field(0, ge=0, allow_inf_nan=False,
+                              description="numbers to predict: stop once the estimated mean absolute error is this "
+                                          "low or lower, in the numbers' own units (0: off)")
     plateau_versions: int = Field(5, ge=2, le=1000, description="plateau: versions looked back over")
-    plateau_min_gain: float = Field(0.005, ge=0, le=1, description="plateau: smallest accuracy gain that counts")
+    plateau_min_gain: float = Field(0.005, ge=0, le=1, description="plateau: smallest accuracy gain that counts "
+                                    "(for numbers to predict, the smallest gain in skill, 1 - MAE / MAE of the mean)")
     stop_kappa: float = Field(0.99, ge=-1, le=1, description="stable predictions: mean kappa of successive models")
 
     @field_validator("strategy")
@@ -113,7 +117,7 @@ class ProjectOptions(BaseModel):
         """The part of the options the stopping rules read."""
         return estimators.StopRules(
             label_budget=self.label_budget, target_accuracy=self.target_accuracy,
-            target_macro_f1=self.target_macro_f1, plateau_versions=self.plateau_versions,
+            target_macro_f1=self.target_macro_f1, target_mae=self.target_mae, plateau_versions=self.plateau_versions,
             plateau_min_gain=self.plateau_min_gain, stop_kappa=self.stop_kappa,
         )
 

@@ -44,15 +44,19 @@ def annotation_event(
     from_name: str = "sentiment",
     cancelled: bool = False,
     key: str = "text",
+    result: list[dict] | None = None,
 ) -> dict:
-    """An annotation webhook shaped exactly like the captured one (``key``: the data field and object name)."""
+    """An annotation webhook shaped exactly like the captured one (``key``: the data field and object name).
+
+    ``result``: the annotation's result items as given (a number, a rating...) instead of ``label``'s choices.
+    """
     body = copy.deepcopy(_ANN)
     body["action"] = action
     a = body["annotation"]
     a["id"], a["task"], a["project"], a["updated_at"] = ann_id, task_id, pid, updated_at
     a["was_cancelled"] = cancelled
     choices = label if isinstance(label, list) else [label]
-    a["result"] = [] if cancelled else [
+    a["result"] = [] if cancelled else result if result is not None else [
         {"from_name": from_name, "to_name": key, "type": "choices", "value": {"choices": choices}}
     ]
     body["task"]["id"], body["task"]["data"] = task_id, {key: text}

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from backend import project_options
 from backend.labelstudio.label_config import LabelConfig
-from backend.labelstudio.tasktypes import ChoicesControl
+from backend.labelstudio.tasktypes import ChoicesControl, NumberControl
+from backend.labelstudio.tasktypes.number import snap
 from backend.progress.evaluation import label_times, parse_time, serving_at
 from backend.settings import Settings
 from backend.state.progress import ProgressStore
@@ -29,12 +30,30 @@ def single_controls(config: LabelConfig, models: dict) -> list[ChoicesControl]:
     return [c for c in config.controls if isinstance(c, ChoicesControl) and not c.multiple and c.name in models]
 
 
+def number_controls(config: LabelConfig, models: dict) -> list[NumberControl]:
+    """The trained ``<Number>``/``<Rating>`` controls: those whose error is measured."""
+    return [c for c in config.controls if isinstance(c, NumberControl) and c.name in models]
+
+
+def measured_controls(config: LabelConfig, models: dict) -> list:
+    """Every control whose control-share outcomes are kept: single choices, then numbers."""
+    return [*single_controls(config, models), *number_controls(config, models)]
+
+
 def predict(store, spec, control, models, ids, settings) -> dict[int, str]:
-    """The model's label for each readable task of ``ids``."""
+    """The model's answer for each readable task of ``ids``, as text.
+
+    A label; a number as the annotator could enter it (``snap``: a whole
+    rating, a value on the control's step), so successive models' answers
+    can be compared for agreement (kappa) as labels are.
+    """
     got, X, _ = control_features(store, spec, control, ids, settings.max_text_chars)
     if not got:
         return {}
-    return dict(zip(got, (str(v) for v in models[control.name].predict(X))))
+    values = models[control.name].predict(X)
+    if isinstance(control, NumberControl):
+        return {t: str(snap(control, float(v))) for t, v in zip(got, values)}
+    return dict(zip(got, (str(v) for v in values)))
 
 
 def _serving_timeline(store: ProjectStore) -> list[tuple[float, str]]:
@@ -134,7 +153,7 @@ def record_before_drop(store: ProjectStore, settings: Settings, name: str) -> bo
     if version is not None and version.models and version.meta.get("kind") == "model":
         config = LabelConfig.from_dict(store.config()["parsed"])
         options = project_options.resolve(settings, store.config().get("extra_params"))
-        _record_pending(store, name, version.meta, version.spec, single_controls(config, version.models),
+        _record_pending(store, name, version.meta, version.spec, measured_controls(config, version.models),
                         version.models, options.head_size, settings)
     progress.mark_recorded(name)
     return True
@@ -156,6 +175,6 @@ def record_served_versions(store, current, config, head_size, settings) -> None:
         version = load_version(store, info.name)
         if version is None or not version.models:
             continue
-        controls = single_controls(config, version.models)
+        controls = measured_controls(config, version.models)
         _record_pending(store, info.name, info.meta, version.spec, controls, version.models, head_size, settings)
         progress.mark_recorded(info.name)

@@ -29,14 +29,15 @@ from backend.labelstudio.tasktypes import task_type_of
 from backend.learning import featurizers
 from backend.learning.labeled_set import build_labeled_set
 from backend.learning.versions import task_utility
-from backend.progress import estimators, evaluation
+from backend.progress import estimators, evaluation, regression
 from backend.progress.summary import ProgressSummary
 from backend.settings import Settings
 from backend.state.progress import ProgressStore
 from backend.state.store import ProjectStore
 from backend.state.versions import load_version
 from worker.feature_choice import reconsider
-from worker.outcomes import predict, record_served_versions, settle_outcomes, single_controls
+from worker.outcomes import (measured_controls, number_controls, predict, record_served_versions, settle_outcomes,
+                             single_controls)
 from worker.pool_features import control_features
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     all_ids = store.task_ids()
     spec = featurizers.from_dict(meta["feature_spec"])
     controls = single_controls(config, loaded.models)
+    numbers = number_controls(config, loaded.models)
 
     clock = time.perf_counter()
     timings: dict[str, float] = {}
@@ -150,7 +152,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         clock = now_
 
     record_served_versions(store, name, config, options.head_size, settings)
-    settle_outcomes(store, labeled, controls, annotations)
+    settle_outcomes(store, labeled, measured_controls(config, loaded.models), annotations)
     lap("outcomes")
 
     outcomes = ProgressStore(store).outcomes()
@@ -172,11 +174,23 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
                 review.append({"task": ids[i], "control": control.name, "label": y[i], "predicted": str(pred[i]),
                                "proba_of_label": round(float(given[i]), 4),
                                "reason": "a model trained without it finds the label unlikely"})
+    for control in numbers:
+        answers = labeled.answers[control.name]
+        ids, X, _ = control_features(store, spec, control, sorted(answers), settings.max_text_chars)
+        y = [answers[t] for t in ids]
+        estimator = loaded.models[control.name]
+        cv_by_control[control.name], _ = regression.cross_validate(estimator, X, y)
+        trained[control.name] = {**trained.get(control.name, {}), "cv_labels": len(ids),
+                                 "cv_mae": cv_by_control[control.name].get("mae")}
+        is_random_pick = np.fromiter((t in outcomes for t in ids), dtype=bool, count=len(ids))
+        holdout_by_control[control.name] = regression.random_pick_holdout(estimator, X, y, is_random_pick)
     review += evaluation.disagreements(annotations, config)
     lap("cross_validation")
-    primary = controls[0] if controls else None
+    # The headline control: the first single choice; without one, the first number to predict (its error).
+    primary = controls[0] if controls else (numbers[0] if numbers else None)
+    measures = "error" if primary is not None and primary in numbers else "accuracy"
     choice = reconsider(store, settings, options, primary, labeled.answers[primary.name],
-                        loaded.models[primary.name]) if primary else None
+                        loaded.models[primary.name]) if primary and measures == "accuracy" else None
     lap("feature_choice")
 
     pool_ids = sorted(t for t in all_ids if t not in labeled.labeled_tasks)
@@ -196,7 +210,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     else:
         accuracy, f1, accuracy_source = latest_cv.get("accuracy"), latest_cv.get("macro_f1"), "cross-validation"
     random_curve = _random_curve(store, spec, primary, loaded.models[primary.name], outcomes, settings) \
-        if primary else {"points": []}
+        if primary and measures == "accuracy" else {"points": []}
     lap("random_curve")
     fit = random_curve.get("fit")
     savings = estimators.labels_saved(
@@ -205,13 +219,23 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         measured_up_to=max((p["n"] for p in random_curve.get("points", [])), default=None))
     if savings["random_labels"] is None and random_curve.get("reason"):
         savings["reason"] = random_curve["reason"]
+    error = cv_error = holdout_error = None
+    if measures == "error":
+        cv_error, holdout_error = latest_cv, holdout
+        error, error_source = ((holdout, "control share (held out)") if holdout.get("mae") is not None
+                               and holdout["n"] >= evaluation.MIN_HEADLINE_HOLDOUT else (latest_cv, "cross-validation"))
+        accuracy_source, latest_cv, holdout = error_source, {}, {}
+        savings = {"reason": "labels saved are measured for choices (accuracy), not yet for numbers to predict"}
     # The plateau rule reads the unbiased held-out score; without a control share, cross-validation.
-    series = "holdout_accuracy" if meta.get("control_share") else "cv_accuracy"
+    # For a number to predict the score is its skill (1 - MAE / MAE of the mean): higher is better.
+    kind = "skill" if measures == "error" else "accuracy"
+    series = f"holdout_{kind}" if meta.get("control_share") else f"cv_{kind}"
     rec = estimators.recommend(
         options.stop_rules(), labels=len(labeled.labeled_tasks), accuracy=accuracy, macro_f1_score=f1,
         scores=estimators.trailing_mean([p[series] if p[series] is not None else float("nan") for p in points],
                                       evaluation.PLATEAU_SMOOTHING),
         kappas=[p["kappa"] for p in points if p["kappa"] is not None],
+        mae=(error or {}).get("mae"),
     )
     queue = _queue_head(store, name, spec, config, loaded, options.head_size, settings, labeled.labeled_tasks)
     lap("queue")
@@ -229,9 +253,13 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         "features": spec.name,
         "feature_choice": choice.to_dict() if choice else None,
         "control_share": meta.get("control_share"),
+        "measures": measures,
         "accuracy": accuracy,
         "accuracy_source": accuracy_source,
         "macro_f1": f1,
+        "error": error,
+        "cv_error": cv_error,
+        "holdout_error": holdout_error,
         "recent_control": recent,
         "control_holdout": holdout,
         "cv": latest_cv,

@@ -222,8 +222,12 @@ def curve_points(versions, outcomes, control: str) -> list[dict]:
         cv = (prog.get("cv") or {}).get(control) or {}
         hold = (prog.get("control_holdout") or {}).get(control) or {}
         pairs = by_version.get(info.name, [])
+        numbers = "mae" in cv or "mae" in hold  # a number to predict: its figures are errors
+        if numbers:
+            pairs = []  # a predicted number is never exactly the label: no "accuracy" of the control outcomes
         correct = sum(t == p for t, p in pairs)
         acc, lo, hi = estimators.accuracy_interval(correct, len(pairs))
+        held = hold.get("n", 0) >= MIN_HOLDOUT
         points.append({
             "version": info.name,
             "labels": meta.get("labeled_tasks", 0),
@@ -235,11 +239,17 @@ def curve_points(versions, outcomes, control: str) -> list[dict]:
             "cv_accuracy": cv.get("accuracy"),
             "cv_accuracy_std": cv.get("accuracy_std"),
             "cv_macro_f1": cv.get("macro_f1"),
-            "holdout_accuracy": hold.get("accuracy") if hold.get("n", 0) >= MIN_HOLDOUT else None,
-            "holdout_low": hold.get("low") if hold.get("n", 0) >= MIN_HOLDOUT else None,
-            "holdout_high": hold.get("high") if hold.get("n", 0) >= MIN_HOLDOUT else None,
+            "holdout_accuracy": hold.get("accuracy") if held else None,
+            "holdout_low": hold.get("low") if held and not numbers else None,
+            "holdout_high": hold.get("high") if held and not numbers else None,
             "holdout_n": hold.get("n", 0),
             "kappa": prog.get("kappa"),
+            "cv_mae": cv.get("mae"),
+            "cv_skill": cv.get("skill"),
+            "holdout_mae": hold.get("mae") if held else None,
+            "holdout_skill": hold.get("skill") if held else None,
+            "holdout_mae_low": hold.get("low") if held and numbers else None,
+            "holdout_mae_high": hold.get("high") if held and numbers else None,
         })
     return points
 

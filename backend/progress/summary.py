@@ -40,6 +40,20 @@ class Estimate(_Part):
     reason: str | None = None  # why there is no estimate yet
 
 
+class ErrorEstimate(_Part):
+    """A number-predicting model's error: cross-validation or held-out control tasks (``progress/regression.py``)."""
+
+    n: Count = 0
+    mae: Annotated[float, Field(ge=0)] | None = None
+    mae_std: float | None = None
+    low: Annotated[float, Field(ge=0)] | None = None
+    high: Annotated[float, Field(ge=0)] | None = None
+    baseline_mae: Annotated[float, Field(ge=0)] | None = None
+    skill: float | None = None
+    folds: Count | None = None
+    reason: str | None = None
+
+
 class CurvePoint(_Part):
     """One trained version on the learning curve (``evaluation.curve_points``)."""
 
@@ -58,6 +72,13 @@ class CurvePoint(_Part):
     holdout_high: Fraction | None = None
     holdout_n: Count = 0
     kappa: float | None = None
+    # numbers to predict (``ProgressSummary.measures == "error"``)
+    cv_mae: float | None = None
+    cv_skill: float | None = None
+    holdout_mae: float | None = None
+    holdout_skill: float | None = None
+    holdout_mae_low: float | None = None
+    holdout_mae_high: float | None = None
 
 
 class RandomPoint(_Part):
@@ -145,9 +166,15 @@ class ProgressSummary(_Part):
     features: str | None = None  # the representation this version was trained on
     feature_choice: FeatureChoice | None = None  # how it was chosen, when the project says "auto"
     control_share: Fraction | None = None
+    #: What the headline figures measure: ``accuracy`` (choices) or ``error`` (a number to predict, when the
+    #: project has no single-choice control; then ``error`` holds the figures and ``accuracy`` is ``None``).
+    measures: str = "accuracy"
     accuracy: Fraction | None = None
     accuracy_source: str = "cross-validation"
     macro_f1: Fraction | None = None
+    error: ErrorEstimate | None = None
+    cv_error: ErrorEstimate | None = None
+    holdout_error: ErrorEstimate | None = None
     recent_control: Estimate | None = None
     control_holdout: Estimate = Estimate()
     cv: Estimate = Estimate()

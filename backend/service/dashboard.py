@@ -118,7 +118,33 @@ def _svg(fig, plot_id: str, title: str) -> str:
     return text.replace("<svg ", f'<svg id="{plot_id}" role="img" aria-label="{html.escape(title)}" ', 1)
 
 
+def _error_curve(ax, s: ProgressSummary) -> None:
+    """A number to predict: its mean absolute error as labels add up (lower is better)."""
+    cv = [(p.labels, p.cv_mae) for p in s.curve if p.cv_mae is not None]
+    if cv:
+        ax.plot(*zip(*cv), "-o", color="#1f77b4", ms=3, label="cross-validation (labeled set)")
+    hold = [p for p in s.curve if p.holdout_mae is not None]
+    if hold:
+        x = [p.labels for p in hold]
+        ax.plot(x, [p.holdout_mae for p in hold], "-s", color="#d62728", ms=3,
+                label="control tasks held out (unbiased, 95% CI)")
+        ax.fill_between(x, [p.holdout_mae_low if p.holdout_mae_low is not None else p.holdout_mae for p in hold],
+                        [p.holdout_mae_high if p.holdout_mae_high is not None else p.holdout_mae for p in hold],
+                        color="#d62728", alpha=0.12)
+    baseline = (s.error.baseline_mae if s.error else None)
+    if baseline is not None:
+        ax.axhline(baseline, ls="--", color="#7f7f7f", lw=1, label="always the mean label (no model)")
+    ax.set_xlabel("labeled tasks")
+    ax.set_ylabel("mean absolute error")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper right")
+
+
 def _learning_curve(ax, s: ProgressSummary) -> None:
+    if s.measures == "error":
+        return _error_curve(ax, s)
     curve = s.curve
     labels = [p.labels for p in curve]
     cv = [(p.labels, p.cv_accuracy, p.cv_accuracy_std or 0) for p in curve if p.cv_accuracy is not None]
@@ -283,6 +309,26 @@ def _representation(s: ProgressSummary) -> str:
             f"{_e(choice.reason)}.{pending} Compared again once the labels grow by {auto_features.GROWTH:.0%}.")
 
 
+def _error_items(s: ProgressSummary) -> list[tuple[str, str, str]]:
+    """The headline of a number to predict: its mean absolute error, held out or cross-validated, and skill."""
+    err, cv, hold = s.error, s.cv_error, s.holdout_error
+    unbiased = s.unbiased
+    return [
+        ("held-out error (MAE)" if unbiased else "error (MAE, estimate)", _num(err.mae if err else None, 3),
+         (f"How far the pre-filled number is from the annotator's, on average, measured on {hold.n} random tasks "
+          f"the model was not trained on (95% range {_num(hold.low, 3)}–{_num(hold.high, 3)})."
+          if unbiased and hold else
+          "Not enough random (control) tasks are labeled yet, so this comes from the labeled set, which the "
+          "queue filled with hard tasks: a rough guide only.")),
+        ("skill", _pct(err.skill if err else None, 0),
+         f"How much smaller the error is than always guessing the mean label "
+         f"(MAE {_num(err.baseline_mae if err else None, 3)}): 0% learned nothing, 100% exact."),
+        ("error on the labeled set", _num(cv.mae if cv else None, 3),
+         f"Cross-validation (± {_num(cv.mae_std if cv else None, 3)}, {(cv.folds if cv else None) or '–'} folds) "
+         "on the tasks labeled so far, which the queue chose because the models disagreed on them."),
+    ]
+
+
 def _numbers(s: ProgressSummary) -> str:
     """The headline figures, rounded, each with a one-line explanation in plain words."""
     rc, cv, sav, q, th, hold = s.recent_control, s.cv, s.savings, s.queue, s.throughput, s.control_holdout
@@ -318,6 +364,8 @@ def _numbers(s: ProgressSummary) -> str:
          f"{q.diverse} diverse (unlike what is labeled), {q.control} control (random, to "
          "measure accuracy fairly)."),
     ]
+    if s.measures == "error":  # a number to predict: its error replaces the accuracy figures
+        items = [items[0], *_error_items(s), *[i for i in items[5:] if i[0] != "labels saved"]]
     cells = "".join(f'<div><small>{_e(k)}</small><b>{v}</b><small>{d}</small></div>' for k, v, d in items)
     return f'<div class="card nums" id="numbers">{cells}</div>'
 
@@ -423,8 +471,11 @@ def project_page(s: ProgressSummary | None, pid: int, ls_url: str, refusal: dict
     titles = ["Learning curve", "Labels saved over random selection", "Stabilising predictions (kappa over versions)",
               f"Label distribution ({_e(s.control)})"]
     captions = [
-        "Accuracy as labels add up. Red: on random tasks held out from training, the honest figure. Blue: on "
-        "the labeled set, which the queue filled with hard tasks, so it reads low.",
+        ("Mean absolute error as labels add up (lower is better). Red: on random tasks held out from training, the "
+         "honest figure. Blue: on the labeled set, which the queue filled with hard tasks. Grey: always the mean."
+         if s.measures == "error" else
+         "Accuracy as labels add up. Red: on random tasks held out from training, the honest figure. Blue: on "
+         "the labeled set, which the queue filled with hard tasks, so it reads low."),
         "Labels this queue used, against the labels random ordering would need for the same accuracy "
         "(estimated from a curve fitted to the random control tasks).",
         "How much each new model agrees with the one before on the same tasks (1 = identical answers). When it "
@@ -479,6 +530,13 @@ def _store(request: Request, pid: int) -> ProjectStore:
     return request.app.state.predictor.store(pid)
 
 
+def _headline(s: ProgressSummary | None) -> str:
+    """The index's figure of a project: its accuracy, or the error of its number to predict."""
+    if s is not None and s.measures == "error":
+        return f"MAE {_num(s.error.mae if s.error else None, 3)}"
+    return _pct(s.accuracy if s else None, 0)
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard_index(request: Request) -> HTMLResponse:
     """Every project this backend serves, with its recommendation, and the refused ones with why."""
@@ -492,9 +550,9 @@ def dashboard_index(request: Request) -> HTMLResponse:
         s = read_summary(_store(request, pid))
         rec = s.recommendation.action if s else "no model yet"
         rows.append(f'<tr><td><a href="/dashboard/{pid}">{_e(project_name(pid, titles[pid]))}</a></td>'
-                    f"<td>{s.labeled_tasks if s else 0:,}</td><td>{_pct(s.accuracy if s else None, 0)}</td>"
+                    f"<td>{s.labeled_tasks if s else 0:,}</td><td>{_headline(s)}</td>"
                     f"<td>{_e(rec)}</td></tr>")
-    table = ("<table id=\"projects\"><tr><th>project</th><th>labeled tasks</th><th>accuracy (estimate)</th>"
+    table = ("<table id=\"projects\"><tr><th>project</th><th>labeled tasks</th><th>accuracy or error (estimate)</th>"
              "<th>recommendation</th></tr>" + "".join(rows) + "</table>") if rows else \
         '<p class="muted">No project is set up yet.</p>'
     return HTMLResponse(_page("active learning: projects",

@@ -1,8 +1,9 @@
 """Label Studio 1.23's own templates against the real Label Studio, backend and worker.
 
-Content Moderation (``<Choices>`` + a ``<TextArea>`` comment) and a sentiment
-config with a ``<Rating>`` connect, train on annotations whose results hold the
-ignored controls too, and get an ordered queue.  NER (``<Labels>``) and Audio
+Content Moderation (``<Choices>`` + a ``<TextArea>`` comment) connects, trains
+on annotations whose results hold the ignored comment too, and gets an
+ordered queue; so does a sentiment config with a ``<Rating>``, whose stars
+are predicted beside the sentiment (a number to predict).  NER (``<Labels>``) and Audio
 Classification are refused, and the reason is in the backend's log at WARNING
 and on its dashboard (Label Studio itself shows only "422 Client Error").
 Image Classification is predicted: ``tests/e2e/test_images.py``.
@@ -26,20 +27,21 @@ pytestmark = pytest.mark.e2e
 CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "label-configs"
 N_TASKS, N_LABELS = 80, 8
 
-#: template -> (predicted control, answer for a fresh review, for a rotten one, extra result items)
+def _comment(fresh: bool) -> list[dict]:
+    return [{"from_name": "comments", "to_name": "text", "type": "textarea", "value": {"text": ["checked"]}}]
+
+
+def _stars(fresh: bool) -> list[dict]:
+    return [{"from_name": "rating", "to_name": "text", "type": "rating", "value": {"rating": 5 if fresh else 2}}]
+
+
+#: template -> (choices control, answer for a fresh review, for a rotten one, its other result items,
+#: the controls predicted, the tags ignored)
 TEMPLATES = {
-    "content-moderation": (
-        "content_moderation", ["Obscene"], ["Insult", "Hate"],
-        [{"from_name": "comments", "to_name": "text", "type": "textarea", "value": {"text": ["checked"]}}],
-    ),
-    "sentiment-rating": (
-        "sentiment", ["Positive"], ["Negative"],
-        [{"from_name": "rating", "to_name": "text", "type": "rating", "value": {"rating": 4}}],
-    ),
+    "content-moderation": ("content_moderation", ["Obscene"], ["Insult", "Hate"], _comment,
+                           {"content_moderation"}, ["TextArea"]),
+    "sentiment-rating": ("sentiment", ["Positive"], ["Negative"], _stars, {"sentiment", "rating"}, []),
 }
-
-
-IGNORED = {"content-moderation": "TextArea", "sentiment-rating": "Rating"}
 
 
 def _project(ls, template: str, seed: int) -> tuple[int, dict[int, str]]:
@@ -66,29 +68,33 @@ def _scores(ls, pid: int, version: str) -> tuple[dict[int, float], dict[int, lis
 
 @pytest.mark.parametrize("template", list(TEMPLATES))
 def test_template_with_ignored_controls_connects_trains_and_orders_the_queue(ls, stack, template):
-    control, fresh, rotten, extra = TEMPLATES[template]
+    control, fresh, rotten, extra, predicted, ignored = TEMPLATES[template]
     pid, truth = _project(ls, template, seed=len(template))
     ls.connect_ml_backend(pid, stack.url, title="active learning")
     wait_for(lambda: synced(ls, stack, pid, 0), 120, what="the cold-start version in Label Studio")
     status = stack.status(pid)
-    assert [i["tag"] for i in status["ignored_controls"]] == [IGNORED[template]]
+    assert [i["tag"] for i in status["ignored_controls"]] == ignored
     assert status["refusal"] is None
     for _ in range(N_LABELS):
         task = ls.next_task(pid)
-        answer = fresh if truth[task["id"]] == "fresh" else rotten
-        result = [{"from_name": control, "to_name": "text", "type": "choices", "value": {"choices": answer}}, *extra]
+        is_fresh = truth[task["id"]] == "fresh"
+        answer = fresh if is_fresh else rotten
+        result = [{"from_name": control, "to_name": "text", "type": "choices", "value": {"choices": answer}},
+                  *extra(is_fresh)]
         ls.annotate(task["id"], result)
     status = wait_for(lambda: synced(ls, stack, pid, N_LABELS), 180,
                       what=f"a version trained on {N_LABELS} labels pushed to Label Studio")
     assert status["current"]["kind"] == "model"
-    assert control in status["current"]["controls"]
+    assert predicted <= set(status["current"]["controls"])
     version = status["current_version"]
     scores, results, labeled = _scores(ls, pid, version)
     assert len(scores) >= 20, "the head of the queue was pushed"
-    # Pre-annotations of the predicted control only, each item with the model's probability.
+    # Pre-annotations of the predicted controls only, each item with the model's confidence.
     items = [item for r in results.values() for item in r]
-    assert items and {item["from_name"] for item in items} == {control}
+    assert items and {item["from_name"] for item in items} == predicted
     assert all(0 <= item["score"] <= 1 for item in items)
+    stars = [item["value"]["rating"] for item in items if item["type"] == "rating"]
+    assert all(isinstance(s, int) and 1 <= s <= 5 for s in stars), stars
     # The queue is ordered: /next serves the backend's lowest score among unlabeled tasks.
     pending = {t: s for t, s in scores.items() if t not in labeled}
     task = ls.next_task(pid)
