@@ -76,9 +76,9 @@ class LabelStream:
         self.task = first.value.json()
         return self.task
 
-    def wait_shown(self, text: str) -> None:
-        """Until the served task's text is on screen."""
-        self.page.locator("input[type=checkbox]").first.wait_for(state="attached", timeout=30_000)
+    def wait_shown(self, text: str, ready: str = "input[type=checkbox]") -> None:
+        """Until the served task's text is on screen, and a control (the ``ready`` selector) is drawn."""
+        self.page.locator(ready).first.wait_for(state="attached", timeout=30_000)
         self.page.get_by_text(text.strip()[:30], exact=False).first.wait_for(timeout=30_000)
 
     def predicted(self) -> list[str]:

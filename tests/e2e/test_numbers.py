@@ -1,0 +1,101 @@
+"""A ``<Rating>`` to predict in the real Label Studio 1.23.2, its UI, the real backend and worker.
+
+Movie reviews (rotten-tomatoes) get one to five stars: five for a fresh
+review, one for a rotten one.  An annotator connects the backend in
+*Settings -> Model*, clicks *Label All Tasks*, and for every task clicks
+the stars and submits.  Once a model exists, the stars Label Studio shows
+on opening a task are the backend's predicted rating (the editor draws a
+``number``/``rating`` prediction as filled stars), and every Submit must be
+saved with the annotator's own rating.  Screenshots go to
+``test-output/browser/rating-*.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from backend.simulation.datasets import load_dataset
+from harness.stack import REPO, synced, wait_for
+from harness.ui import LabelStream, connect_model, launch, login
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = ('<View><Text name="text" value="$text"/>'
+          '<Rating name="stars" toName="text" maxRating="5"/></View>')
+N_TASKS, N_SUBMITS = 60, 10
+OUT = REPO / "test-output" / "browser"
+STARS = {"fresh": 5, "rotten": 1}
+
+
+def shown_stars(page) -> int:
+    """How many stars the editor shows filled (Label Studio draws ``<Rating>`` with antd's Rate)."""
+    return page.locator("li.ant-rate-star-full").count()
+
+
+def click_stars(page, n: int) -> None:
+    page.locator("li.ant-rate-star").nth(n - 1).locator("div[role=radio]").click()
+    if shown_stars(page) != n:
+        raise AssertionError(f"clicking star {n} shows {shown_stars(page)} stars")
+
+
+def test_an_annotator_rates_in_the_real_ui_with_the_backends_predicted_stars(ls, stack):
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("rating-*.png"):
+        old.unlink()
+    ds = load_dataset("rotten-tomatoes")
+    idx = np.random.default_rng(7).permutation(len(ds.texts))[:N_TASKS]
+    pid = ls.create_project("Review stars (browser e2e)", CONFIG)["id"]
+    ids = ls.import_tasks(pid, [{"text": ds.texts[i]} for i in idx])
+    truth = {tid: STARS[ds.labels[i]] for tid, i in zip(ids, idx)}
+    counts = {"submits": 0, "with_prediction": 0, "stars_match_prediction": 0, "saved_own_rating": 0}
+    api_errors: list[str] = []
+    t0 = time.monotonic()
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("response", lambda r: "/api/" in r.url and r.status >= 400
+                and api_errors.append(f"{r.request.method} {r.url.replace(ls.url, '')} -> {r.status}"))
+        try:
+            login(page, ls.url, ls.username, ls.password)
+            connect_model(page, ls.url, pid, stack.url)
+            wait_for(lambda: synced(ls, stack, pid, 0), 120, what="the cold-start version in Label Studio")
+            stream = LabelStream(page, ls.url, pid)
+            stream.open()
+            for i in range(N_SUBMITS):
+                served = stream.task
+                tid = served["id"]
+                stream.wait_shown(served["data"]["text"], ready="li.ant-rate-star")
+                page.wait_for_timeout(300)  # the pre-annotation is applied with the task
+                predicted = [item["value"]["rating"] for p in served.get("predictions") or []
+                             for item in p["result"] if item.get("type") == "rating"]
+                if predicted:
+                    counts["with_prediction"] += 1
+                    counts["stars_match_prediction"] += shown_stars(page) == predicted[0]
+                if i == 0 or (predicted and counts["with_prediction"] <= 2) or i == N_SUBMITS - 1:
+                    page.screenshot(path=str(OUT / f"rating-labeling-{i + 1:02d}.png"))
+                click_stars(page, truth[tid])
+                wait_for(lambda: synced(ls, stack, pid, i), 120, what=f"a version on {i} labels")
+                stream.submit()  # raises on a refused submit or a "not saved" message
+                counts["submits"] += 1
+                saved = stream.saved
+                assert saved["task"] == tid, saved
+                rating = [r for r in saved["result"] if r["type"] == "rating"]
+                counts["saved_own_rating"] += len(rating) == 1 and rating[0]["value"]["rating"] == truth[tid]
+        finally:
+            browser.close()
+    counts["runtime_s"] = round(time.monotonic() - t0)
+    (OUT / "rating-counts.json").write_text(json.dumps({**counts, "api_errors": api_errors}, indent=1))
+    print("browser rating e2e:", json.dumps(counts))
+    assert not api_errors, api_errors
+    assert counts["submits"] == N_SUBMITS and counts["saved_own_rating"] == N_SUBMITS, counts
+    # After two different ratings the backend trains, and Label Studio shows its stars on the next tasks.
+    assert counts["with_prediction"] >= N_SUBMITS - 4, counts
+    assert counts["stars_match_prediction"] == counts["with_prediction"], counts
+    status = stack.status(pid)
+    assert status["current"]["kind"] == "model" and "stars" in status["current"]["controls"]
