@@ -296,3 +296,37 @@ def test_a_rating_model_learns_from_hashed_ngrams():
     items = TASK.results(c, m, TASK.output(m, featurizer.transform(["great, loved it", "awful, hated it"])))
     assert items[0]["value"]["rating"] > items[1]["value"]["rating"]
     assert items[0]["value"]["rating"] >= 4 and items[1]["value"]["rating"] <= 2
+
+
+# -- registered: what the rest of the backend reads -------------------------------------------
+
+
+def test_number_and_rating_are_registered_with_both_result_types():
+    from backend.labelstudio import tasktypes
+
+    assert tasktypes.BY_TAG["Number"] is tasktypes.BY_TAG["Rating"] is tasktypes.TASK_TYPES["number"]
+    assert {"number", "rating", "choices"} <= tasktypes.RESULT_TYPES
+
+
+def test_the_annotators_consensus_is_the_median_and_never_a_tie():
+    assert TASK.consensus([4.0, 5.0, 1.0]) == (4.0, False)
+    assert TASK.consensus([2.0, 3.0]) == (2.5, False)
+
+
+def test_the_probability_view_ranks_every_strategy_by_the_committees_spread():
+    from backend.selection import scores, strategies
+
+    X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    model = CommitteeRegressor().fit(X[:20], X[:20, 0] * 3 + 1)
+    output = TASK.output(model, X)
+    view = TASK.as_probabilities(model, output)
+    u = TASK.uncertainty(model, output)
+    assert np.allclose(view.sum(axis=1), 1) and np.allclose(scores.margin_uncertainty(view), u)
+    assert np.allclose(strategies.mean_uncertainty({"n": model}, {"n": view}, 40), u)
+    # Entropy and the committee strategies order the pool as the spread does.
+    pool = strategies.Pool(X=X, probas={"n": view}, models={"n": model}, labeled_X=X[:20], labeled_y=list(X[:20, 0]))
+    for name in ("entropy", "committee-vote", "least-confidence"):
+        ranked = strategies.rank_pool(pool, strategies.SelectionParams(strategy=name, control_share=0,
+                                                                       near_duplicate_threshold=None),
+                                      np.random.default_rng(0))
+        assert np.all(np.diff(u[ranked.order]) <= 1e-12), name
