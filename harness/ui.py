@@ -61,6 +61,26 @@ def connect_model(page, url: str, pid: int, backend_url: str, title: str = "acti
     page.get_by_text("Connected", exact=True).wait_for(timeout=30_000)
 
 
+def connected_page(pw, ls, pid: int, backend_url: str, viewport: dict) -> tuple[object, object, list[str]]:
+    """A browser logged in to Label Studio with the backend connected to project ``pid`` in its UI.
+
+    Returns the browser (close it), the page, and the list every Label
+    Studio API answer of 400 or more is appended to (a test asserts it stays empty).
+    """
+    browser = launch(pw)
+    page = browser.new_page(viewport=viewport)
+    api_errors: list[str] = []
+    page.on("response", lambda r: "/api/" in r.url and r.status >= 400
+            and api_errors.append(f"{r.request.method} {r.url.replace(ls.url, '')} -> {r.status}"))
+    try:
+        login(page, ls.url, ls.username, ls.password)
+        connect_model(page, ls.url, pid, backend_url)
+    except BaseException:
+        browser.close()
+        raise
+    return browser, page, api_errors
+
+
 class LabelStream:
     """*Label All Tasks* in the Data Manager, then one task after another through Submit."""
 

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import uvicorn
 from fastapi.testclient import TestClient
-from rq import SimpleWorker
 
-from backend.state.queueing import JOB_SERIALIZER, job_queue
+from backend.state.queueing import job_queue
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -34,6 +33,7 @@ from backend.service.app import create_app  # noqa: E402
 from backend.settings import get_settings  # noqa: E402
 from backend.simulation.datasets import load_dataset  # noqa: E402
 from backend.state.store import ProjectStore, connect  # noqa: E402
+from harness.jobs import run_burst  # noqa: E402
 from harness.payloads import annotation_event, setup_body, tasks_created  # noqa: E402
 
 SCHEMA = ('<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text">'
@@ -69,7 +69,7 @@ def main() -> None:
     queues = [job_queue("shot-queue", r), job_queue("shot-queue-low", r)]
 
     def work() -> None:
-        SimpleWorker(queues, connection=r, serializer=JOB_SERIALIZER).work(burst=True)
+        run_burst(queues, r)
 
     with TestClient(app) as client:
         body = setup_body(1, schema=SCHEMA)

@@ -10,12 +10,12 @@ import os
 
 import pytest
 from fastapi.testclient import TestClient
-from rq import SimpleWorker
 
 from backend.service.app import create_app
 from backend.settings import Settings, get_settings
-from backend.state.queueing import JOB_SERIALIZER, job_queue
+from backend.state.queueing import job_queue
 from backend.state.store import ProjectStore, connect
+from harness.jobs import run_burst
 from harness.payloads import (  # noqa: F401  (re-exported for the tests)
     LABEL_CONFIG,
     PAYLOADS,
@@ -76,7 +76,7 @@ def run_worker(redis_conn) -> int:
     q, low = job_queue(QUEUE, redis_conn), job_queue(QUEUE + "-low", redis_conn)
     topup = job_queue(QUEUE + "-topup", redis_conn)
     before = q.finished_job_registry.count + q.failed_job_registry.count
-    SimpleWorker([topup, q, low], connection=redis_conn, serializer=JOB_SERIALIZER).work(burst=True)
+    run_burst([topup, q, low], redis_conn)
     return q.finished_job_registry.count + q.failed_job_registry.count - before
 
 

@@ -118,19 +118,24 @@ def _svg(fig, plot_id: str, title: str) -> str:
     return text.replace("<svg ", f'<svg id="{plot_id}" role="img" aria-label="{html.escape(title)}" ', 1)
 
 
+def _held_out(ax, curve, value: str, low: str, high: str) -> None:
+    """The held-out estimate per version (red) with its 95% band; a missing bound (older summaries) draws no band."""
+    hold = [p for p in curve if getattr(p, value) is not None]
+    if not hold:
+        return
+    x, y = [p.labels for p in hold], [getattr(p, value) for p in hold]
+    ax.plot(x, y, "-s", color="#d62728", ms=3, label="control tasks held out (unbiased, 95% CI)")
+    ax.fill_between(x, [v if getattr(p, low) is None else getattr(p, low) for p, v in zip(hold, y)],
+                    [v if getattr(p, high) is None else getattr(p, high) for p, v in zip(hold, y)],
+                    color="#d62728", alpha=0.12)
+
+
 def _error_curve(ax, s: ProgressSummary) -> None:
     """A number to predict: its mean absolute error as labels add up (lower is better)."""
     cv = [(p.labels, p.cv_mae) for p in s.curve if p.cv_mae is not None]
     if cv:
         ax.plot(*zip(*cv), "-o", color="#1f77b4", ms=3, label="cross-validation (labeled set)")
-    hold = [p for p in s.curve if p.holdout_mae is not None]
-    if hold:
-        x = [p.labels for p in hold]
-        ax.plot(x, [p.holdout_mae for p in hold], "-s", color="#d62728", ms=3,
-                label="control tasks held out (unbiased, 95% CI)")
-        ax.fill_between(x, [p.holdout_mae_low if p.holdout_mae_low is not None else p.holdout_mae for p in hold],
-                        [p.holdout_mae_high if p.holdout_mae_high is not None else p.holdout_mae for p in hold],
-                        color="#d62728", alpha=0.12)
+    _held_out(ax, s.curve, "holdout_mae", "holdout_mae_low", "holdout_mae_high")
     baseline = (s.error.baseline_mae if s.error else None)
     if baseline is not None:
         ax.axhline(baseline, ls="--", color="#7f7f7f", lw=1, label="always the mean label (no model)")
@@ -152,15 +157,7 @@ def _learning_curve(ax, s: ProgressSummary) -> None:
         x, y, e = zip(*cv)
         ax.plot(x, y, "-o", color="#1f77b4", ms=3, label="cross-validation (labeled set)")
         ax.fill_between(x, [a - b for a, b in zip(y, e)], [a + b for a, b in zip(y, e)], color="#1f77b4", alpha=0.15)
-    hold = [p for p in curve if p.holdout_accuracy is not None]
-    if hold:
-        x = [p.labels for p in hold]
-        ax.plot(x, [p.holdout_accuracy for p in hold], "-s", color="#d62728", ms=3,
-                label="control tasks held out (unbiased, 95% CI)")
-        # a missing bound (older summaries) draws as no band there
-        ax.fill_between(x, [p.holdout_low if p.holdout_low is not None else p.holdout_accuracy for p in hold],
-                        [p.holdout_high if p.holdout_high is not None else p.holdout_accuracy for p in hold],
-                        color="#d62728", alpha=0.12)
+    _held_out(ax, curve, "holdout_accuracy", "holdout_low", "holdout_high")
     live = [p for p in curve if p.control_accuracy is not None]
     if live:
         ax.scatter([p.labels for p in live], [p.control_accuracy for p in live],

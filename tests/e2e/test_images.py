@@ -30,7 +30,7 @@ from PIL import Image
 
 from backend.simulation.datasets import load_fashion_mnist
 from harness.stack import REPO, synced, wait_for
-from harness.ui import ImageView, LabelStream, connect_model, launch, login
+from harness.ui import ImageView, LabelStream, connected_page
 
 pytestmark = pytest.mark.e2e
 
@@ -227,18 +227,12 @@ def test_an_annotator_labels_images_in_the_real_ui_with_the_backends_pre_annotat
     counts = {"submits": 0, "images_shown": 0, "with_prediction": 0, "preselected": 0, "only_prediction_checked": 0,
               "expected": 0, "served_expected": 0, "matched_backend": 0,
               "parent_prediction_sent": 0}
-    api_errors: list[str] = []
     misses: list[dict] = []
     t0 = time.monotonic()
     with sync_playwright() as pw:
-        browser = launch(pw)
         # Narrow enough that the square image leaves the three choices above the Submit bar in the screenshots.
-        page = browser.new_page(viewport={"width": 1000, "height": 1000})
-        page.on("response", lambda r: "/api/" in r.url and r.status >= 400
-                and api_errors.append(f"{r.request.method} {r.url.replace(ls.url, '')} -> {r.status}"))
+        browser, page, api_errors = connected_page(pw, ls, pid, stack.url, {"width": 1000, "height": 1000})
         try:
-            login(page, ls.url, ls.username, ls.password)
-            connect_model(page, ls.url, pid, stack.url)
             page.screenshot(path=str(OUT / "images-settings-model.png"))
             wait_for(lambda: synced(ls, stack, pid, 0), 120, what="the cold-start version in Label Studio")
             view = ImageView(page)

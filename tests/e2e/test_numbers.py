@@ -20,7 +20,7 @@ import pytest
 
 from backend.simulation.datasets import load_dataset
 from harness.stack import REPO, synced, wait_for
-from harness.ui import LabelStream, connect_model, launch, login
+from harness.ui import LabelStream, connected_page
 
 pytestmark = pytest.mark.e2e
 
@@ -54,16 +54,10 @@ def test_an_annotator_rates_in_the_real_ui_with_the_backends_predicted_stars(ls,
     ids = ls.import_tasks(pid, [{"text": ds.texts[i]} for i in idx])
     truth = {tid: STARS[ds.labels[i]] for tid, i in zip(ids, idx)}
     counts = {"submits": 0, "with_prediction": 0, "stars_match_prediction": 0, "saved_own_rating": 0}
-    api_errors: list[str] = []
     t0 = time.monotonic()
     with sync_playwright() as pw:
-        browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("response", lambda r: "/api/" in r.url and r.status >= 400
-                and api_errors.append(f"{r.request.method} {r.url.replace(ls.url, '')} -> {r.status}"))
+        browser, page, api_errors = connected_page(pw, ls, pid, stack.url, {"width": 1200, "height": 900})
         try:
-            login(page, ls.url, ls.username, ls.password)
-            connect_model(page, ls.url, pid, stack.url)
             wait_for(lambda: synced(ls, stack, pid, 0), 120, what="the cold-start version in Label Studio")
             stream = LabelStream(page, ls.url, pid)
             stream.open()

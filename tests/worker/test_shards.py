@@ -7,13 +7,13 @@ import time
 
 import numpy as np
 import pytest
-from rq import SimpleWorker
 
 from backend.labelstudio.label_config import parse_label_config
 from backend.learning.featurizers.ngrams import NgramFeaturizer
 from backend.learning.model import ChoicesClassifier
 from backend.simulation.datasets import load_dataset
-from backend.state.queueing import JOB_SERIALIZER, job_queue
+from backend.state.queueing import job_queue
+from harness.jobs import run_burst
 from tests.conftest import LABEL_CONFIG, QUEUE
 from worker import shards
 from worker.pool_features import control_features
@@ -72,7 +72,7 @@ def test_idle_workers_take_shards(store, settings, project, redis_conn, monkeypa
     t.start()
     q = job_queue(QUEUE, redis_conn)
     while t.is_alive():  # an RQ worker in this (main) thread, as `al-backend worker` runs it
-        SimpleWorker([q], connection=redis_conn, serializer=JOB_SERIALIZER).work(burst=True)
+        run_burst([q], redis_conn)
         time.sleep(0.01)
     t.join()
     scored = result["scored"]
