@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.labelstudio import task_images, task_numbers
+from backend.labelstudio import task_images, task_numbers, task_timeseries
 from backend.labelstudio.task_data import Fetch, TaskDataError, control_text, object_value
 from backend.labelstudio.tasktypes import Control
 
@@ -22,7 +22,10 @@ DEFAULT_MAX_BYTES = 10 * 2**20
 
 def control_content(data: Any, control: Control, *, max_chars: int, fetch: Fetch | None = None,
                     max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
-    """The input of ``control``'s featurizer for one task: a text, an image array or a record of numbers."""
+    """The input of ``control``'s featurizer for one task: a text, an image array or a record of numbers.
+
+    A time series is read as the record of its summary numbers (``task_timeseries.py``).
+    """
     kind = control.kind
     if kind == "text":
         return control_text(data, control, max_chars=max_chars, fetch=fetch)
@@ -30,6 +33,8 @@ def control_content(data: Any, control: Control, *, max_chars: int, fetch: Fetch
     value = object_value(data, obj)
     if kind == "image":
         return task_images.image_array(value, obj.value_key, fetch, max_bytes=max_bytes)
+    if kind == "numbers" and obj.tag == "TimeSeries":
+        return task_timeseries.summary(value, obj, fetch)
     if kind == "numbers":
         return task_numbers.record(value, obj.value_key)
     raise TaskDataError(f"{kind} data is not read")

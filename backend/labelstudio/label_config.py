@@ -183,5 +183,5 @@ def _nothing_to_predict(ignored: list[IgnoredControl]) -> str:
         f"nothing in this label config can be predicted. Found: {found}. This backend predicts {supported}. "
         "To use it, add a <Choices name=\"...\" toName=\"...\"> with at least two <Choice> options (or a "
         "<Number name=\"...\" toName=\"...\"> or <Rating name=\"...\" toName=\"...\">), bound to a <Text>, <HyperText>, "
-        "<Paragraphs>, <Image> or <Table> tag; the other controls can stay (they are ignored)."
+        "<Paragraphs>, <Image>, <Table> or <TimeSeries> tag; the other controls can stay (they are ignored)."
     )

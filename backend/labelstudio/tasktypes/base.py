@@ -36,7 +36,8 @@ class NotPredicted(Exception):
 OBJECT_KINDS = {
     "Text": "text", "HyperText": "text", "Paragraphs": "text",
     "Image": "image",
-    "Table": "numbers",
+    # A series is read as a record of its summary numbers (``task_timeseries.py``): the numbers' featurizers apply.
+    "Table": "numbers", "TimeSeries": "numbers",
 }
 
 
@@ -50,6 +51,14 @@ class ObjectTag:
     is_url: bool = False
     name_key: str = "author"
     text_key: str = "text"
+    #: ``<TimeSeries>``: the ``<Channel column>`` names (empty: every column but the time), the ``timeColumn``
+    #: and the CSV separator (``sep``).
+    channels: tuple[str, ...] = ()
+    time_column: str = ""
+    sep: str = ","
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))  # a stored config gives a list
 
     @property
     def kind(self) -> str:
@@ -88,6 +97,13 @@ def object_tag(el: Element) -> ObjectTag:
     if not value.startswith("$") or len(value) < 2:
         raise NotPredicted(
             f"{describe(el)} must take its content from the task data, e.g. value=\"$text\" (got value=\"{value}\")"
+        )
+    if el.tag == "TimeSeries":  # Label Studio's default valueType for a series is "url" (a CSV file)
+        return ObjectTag(
+            name=el.get("name", ""), tag=el.tag, value_key=value[1:],
+            is_url=(el.get("valueType") or "url").lower() == "url",
+            channels=tuple(c.get("column", "") for c in el.iter("Channel") if c.get("column")),
+            time_column=el.get("timeColumn") or "", sep=el.get("sep") or ",",
         )
     return ObjectTag(
         name=el.get("name", ""),

@@ -20,7 +20,7 @@ from backend.labelstudio.tasktypes.base import Control, NotPredicted, ObjectTag,
 from backend.learning.model import SINGLE_CHOICE_CLASS_WEIGHT, ChoicesClassifier
 from backend.selection import scores
 
-SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs", "Image", "Table")
+SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs", "Image", "Table", "TimeSeries")
 CHOICE_MODES = {"single": False, "single-radio": False, "multiple": True}
 
 
@@ -48,7 +48,7 @@ class ChoicesTask(TaskType):
     tags = ("Choices",)
     result_type = "choices"
     supported = ("<Choices> over <Text>, <HyperText> or <Paragraphs> (text classification), <Image> (image "
-                 "classification) or <Table> (a record of numbers)")
+                 "classification), <Table> (a record of numbers) or <TimeSeries> (a series, by its summary)")
 
     def parse(self, el: Element, objects: dict[str, Element]) -> ChoicesControl:
         if (el.get("value") or "").startswith("$"):

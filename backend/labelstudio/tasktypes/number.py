@@ -48,7 +48,7 @@ from backend.learning.regressor import CommitteeRegressor
 TEXT_OBJECTS = ("Text", "HyperText", "Paragraphs")
 #: The objects a number can be predicted for: text, or an image or a table (their features come from the
 #: image and table featurizers).
-SUPPORTED_OBJECTS = (*TEXT_OBJECTS, "Image", "Table")
+SUPPORTED_OBJECTS = (*TEXT_OBJECTS, "Image", "Table", "TimeSeries")
 #: ``<Rating>``'s ``maxRating`` when the config gives none (Label Studio's default).
 DEFAULT_MAX_RATING = 5
 #: The largest ``maxRating`` accepted (the editor draws one icon per point).
@@ -109,7 +109,7 @@ class NumberTask(TaskType):
     #: Every annotation result ``type`` this task type reads (the webhook filter keeps all of them):
     #: ``<Number>`` writes ``"number"``, ``<Rating>`` writes ``"rating"``.
     result_types: ClassVar[tuple[str, ...]] = ("number", "rating")
-    supported = "<Number> or <Rating> over text, an image or a table (numbers to predict)"
+    supported = "<Number> or <Rating> over text, an image, a table or a time series (numbers to predict)"
 
     # -- the label config ----------------------------------------------------
     def parse(self, el: Element, objects: dict[str, Element]) -> NumberControl:
