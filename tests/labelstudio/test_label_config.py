@@ -67,7 +67,7 @@ def test_round_trip_through_dict():
         (
             '<View><Audio name="snd" value="$audio"/><Choices name="c" toName="snd">'
             '<Choice value="a"/><Choice value="b"/></Choices></View>',
-            'it reads <Audio name="snd">; only <Text>, <HyperText>, <Paragraphs>, <Image>, <Table> are read',
+            'it reads <Audio name="snd">; only <Text>, <HyperText>, <Paragraphs>, <Image>, <Table>, <TimeSeries> are read',
         ),
         (
             '<View><Text name="t" value="$t"/><Choices name="c" toName="t"><Choice value="a"/></Choices></View>',

@@ -126,7 +126,7 @@ def test_a_rating_of_two_texts_binds_both():
     (f'<View>{TEXT}<Rating name="r" toName="text" maxRating="4.5"/></View>', "whole number from 2"),
     (f'<View>{TEXT}<Rating name="r" toName="text" maxRating="five"/></View>', 'maxRating="five" is not a number'),
     ('<View><Audio name="audio" value="$audio"/><Number name="n" toName="audio"/></View>',
-     r'it reads <Audio name="audio">; only <Text>, <HyperText>, <Paragraphs>, <Image>, <Table> are read'),
+     r'it reads <Audio name="audio">; only <Text>, <HyperText>, <Paragraphs>, <Image>, <Table>, <TimeSeries> are read'),
     # Label Studio's side-by-side template: one model reads one image's features, so it is refused.
     ('<View><Image name="image1" value="$a"/><Image name="image2" value="$b"/>'
      '<Rating name="rating" toName="image1,image2"/></View>', "it reads 2 image objects; bind it to one"),
