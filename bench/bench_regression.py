@@ -1,12 +1,16 @@
 """Numbers to predict: labels saved by ranking on the committee's spread, against random and a peer library.
 
-Usage: python bench/bench_regression.py [--seeds 20] [--batch 5] [--budget 100] [--out docs/results/regression.json]
+Usage: python bench/bench_regression.py [--dataset diabetes|bikeshare] [--seeds 20] [--batch 5] [--budget 100]
+                                        [--out docs/results/regression-<dataset>.json]
 
-The data is real: scikit-learn's diabetes set (442 patients, ten
-measurements, and the disease's progression a year later, the number to
-predict), read as ``<Table>`` records and featurised by the backend's own
-``numbers`` featurizer (fitted on the pool, as the worker fits it).  Per
-seed, a random 30% is the test set and the rest the pool.
+The data is real (``backend/simulation/datasets.load_regression``):
+scikit-learn's diabetes set (442 patients, ten measurements, and the
+disease's progression a year later) or ISLP's Bikeshare (8,645 hours of
+weather and calendar, and the riders that hour).  Each row is read as a
+``<Table>`` task's record is (``task_numbers.record``) and featurised by
+the backend's own ``numbers`` featurizer, fitted on the data as the worker
+fits it on the pool.  Per seed, a random 30% is the test set and the rest
+the pool.
 
 Every strategy starts from the same first batch of ``--batch`` random
 tasks and adds ``--batch`` labels per round up to ``--budget``.  After
@@ -41,22 +45,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_diabetes
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backend.labelstudio.task_numbers import record  # noqa: E402
 from backend.labelstudio.tasktypes.number import NumberTask  # noqa: E402
 from backend.learning.featurizers.numbers import NumberFeaturizer  # noqa: E402
 from backend.learning.regressor import CommitteeRegressor  # noqa: E402
 from backend.selection import strategies  # noqa: E402
+from backend.simulation.datasets import REGRESSION, load_regression  # noqa: E402
 
 TASK = NumberTask()
 NAME = "progression"
-
-
-def _records() -> tuple[list[dict], np.ndarray]:
-    data = load_diabetes()
-    return [dict(zip(data.feature_names, map(float, row))) for row in data.data], data.target.astype(np.float64)
 
 
 def _rank(strategy: str, X_pool: np.ndarray, model, labeled: list[int], pool: list[int], y: np.ndarray,
@@ -141,14 +140,21 @@ def labels_to_reach(curve: list[float], target: float, batch: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", choices=REGRESSION, default="diabetes")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--batch", type=int, default=5)
     ap.add_argument("--budget", type=int, default=100)
-    ap.add_argument("--out", default="docs/results/regression.json")
+    ap.add_argument("--strategies", default="random,margin,density,hybrid,kcenter",
+                    help="the backend's strategies to run (random first); gsx is added when scikit-activeml is there")
+    ap.add_argument("--out", default=None, help="default: docs/results/regression-<dataset>.json")
     args = ap.parse_args()
-    records, y = _records()
+    rows, y = load_regression(args.dataset)
+    records = [record(r, args.dataset) for r in rows]
     X = NumberFeaturizer().fit(records).transform(records).astype(np.float32)
-    names = ["random", "margin", "kcenter"]
+    out_path = Path(args.out or f"docs/results/regression-{args.dataset}.json")
+    names = args.strategies.split(",")
+    if names[0] != "random":
+        raise SystemExit("--strategies must start with random (the baseline the others are compared with)")
     try:
         import skactiveml  # noqa: F401
         names.append("gsx")
@@ -160,10 +166,10 @@ def main() -> None:
     rnd = curves["random"]
     boot_seeds = rng.integers(0, args.seeds, size=(BOOTSTRAP, args.seeds))  # the same resamples for every strategy
     out = {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d"),
-           "machine": f"{platform.machine()}, {platform.python_version()}", "dataset": "diabetes (scikit-learn)",
+           "machine": f"{platform.machine()}, {platform.python_version()}", "dataset": args.dataset,
            "n": len(y), "features": X.shape[1], "seeds": args.seeds, "batch": args.batch, "budget": args.budget,
            "runtime_s": round(time.time() - t0, 1), "strategies": {}}
-    print(f"diabetes, {args.seeds} paired seeds, batch {args.batch}, budget {args.budget}: mean MAE at the budget, "
+    print(f"{args.dataset}, {args.seeds} paired seeds, batch {args.batch}, budget {args.budget}: mean MAE at the budget, "
           "AULC relative to random, budget saved reaching random's MAE at the budget")
     for s in names:
         c = curves[s]
@@ -173,15 +179,19 @@ def main() -> None:
         row = {"mae_at_budget": round(float(c[:, -1].mean()), 2),
                "aulc_vs_random": round(float(aulc_ratio.mean()), 3), "aulc_ci": _ci(aulc_ratio, rng),
                "savings_vs_random": round(saved, 3),
+               "reached_random_at_budget": bool(saved > -1.0),  # -1: not within twice the budget
                "savings_ci": [round(float(np.quantile(boot, q)), 3) for q in (0.025, 0.975)],
                "curve_mean": [round(float(v), 2) for v in c.mean(axis=0)]}
         out["strategies"][s] = row
+        def pct(v: float) -> str:
+            return "not reached" if v <= -1.0 else f"{100 * v:+.0f}%"
+
         print(f"  {s:8s} MAE {row['mae_at_budget']:6.2f}  AULC/random {row['aulc_vs_random']:.3f} "
-              f"{row['aulc_ci']}  savings {100 * row['savings_vs_random']:+.0f}% "
-              f"[{100 * row['savings_ci'][0]:+.0f}, {100 * row['savings_ci'][1]:+.0f}]")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
-    print("wrote", args.out)
+              f"{row['aulc_ci']}  savings {pct(row['savings_vs_random'])} "
+              f"[{pct(row['savings_ci'][0])}, {pct(row['savings_ci'][1])}]")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(out, indent=1))
+    print("wrote", out_path)
 
 
 if __name__ == "__main__":

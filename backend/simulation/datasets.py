@@ -63,8 +63,11 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["BUILTIN", "Dataset", "cache_dir", "load_dataset"]
+import numpy as np
+
+__all__ = ["BUILTIN", "REGRESSION", "SERIES", "Dataset", "cache_dir", "load_dataset", "load_regression", "load_series"]
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,31 @@ def load_dataset(name: str) -> Dataset:
     )
 
 
+#: Data sets of records with a number to predict (:func:`load_regression`).
+REGRESSION: tuple[str, ...] = ("diabetes", "bikeshare")
+
+
+def load_regression(name: str) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Records (field -> value, as a ``<Table>`` task holds them) and the number to predict for each.
+
+    ``diabetes``: scikit-learn's 442 patients, ten measurements, the
+    disease's progression a year later.  ``bikeshare``: ISLP's 8,645 hours
+    of Washington's bike-share (PyPI ``ISLP==0.6.0``), with the weather and
+    the hour, and the number of riders to predict; the casual and
+    registered riders, which add up to it, are left out.
+    """
+    if name not in REGRESSION:
+        raise ValueError(f"unknown regression data set {name!r}; valid names are: {', '.join(REGRESSION)}")
+    if name == "diabetes":
+        from sklearn.datasets import load_diabetes
+
+        bunch = load_diabetes()
+        return ([dict(zip(bunch.feature_names, map(float, row))) for row in bunch.data],
+                bunch.target.astype(np.float64))
+    rows = _packaged_rows(name)
+    return [json.loads(text) for text, _ in rows], np.array([float(y) for _, y in rows])
+
+
 def load_series(name: str) -> tuple[list[list[float]], list[str]]:
     """A built-in time-series set (:data:`SERIES`): each series' values and its label."""
     if name not in SERIES:
@@ -296,6 +324,13 @@ def _parse_ucr_ts(raw: bytes) -> Rows:
     return rows
 
 
+def _parse_bikeshare(raw: bytes) -> Rows:
+    """ISLP's ``Bikeshare.csv``: each hour's fields as JSON text, and its riders (``bikers``) as the label."""
+    reader = csv.DictReader(io.StringIO(raw.decode("utf-8"), newline=""))
+    leak = {"bikers", "casual", "registered"}
+    return [(json.dumps({k: v for k, v in r.items() if k not in leak}), r["bikers"]) for r in reader]
+
+
 def _load_digits() -> tuple[list[str], list[str]]:
     """Digits as one word per pixel, ``p{position}v{value}`` (0-16), labels as strings.
 
@@ -355,6 +390,12 @@ _SOURCES: dict[str, _PackagedSource] = {
         version="1.2.0",
         member="sktime/datasets/data/ItalyPowerDemand/ItalyPowerDemand_TEST.ts",
         parse=_parse_ucr_ts,
+    ),
+    "bikeshare": _PackagedSource(
+        package="ISLP",
+        version="0.6.0",
+        member="ISLP/data/Bikeshare.csv",
+        parse=_parse_bikeshare,
     ),
 }
 
