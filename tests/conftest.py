@@ -83,3 +83,26 @@ def run_worker(redis_conn) -> int:
 @pytest.fixture
 def worker(redis_conn, settings):
     return lambda: run_worker(redis_conn)
+
+
+def label_queue_head(client, store, worker, rounds: int, per_round: int, event_for, done: set[int] | None = None
+                     ) -> set[int]:
+    """Annotate round by round from the head of the current ranking, as Label Studio's ``/next`` serves it.
+
+    ``event_for(annotation_id, task_id, updated_at)`` is the webhook body of
+    one annotation; the worker (refresh, prune, evaluate) runs after each
+    round.  Returns the labeled tasks (``done`` and the new ones).
+    """
+    from datetime import datetime, timezone
+
+    done = set(done or ())
+    ann = 0
+    for _ in range(rounds):
+        ranking = store.ranking(store.current_version())
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for tid in sorted((t for t in ranking if t not in done), key=ranking.get)[:per_round]:
+            ann += 1
+            assert client.post("/webhook", json=event_for(ann, tid, stamp)).status_code == 200
+            done.add(tid)
+        worker()
+    return done

@@ -30,3 +30,13 @@ def stack(ls, tmp_path_factory):
     yield s
     s.stop()
     s.cleanup_redis()
+
+
+def label_all_tasks(ls, stack, page, pid: int):
+    """Once Label Studio holds the cold-start version, *Label All Tasks* in the browser: the open stream."""
+    from harness.ui import LabelStream
+
+    wait_for(lambda: synced(ls, stack, pid, 0), 120, what="the cold-start version in Label Studio")
+    stream = LabelStream(page, ls.url, pid)
+    stream.open()
+    return stream

@@ -20,7 +20,8 @@ import pytest
 
 from backend.simulation.datasets import load_dataset
 from harness.stack import REPO, synced, wait_for
-from harness.ui import LabelStream, connected_page
+from harness.ui import connected_page
+from tests.e2e.conftest import label_all_tasks
 
 pytestmark = pytest.mark.e2e
 
@@ -58,9 +59,7 @@ def test_an_annotator_rates_in_the_real_ui_with_the_backends_predicted_stars(ls,
     with sync_playwright() as pw:
         browser, page, api_errors = connected_page(pw, ls, pid, stack.url, {"width": 1200, "height": 900})
         try:
-            wait_for(lambda: synced(ls, stack, pid, 0), 120, what="the cold-start version in Label Studio")
-            stream = LabelStream(page, ls.url, pid)
-            stream.open()
+            stream = label_all_tasks(ls, stack, page, pid)
             for i in range(N_SUBMITS):
                 served = stream.task
                 tid = served["id"]

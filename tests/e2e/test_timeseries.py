@@ -19,7 +19,8 @@ import pytest
 
 from backend.simulation.datasets import load_series
 from harness.stack import REPO, synced, wait_for
-from harness.ui import LabelStream, connected_page
+from harness.ui import connected_page
+from tests.e2e.conftest import label_all_tasks
 
 pytestmark = pytest.mark.e2e
 
@@ -47,9 +48,7 @@ def test_an_annotator_labels_time_series_in_the_real_ui_with_the_backends_choice
     with sync_playwright() as pw:
         browser, page, api_errors = connected_page(pw, ls, pid, stack.url, {"width": 1200, "height": 900})
         try:
-            wait_for(lambda: synced(ls, stack, pid, 0), 120, what="the cold-start version in Label Studio")
-            stream = LabelStream(page, ls.url, pid)
-            stream.open()
+            stream = label_all_tasks(ls, stack, page, pid)
             for i in range(N_SUBMITS):
                 tid = stream.task["id"]
                 page.locator("input[type=checkbox]").first.wait_for(state="attached", timeout=30_000)

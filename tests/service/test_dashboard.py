@@ -18,7 +18,7 @@ import uvicorn
 
 from backend.service.app import create_app
 from backend.simulation.datasets import load_dataset
-from tests.conftest import annotation_event, setup_body, tasks_created
+from tests.conftest import annotation_event, label_queue_head, setup_body, tasks_created
 
 N_TASKS, ROUNDS, PER_ROUND = 300, 5, 16
 OPTIONS = {"head_size": 40, "control_share": 0.25, "plateau_versions": 3}
@@ -38,17 +38,8 @@ def annotate_rounds(client, store, worker, rounds: int = ROUNDS, per_round: int 
     assert client.post("/setup", json=body).status_code == 200
     client.post("/webhook", json=tasks_created([(t, text) for t, (text, _) in truth.items()], pid=pid))
     worker()
-    done: set[int] = set()
-    ann = 0
-    for _ in range(rounds):
-        ranking = store.ranking(store.current_version())
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        for tid in sorted((t for t in ranking if t not in done), key=ranking.get)[:per_round]:
-            ann += 1
-            client.post("/webhook", json=annotation_event(ann, tid, truth[tid][0], truth[tid][1], pid=pid,
-                                                          updated_at=stamp))
-            done.add(tid)
-        worker()
+    label_queue_head(client, store, worker, rounds, per_round, lambda ann, tid, stamp: annotation_event(
+        ann, tid, truth[tid][0], truth[tid][1], pid=pid, updated_at=stamp))
     return truth
 
 

@@ -10,14 +10,12 @@ text is in ``tests/e2e`` (the real Label Studio and its UI).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
 
 from backend.state.progress import ProgressStore
-from tests.conftest import annotation_event, predict_body, setup_body, tasks_created
+from tests.conftest import annotation_event, label_queue_head, predict_body, setup_body, tasks_created
 
 CONFIG = ('<View><Table name="record" value="$record"/>'
           '<Number name="progression" toName="record" min="0" max="400" step="1"/></View>')
@@ -43,19 +41,8 @@ def _annotate(client, store, worker, patients, rounds: int = ROUNDS) -> set[int]
     assert client.post("/setup", json=body).status_code == 200
     assert client.post("/webhook", json=tasks_created(list(enumerate(records, start=1)), key=KEY)).status_code == 200
     worker()
-    done: set[int] = set()
-    ann = 0
-    for _ in range(rounds):
-        ranking = store.ranking(store.current_version())
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        for tid in sorted((t for t in ranking if t not in done), key=ranking.get)[:PER_ROUND]:
-            ann += 1
-            event = annotation_event(ann, tid, records[tid - 1], "", key=KEY, updated_at=stamp,
-                                     result=_number(target[tid - 1]))
-            assert client.post("/webhook", json=event).status_code == 200
-            done.add(tid)
-        worker()
-    return done
+    return label_queue_head(client, store, worker, rounds, PER_ROUND, lambda ann, tid, stamp: annotation_event(
+        ann, tid, records[tid - 1], "", key=KEY, updated_at=stamp, result=_number(target[tid - 1])))
 
 
 def test_a_number_project_trains_predicts_values_and_ranks_by_committee_spread(client, store, worker, patients):

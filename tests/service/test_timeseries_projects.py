@@ -8,13 +8,11 @@ backend's queue as Label Studio's ``/next`` serves it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import numpy as np
 import pytest
 
 from backend.simulation.datasets import load_series
-from tests.conftest import annotation_event, predict_body, setup_body, tasks_created
+from tests.conftest import annotation_event, label_queue_head, predict_body, setup_body, tasks_created
 
 CONFIG = ('<View><TimeSeries name="ts" value="$ts" valueType="json" timeColumn="hour">'
           '<Channel column="demand"/></TimeSeries>'
@@ -38,17 +36,8 @@ def test_a_time_series_project_learns_the_season_from_the_queue_head(client, sto
     worker()
     meta = store.version_meta(store.current_version())
     assert meta["kind"] == "cold-start" and meta["unreadable_tasks"] == 1
-    done, ann = {6}, 0
-    for _ in range(ROUNDS):
-        ranking = store.ranking(store.current_version())
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        for tid in sorted((t for t in ranking if t not in done), key=ranking.get)[:PER_ROUND]:
-            ann += 1
-            event = annotation_event(ann, tid, data[tid - 1], labels[tid - 1], key=KEY, from_name="season",
-                                     updated_at=stamp)
-            assert client.post("/webhook", json=event).status_code == 200
-            done.add(tid)
-        worker()
+    done = label_queue_head(client, store, worker, ROUNDS, PER_ROUND, lambda ann, tid, stamp: annotation_event(
+        ann, tid, data[tid - 1], labels[tid - 1], key=KEY, from_name="season", updated_at=stamp), done={6})
     meta = store.version_meta(store.current_version())
     assert meta["kind"] == "model" and meta["feature_spec"]["featurizer"] == "numbers"
     assert sum(meta["controls"]["season"]["label_counts"].values()) == ROUNDS * PER_ROUND
