@@ -40,3 +40,16 @@ def label_all_tasks(ls, stack, page, pid: int):
     stream = LabelStream(page, ls.url, pid)
     stream.open()
     return stream
+
+
+def report_browser_run(name: str, counts: dict, api_errors: list[str], started: float) -> None:
+    """Write a browser test's counts beside its screenshots, print them, and fail on any Label Studio API error."""
+    import json
+    import time
+
+    counts["runtime_s"] = round(time.monotonic() - started)
+    out = REPO / "test-output" / "browser"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}-counts.json").write_text(json.dumps({**counts, "api_errors": api_errors}, indent=1))
+    print(f"browser {name} e2e:", json.dumps(counts))
+    assert not api_errors, api_errors

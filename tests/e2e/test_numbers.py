@@ -12,7 +12,6 @@ saved with the annotator's own rating.  Screenshots go to
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -21,7 +20,7 @@ import pytest
 from backend.simulation.datasets import load_dataset
 from harness.stack import REPO, synced, wait_for
 from harness.ui import connected_page
-from tests.e2e.conftest import label_all_tasks
+from tests.e2e.conftest import label_all_tasks, report_browser_run
 
 pytestmark = pytest.mark.e2e
 
@@ -82,10 +81,7 @@ def test_an_annotator_rates_in_the_real_ui_with_the_backends_predicted_stars(ls,
                 counts["saved_own_rating"] += len(rating) == 1 and rating[0]["value"]["rating"] == truth[tid]
         finally:
             browser.close()
-    counts["runtime_s"] = round(time.monotonic() - t0)
-    (OUT / "rating-counts.json").write_text(json.dumps({**counts, "api_errors": api_errors}, indent=1))
-    print("browser rating e2e:", json.dumps(counts))
-    assert not api_errors, api_errors
+    report_browser_run("rating", counts, api_errors, t0)
     assert counts["submits"] == N_SUBMITS and counts["saved_own_rating"] == N_SUBMITS, counts
     # After two different ratings the backend trains, and Label Studio shows its stars on the next tasks.
     assert counts["with_prediction"] >= N_SUBMITS - 4, counts

@@ -11,7 +11,6 @@ every Submit must be saved.  Screenshots go to
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -20,7 +19,7 @@ import pytest
 from backend.simulation.datasets import load_series
 from harness.stack import REPO, synced, wait_for
 from harness.ui import connected_page
-from tests.e2e.conftest import label_all_tasks
+from tests.e2e.conftest import label_all_tasks, report_browser_run
 
 pytestmark = pytest.mark.e2e
 
@@ -75,10 +74,7 @@ def test_an_annotator_labels_time_series_in_the_real_ui_with_the_backends_choice
                 assert (saved["result"][0]["type"], saved["result"][0]["to_name"]) == ("choices", "ts"), saved
         finally:
             browser.close()
-    counts["runtime_s"] = round(time.monotonic() - t0)
-    (OUT / "timeseries-counts.json").write_text(json.dumps({**counts, "api_errors": api_errors}, indent=1))
-    print("browser time series e2e:", json.dumps(counts))
-    assert not api_errors, api_errors
+    report_browser_run("timeseries", counts, api_errors, t0)
     assert counts["submits"] == N_SUBMITS and counts["charts_shown"] == N_SUBMITS, counts
     assert counts["with_prediction"] >= N_SUBMITS - 4 and counts["preselected"] == counts["with_prediction"], counts
     status = stack.status(pid)
