@@ -46,7 +46,7 @@ def test_an_annotator_rates_in_the_real_ui_with_the_backends_predicted_stars(ls,
     from playwright.sync_api import sync_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
-    for old in OUT.glob("rating-*.png"):
+    for old in [*OUT.glob("rating-*.png"), *OUT.glob("number-*.png")]:
         old.unlink()
     ds = load_dataset("rotten-tomatoes")
     idx = np.random.default_rng(7).permutation(len(ds.texts))[:N_TASKS]
@@ -88,3 +88,53 @@ def test_an_annotator_rates_in_the_real_ui_with_the_backends_predicted_stars(ls,
     assert counts["stars_match_prediction"] == counts["with_prediction"], counts
     status = stack.status(pid)
     assert status["current"]["kind"] == "model" and "stars" in status["current"]["controls"]
+
+
+NUMBER_CONFIG = ('<View><Table name="record" value="$record"/>'
+                 '<Number name="progression" toName="record" min="0" max="400" step="1"/></View>')
+
+
+def test_an_annotator_enters_numbers_in_the_real_ui_with_the_backends_predicted_value(ls, stack):
+    """``<Number>`` about a ``<Table>`` record (scikit-learn's diabetes patients): the input is pre-filled."""
+    from playwright.sync_api import sync_playwright
+
+    from backend.simulation.datasets import load_regression
+
+    records, target = load_regression("diabetes")
+    idx = np.random.default_rng(5).permutation(len(records))[:N_TASKS]
+    pid = ls.create_project("Disease progression (browser e2e)", NUMBER_CONFIG)["id"]
+    ids = ls.import_tasks(pid, [{"record": {k: round(v, 4) for k, v in records[i].items()}} for i in idx])
+    truth = {tid: int(target[i]) for tid, i in zip(ids, idx)}
+    counts = {"submits": 0, "with_prediction": 0, "input_shows_prediction": 0, "saved_own_number": 0}
+    t0 = time.monotonic()
+    box = "input[name=progression]"
+    with sync_playwright() as pw:
+        browser, page, api_errors = connected_page(pw, ls, pid, stack.url, {"width": 1200, "height": 900})
+        try:
+            stream = label_all_tasks(ls, stack, page, pid)
+            for i in range(N_SUBMITS):
+                tid = stream.task["id"]
+                page.locator(box).wait_for(timeout=30_000)
+                page.wait_for_timeout(300)  # the pre-annotation is applied with the task
+                predicted = [item["value"]["number"] for p in stream.task.get("predictions") or []
+                             for item in p["result"] if item.get("type") == "number"]
+                if predicted:
+                    counts["with_prediction"] += 1
+                    counts["input_shows_prediction"] += float(page.input_value(box) or "nan") == predicted[0]
+                if i == 0 or (predicted and counts["with_prediction"] <= 2) or i == N_SUBMITS - 1:
+                    page.screenshot(path=str(OUT / f"number-labeling-{i + 1:02d}.png"))
+                page.fill(box, str(truth[tid]))
+                page.locator(box).press("Tab")
+                wait_for(lambda: synced(ls, stack, pid, i), 120, what=f"a version on {i} labels")
+                stream.submit()
+                counts["submits"] += 1
+                number = [r for r in stream.saved["result"] if r["type"] == "number"]
+                counts["saved_own_number"] += len(number) == 1 and number[0]["value"]["number"] == truth[tid]
+        finally:
+            browser.close()
+    report_browser_run("number", counts, api_errors, t0)
+    assert counts["submits"] == N_SUBMITS and counts["saved_own_number"] == N_SUBMITS, counts
+    assert counts["with_prediction"] >= N_SUBMITS - 4, counts
+    assert counts["input_shows_prediction"] == counts["with_prediction"], counts
+    status = stack.status(pid)
+    assert status["current"]["kind"] == "model" and "progression" in status["current"]["controls"]
