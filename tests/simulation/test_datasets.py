@@ -17,7 +17,7 @@ import pytest
 from backend.simulation import datasets
 from backend.simulation.datasets import BUILTIN, Dataset, cache_dir, load_dataset
 
-PACKAGED = ("rotten-tomatoes", "crowdflower-tweets")
+PACKAGED = ("rotten-tomatoes", "crowdflower-tweets", "italy-power-demand")
 
 EXPECTED_ROWS = {
     "rotten-tomatoes": 12_808,
@@ -25,6 +25,7 @@ EXPECTED_ROWS = {
     "digits": 1_797,
     "fashion-mnist": 10_000,
     "breast-cancer": 569,
+    "italy-power-demand": 1_029,
 }
 EXPECTED_CLASSES = {
     "rotten-tomatoes": {"fresh", "rotten"},
@@ -32,9 +33,10 @@ EXPECTED_CLASSES = {
     "digits": {str(d) for d in range(10)},
     "fashion-mnist": set(datasets.FASHION_MNIST_CLASSES),
     "breast-cancer": {"malignant", "benign"},
+    "italy-power-demand": {"1", "2"},
 }
 #: What each dataset's "texts" hold (``Dataset.kind``).
-KINDS = {"fashion-mnist": "image", "breast-cancer": "numbers"}
+KINDS = {"fashion-mnist": "image", "breast-cancer": "numbers", "italy-power-demand": "numbers"}
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +116,8 @@ def test_texts_and_labels_are_clean_strings(
         if ds.kind == "image":
             assert text.dtype.name == "uint8" and text.shape == (28, 28) and text.max() > 0
         elif ds.kind == "numbers":
-            assert len(text) == 30 and all(isinstance(v, float) and v == v for v in text.values())
+            fields = 30 if name == "breast-cancer" else 23  # a series: its channel's 23 summary numbers
+            assert len(text) == fields and all(isinstance(v, float) and v == v for v in text.values())
         else:
             assert isinstance(text, str) and text and text == text.strip()
         assert isinstance(label, str) and label and label == label.strip()
