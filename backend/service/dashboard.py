@@ -219,6 +219,14 @@ def _kappa(ax, s: ProgressSummary) -> None:
 
 def _labels(ax, s: ProgressSummary) -> None:
     dist = s.label_distribution.get(s.control or "", {})
+    if s.measures == "error" and dist:  # a number to predict: how the labeled numbers spread, as a histogram
+        pairs = [(float(v), c) for v, c in dist.items() if _is_number(v)]
+        if pairs:
+            values, counts = zip(*pairs)
+            ax.hist(values, bins=min(20, len(set(values))), weights=counts, color="#9467bd")
+            ax.set_xlabel(f"labeled {s.control}")
+        ax.set_ylabel("labeled tasks")
+        return
     items = sorted(dist.items(), key=lambda kv: -kv[1])[:20]
     if items:
         names, counts = zip(*items)
@@ -227,6 +235,13 @@ def _labels(ax, s: ProgressSummary) -> None:
             ax.text(i, c, str(c), ha="center", va="bottom", fontsize=8)
         ax.tick_params(axis="x", labelrotation=30 if len(items) > 4 else 0, labelsize=8)
     ax.set_ylabel("labeled tasks")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return float(text) == float(text)  # not NaN
+    except ValueError:
+        return False
 
 
 @lru_cache(maxsize=32)
@@ -477,7 +492,7 @@ def project_page(s: ProgressSummary | None, pid: int, ls_url: str, refusal: dict
         "(estimated from a curve fitted to the random control tasks).",
         "How much each new model agrees with the one before on the same tasks (1 = identical answers). When it "
         "stays near 1, more labels no longer change the predictions.",
-        "How many labeled tasks got each label.",
+        ("How the labeled numbers spread." if s.measures == "error" else "How many labeled tasks got each label."),
     ]
     cards = "".join(f'<div class="card"><h2>{t}</h2><p class="muted">{c}</p>{p}</div>'
                     for t, c, p in zip(titles, captions, plots))
