@@ -62,7 +62,7 @@ def _rank(strategy: str, X_pool: np.ndarray, model, labeled: list[int], pool: li
           batch: int, rng: np.random.Generator) -> list[int]:
     """The next ``batch`` pool rows by ``strategy``, as the worker would order them (no control share)."""
     X_open = X_pool[pool]
-    view = TASK.as_probabilities(model, TASK.output(model, X_open))
+    view = TASK.probabilities(model, X_open)
     p = strategies.Pool(X=X_open, probas={NAME: view}, models={NAME: model},
                         labeled_X=X_pool[labeled], labeled_y=list(y[labeled]))
     params = strategies.SelectionParams(strategy=strategy, batch_size=batch, control_share=0.0,

@@ -231,10 +231,10 @@ def pool_probas(
             continue
         task_type = task_type_of(control)
         if control is config.controls[0]:
-            probas[control.name] = task_type.as_probabilities(model, task_type.output(model, X_geo))
+            probas[control.name] = task_type.probabilities(model, X_geo)
             continue
         c_ids, X_c, _ = control_features(store, spec, control, ids, max_chars, resident=resident)
-        got = task_type.as_probabilities(model, task_type.output(model, X_c))
+        got = task_type.probabilities(model, X_c)
         proba = np.full((len(ids), got.shape[1]), 0.5)
         pos = {t: i for i, t in enumerate(ids)}
         proba[[pos[t] for t in c_ids]] = got

@@ -109,8 +109,7 @@ def _queue_head(store, name, spec, config, loaded, head_size, settings, labeled_
     if strategy_ids and loaded.models and loaded.quantiles.size:
         ids, X, _ = control_features(store, spec, geo, strategy_ids, settings.max_text_chars)
         task_type = task_type_of(geo)
-        probas = {c: task_type.as_probabilities(m, task_type.output(m, X))
-                  for c, m in loaded.models.items() if c == geo.name}
+        probas = {c: task_type.probabilities(m, X) for c, m in loaded.models.items() if c == geo.name}
         if probas:
             utility = task_utility(loaded.models, probas, X, loaded.centroid)
             top_quarter = loaded.quantiles[int(0.75 * (loaded.quantiles.size - 1))]

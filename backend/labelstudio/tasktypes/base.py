@@ -228,3 +228,7 @@ class TaskType(ABC):
         strategy ranks it by that.
         """
         return output
+
+    def probabilities(self, model: Any, X: Any) -> np.ndarray:
+        """The probability rows of the tasks ``X`` (``as_probabilities`` of ``output``): what rankings read."""
+        return self.as_probabilities(model, self.output(model, X))
