@@ -158,7 +158,7 @@ def simulate(args: argparse.Namespace) -> int:
         )
         dataset = load_source(args.source, text_column=args.text_column, label_column=args.label_column,
                               label_config=args.label_config, encoding=args.encoding, image_column=args.image_column,
-                              number_column=args.number_column)
+                              number_column=args.number_column, target_column=args.target_column)
     except (SimulationError, featurizers.FeaturizerError) as exc:
         print(f"al-backend simulate: error: {exc}", file=sys.stderr)
         return 2
@@ -198,7 +198,7 @@ def simulate(args: argparse.Namespace) -> int:
 
 
 def _simulate_parser(sub) -> None:
-    from backend.simulation.datasets import BUILTIN
+    from backend.simulation.datasets import BUILTIN, REGRESSION
     from backend.simulation.replay import LOOP, PROTOCOLS
 
     s = sub.add_parser(
@@ -208,14 +208,19 @@ def _simulate_parser(sub) -> None:
                     "dataset and compare strategies with random, paired over seeds. Writes results.json and "
                     "learning-curves.png to --out and prints the table.",
     )
-    s.add_argument("source", help=f"a built-in dataset ({', '.join(BUILTIN)}), a CSV/JSONL file, "
-                                  "or a Label Studio JSON export (.json)")
+    s.add_argument("source", help=f"a built-in dataset ({', '.join(BUILTIN)}; with a number to predict: "
+                                  f"{', '.join(REGRESSION)}), a CSV/JSONL file, or a Label Studio JSON export (.json) "
+                                  "of a <Choices>, <Number> or <Rating> project")
     s.add_argument("--text-column", help="CSV/JSONL: the text column; export: the task data field (guessed if one)")
     s.add_argument("--image-column", help="CSV/JSONL: the column of image paths (relative to the file), file://, "
                                           "http(s) or data: links, instead of --text-column")
     s.add_argument("--number-column", help="CSV/JSONL: the column of records of numbers (a list or an object, "
                                            "JSON text in a CSV), instead of --text-column")
-    s.add_argument("--label-column", help="CSV/JSONL: the label column; export: the <Choices> name (guessed if one)")
+    s.add_argument("--label-column", help="CSV/JSONL: the label column; export: the <Choices>, <Number> or <Rating> "
+                                          "name (guessed if one)")
+    s.add_argument("--target-column", help="CSV/JSONL: a column of numbers to predict (as a <Number> or <Rating> "
+                                           "is answered), instead of --label-column: the model is the worker's "
+                                           "committee regressor, scored by its error")
     s.add_argument("--label-config", help="export only: the project's label config XML, to read texts as the worker does")
     s.add_argument("--encoding", help="the file's text encoding, e.g. cp1252 or latin-1 "
                                       "(default: the byte-order mark's, else UTF-8)")

@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.learning.featurizers.ngrams import NgramFeaturizer  # noqa: E402
 from backend.selection import strategies  # noqa: E402
 from backend.simulation.datasets import BUILTIN, load_dataset  # noqa: E402
-from backend.simulation.replay import Oracle, Protocol, _fit, make_split, run_strategy, selection_pool  # noqa: E402
+from backend.simulation.replay import CONTROL_NAME, Oracle, Protocol, make_split, run_strategy  # noqa: E402
+from backend.simulation.targets import CHOICES, TARGETS  # noqa: E402
 
 THRESHOLDS = (0.0, 0.6, 0.7, 0.8, 0.9, 0.95)
 
@@ -66,12 +67,12 @@ def measure(name: str, *, seeds: int, checkpoints: list[int], head: int, thresho
         run_strategy(X, ds.labels, split, strategies.DEFAULT_STRATEGY, protocol, rep, oracle=oracle)
         for n in checkpoints:
             labeled = np.asarray(oracle.asked[:n])
-            model = _fit(X[labeled], list(y[labeled]))
+            model = TARGETS[CHOICES].fit(X[labeled], list(y[labeled]))
             if model is None:
                 continue
             rest = np.setdiff1d(split.pool, labeled)
-            ranked = strategies.rank_pool(selection_pool(X[rest], model, X[labeled], list(y[labeled])), params,
-                                         np.random.default_rng(rep))
+            pool = TARGETS[CHOICES].selection_pool(X[rest], model, X[labeled], list(y[labeled]), CONTROL_NAME)
+            ranked = strategies.rank_pool(pool, params, np.random.default_rng(rep))
             for where, rows in (("head", rest[ranked.order[:head]]), ("random", split.test)):
                 proba = model.predict_proba(X[rows])
                 for t in thresholds:

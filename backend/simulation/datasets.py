@@ -80,10 +80,11 @@ class Dataset:
         The name it was loaded under (one of :data:`BUILTIN`).
     texts : list of str
         Stripped, non-empty texts.
-    labels : list of str
+    labels : list of str, or of float
         Label names as strings (never indices), so they can be matched
         directly against Label Studio ``<Choice value=...>`` names;
-        ``labels[i]`` belongs to ``texts[i]``.
+        ``labels[i]`` belongs to ``texts[i]``.  With ``target == "number"``,
+        the numbers to predict.
 
     Notes
     -----
@@ -98,6 +99,9 @@ class Dataset:
     #: What ``texts`` holds: ``text`` (str), ``image`` (uint8 arrays) or ``numbers`` (dicts of numbers);
     #: the kind a featurizer reads (``Featurizer.input``).
     kind: str = "text"
+    #: What ``labels`` hold: ``choices`` (label names) or ``number`` (floats: a number to predict, as a
+    #: ``<Number>`` or ``<Rating>`` is answered); ``backend.simulation.targets.TARGETS`` keys.
+    target: str = "choices"
 
     def __post_init__(self) -> None:
         # Misaligned texts/labels would silently corrupt every experiment
@@ -176,7 +180,8 @@ def load_dataset(name: str) -> Dataset:
     Parameters
     ----------
     name : str
-        One of :data:`BUILTIN`.
+        One of :data:`BUILTIN`, or of :data:`REGRESSION` (records with a number to predict,
+        ``target == "number"``).
 
     Returns
     -------
@@ -194,9 +199,12 @@ def load_dataset(name: str) -> Dataset:
         names the package and ends with pip's stderr), or its archive lacks
         the expected file.
     """
+    if name in REGRESSION:
+        records, y = load_regression(name)
+        return Dataset(name=name, texts=records, labels=[float(v) for v in y], kind="numbers", target="number")
     if name not in BUILTIN:
         raise ValueError(
-            f"unknown dataset {name!r}; valid names are: {', '.join(BUILTIN)}"
+            f"unknown dataset {name!r}; valid names are: {', '.join(BUILTIN + REGRESSION)}"
         )
     if name == "digits":
         # Ships inside scikit-learn itself: nothing to download or cache.

@@ -48,6 +48,7 @@ import csv
 import io
 import json
 import logging
+import math
 import multiprocessing
 import pathlib
 import time
@@ -58,7 +59,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
@@ -66,14 +66,15 @@ from backend.labelstudio.label_config import LabelConfig, parse_label_config
 from backend.labelstudio.content import DEFAULT_MAX_BYTES, control_content
 from backend.labelstudio.task_data import Fetch, TaskDataError
 from backend.labelstudio.task_images import image_array
-from backend.labelstudio.task_numbers import record
-from backend.labelstudio.tasktypes import ChoicesControl, ObjectTag
+from backend.labelstudio.task_numbers import as_number, record
+from backend.labelstudio.tasktypes import ChoicesControl, Control, NumberControl, ObjectTag
 from backend.learning import auto_features, featurizers
 from backend.learning.featurizers import Matrix
 from backend.learning.labeled_set import build_labeled_set
-from backend.learning.model import CLASS_WEIGHTS, SINGLE_CHOICE_CLASS_WEIGHT, ChoicesClassifier, NotEnoughLabelsError
+from backend.learning.model import CLASS_WEIGHTS, SINGLE_CHOICE_CLASS_WEIGHT, ChoicesClassifier
 from backend.selection import strategies as named_strategies
-from backend.simulation.datasets import BUILTIN, Dataset, load_dataset
+from backend.simulation.datasets import BUILTIN, REGRESSION, Dataset, load_dataset
+from backend.simulation.targets import CHOICES, NUMBER, TARGETS, Target
 
 __all__ = [
     "SimulationError",
@@ -91,8 +92,8 @@ __all__ = [
     "simulate",
 ]
 
-#: The name of the single control the simulator trains (one ``<Choices>``).
-CHOICES_NAME = "label"
+#: The name of the single control the simulator trains (one ``<Choices>``, ``<Number>`` or ``<Rating>``).
+CONTROL_NAME = "label"
 #: Longest text kept, as the worker's default ``AL_MAX_TEXT_CHARS``.
 MAX_TEXT_CHARS = 100_000
 
@@ -206,8 +207,8 @@ def _cell(row: dict, column: str, path: pathlib.Path, line: int) -> str:
 
 
 def _check_dataset(
-    name: str, texts: list, labels: list[str], skipped: dict[str, list[str]], *, unit: str, ref: str, hint: str,
-    kind: str = "text",
+    name: str, texts: list, labels: list, skipped: dict[str, list[str]], *, unit: str, ref: str, hint: str,
+    kind: str = "text", target: str = CHOICES, label_flag: str = "--label-column",
 ) -> Dataset:
     """The dataset, after reporting the rows left out and refusing one that cannot be simulated.
 
@@ -229,11 +230,10 @@ def _check_dataset(
                     name, f"{total - len(texts):,}", f"{total:,}", unit, why)
     classes = sorted(set(labels))
     if len(classes) < 2:
-        raise SimulationError(
-            f"{name}: every row has the label {classes[0]!r}; a classifier needs at least 2 classes "
-            "(check --label-column)"
-        )
-    return Dataset(name=name, texts=texts, labels=labels, kind=kind)
+        what = (f"the label {classes[0]!r}; a classifier needs at least 2 classes" if target == CHOICES
+                else f"the number {classes[0]:g}; a model of numbers needs at least 2 different ones")
+        raise SimulationError(f"{name}: every {unit} has {what} (check {label_flag})")
+    return Dataset(name=name, texts=texts, labels=labels, kind=kind, target=target)
 
 
 def file_fetch(base: pathlib.Path) -> Fetch:
@@ -266,9 +266,14 @@ def file_fetch(base: pathlib.Path) -> Fetch:
 
 def load_table(
     path: str | pathlib.Path, text_column: str, label_column: str, *, encoding: str | None = None,
-    kind: str = "text",
+    kind: str = "text", target: str = CHOICES,
 ) -> Dataset:
     """Read a CSV or JSON-lines file with one labeled text (or image link, or record of numbers) per row.
+
+    ``target="number"``: ``label_column`` holds a number to predict (a
+    ``<Number>`` or ``<Rating>``'s answer), read as the worker reads numbers
+    (:func:`backend.labelstudio.task_numbers.as_number`: ``"52,000"`` is
+    52000); a row whose cell is not a number is skipped and counted.
 
     ``kind="numbers"``: the column holds a list or an object of numbers (JSON
     text in a CSV), read as the worker reads a ``<Table>``'s field
@@ -291,7 +296,7 @@ def load_table(
     SimulationError
         Missing file or column (the message lists the columns found), bytes
         not in the encoding, unreadable CSV, no row with a text and a label,
-        fewer than two classes.
+        fewer than two classes (or different numbers).
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -300,22 +305,29 @@ def load_table(
     jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
     columns, rows = (_jsonl_rows if jsonl else _csv_rows)(text, path)
     text_flag = {"image": "--image-column", "numbers": "--number-column"}.get(kind, "--text-column")
-    for col, flag in ((text_column, text_flag), (label_column, "--label-column")):
+    label_flag = "--label-column" if target == CHOICES else "--target-column"
+    for col, flag in ((text_column, text_flag), (label_column, label_flag)):
         if col not in columns:
             raise SimulationError(
                 f"{path}: no column {col!r}; found {sorted(columns)}. Pass the right name with {flag}"
             )
-    texts: list[str] = []
-    labels: list[str] = []
+    texts: list = []
+    labels: list = []
     skipped: dict[str, list[str]] = {f"with a blank {label_column!r}": [], f"with a blank {text_column!r}": [],
-                                     f"whose {kind} under {text_column!r} cannot be read": []}
-    blank_label, blank_text, unreadable = skipped.values()
+                                     f"whose {kind} under {text_column!r} cannot be read": [],
+                                     f"whose {label_column!r} is not a number": []}
+    blank_label, blank_text, unreadable, not_number = skipped.values()
     fetch = file_fetch(path.parent) if kind == "image" else None
     for line, row in rows:
-        label = _cell(row, label_column, path, line)
+        label: str | float = _cell(row, label_column, path, line)
+        if target == NUMBER and label != "":  # a number may be 0: blank is the empty string only
+            label = as_number(row.get(label_column))
+            if math.isnan(label):
+                not_number.append(str(line))
+                continue
         if kind == "numbers":
             try:
-                if label:
+                if label != "":
                     texts.append(record(row.get(text_column), text_column))
                     labels.append(label)
                 else:
@@ -324,7 +336,7 @@ def load_table(
                 unreadable.append(f"{line} ({exc})")
             continue
         text = _cell(row, text_column, path, line)
-        if not label:
+        if label == "":
             blank_label.append(str(line))
         elif not text:
             blank_text.append(str(line))
@@ -337,8 +349,10 @@ def load_table(
         else:
             texts.append(text[:MAX_TEXT_CHARS])
             labels.append(label)
-    return _check_dataset(str(path), texts, labels, skipped, unit="row", ref="line", kind=kind,
-                          hint=f"expected a {kind} and a label per row (check {text_flag} and --label-column)")
+    return _check_dataset(str(path), texts, labels, skipped, unit="row", ref="line", kind=kind, target=target,
+                          label_flag=label_flag,
+                          hint=f"expected a {kind} and a {'label' if target == CHOICES else 'number'} per row "
+                               f"(check {text_flag} and {label_flag})")
 
 
 def _annotations(task: dict) -> list[dict]:
@@ -355,10 +369,14 @@ def _unanswered(task: dict) -> str | None:
     return "with only cancelled annotations" if all(a.get("was_cancelled") for a in anns) else None
 
 
+#: The result ``type`` of each answer the simulator learns from an export: a choice, or a number to predict.
+_EXPORT_RESULTS = ("choices", "number", "rating")
+
+
 def _export_control(
     tasks: list[dict], path: pathlib.Path, text_key: str | None, control_name: str | None, label_config: str | None
-) -> ChoicesControl:
-    """The ``<Choices>`` control to learn, from the label config or from the export itself."""
+) -> Control:
+    """The ``<Choices>``, ``<Number>`` or ``<Rating>`` to learn, from the label config or from the export itself."""
     if label_config is not None:
         xml = _read_text(pathlib.Path(label_config))
         try:
@@ -369,33 +387,37 @@ def _export_control(
         if control_name is None:
             return config.controls[0]
         if control_name not in names:
-            raise SimulationError(f"no <Choices name={control_name!r}> in {label_config}; found {names}")
+            raise SimulationError(f"no control named {control_name!r} in {label_config}; found {names}")
         return config.control(control_name)
-    # No config: the control is the one the choices results name, the text the one string field.
+    # No config: the control is the one the results name, the text the one string field.
     seen: dict[str, set[str]] = {}
-    to_name: dict[str, str] = {}
+    first: dict[str, dict] = {}  # the control's first result item: its type and to_name
     for task in tasks:
         for ann in _annotations(task):
             if ann.get("was_cancelled") or not isinstance(ann.get("result"), list):
                 continue  # as the labeled set reads them: a cancelled annotation answers nothing
             for item in ann["result"]:
                 value = item.get("value") if isinstance(item, dict) else None
-                if isinstance(value, dict) and item.get("type") == "choices" and item.get("from_name"):
-                    seen.setdefault(item["from_name"], set()).update(map(str, value.get("choices") or []))
-                    to_name.setdefault(item["from_name"], item.get("to_name") or "text")
+                if isinstance(value, dict) and item.get("type") in _EXPORT_RESULTS and item.get("from_name"):
+                    choices = value.get("choices") if item["type"] == "choices" else None
+                    seen.setdefault(item["from_name"], set()).update(map(str, choices or []))
+                    first.setdefault(item["from_name"], item)
     if not seen:
         counts = Counter(_unanswered(t) for t in tasks)
         raise SimulationError(
-            f"{path}: no submitted annotation has a choices result ({len(tasks):,} tasks: "
+            f"{path}: no submitted annotation has a choices, number or rating result ({len(tasks):,} tasks: "
             f"{counts['without annotations']:,} without annotations, {counts['with only cancelled annotations']:,} "
-            "with only cancelled ones); expected a text classification export with labeled tasks"
+            "with only cancelled ones); expected an export of a classification (<Choices>) or a <Number> / "
+            "<Rating> project with labeled tasks"
         )
     if control_name is None:
         if len(seen) > 1:
-            raise SimulationError(f"{path}: several <Choices> controls ({sorted(seen)}); pick one with --label-column")
+            raise SimulationError(f"{path}: several controls ({sorted(seen)}); pick one with --label-column")
         control_name = next(iter(seen))
     elif control_name not in seen:
-        raise SimulationError(f"{path}: no choices result from {control_name!r}; found {sorted(seen)} (--label-column)")
+        raise SimulationError(
+            f"{path}: no choices, number or rating result from {control_name!r}; found {sorted(seen)} (--label-column)"
+        )
     if text_key is None:
         data = [t["data"] for t in tasks if isinstance(t.get("data"), dict)]
         keys = {k for d in data for k, v in d.items() if isinstance(v, str)}
@@ -405,8 +427,12 @@ def _export_control(
                 "name it with --text-column or pass --label-config"
             )
         text_key = keys.pop()
-    obj = ObjectTag(name=to_name[control_name], tag="Text", value_key=text_key)
-    return ChoicesControl(name=control_name, labels=tuple(sorted(seen[control_name])), multiple=False, objects=(obj,))
+    item = first[control_name]
+    obj = ObjectTag(name=item.get("to_name") or "text", tag="Text", value_key=text_key)
+    if item["type"] == "choices":
+        return ChoicesControl(name=control_name, labels=tuple(sorted(seen[control_name])), multiple=False,
+                              objects=(obj,))
+    return NumberControl(name=control_name, objects=(obj,), result_kind=item["type"])
 
 
 def load_label_studio_export(
@@ -420,18 +446,19 @@ def load_label_studio_export(
     """Read a Label Studio JSON export: its annotations become the oracle.
 
     Tasks are read the way the worker reads them: the text through
-    :func:`backend.labelstudio.task_data.control_text` and one answer per task by
-    majority vote over its annotations (:func:`worker.labeled_set.build_labeled_set`;
+    :func:`backend.labelstudio.content.control_content` and one answer per task by
+    majority vote over its annotations, or their median for a ``<Number>`` or
+    ``<Rating>`` (:func:`backend.learning.labeled_set.build_labeled_set`;
     cancelled annotations carry no label, ties go to the latest).  Tasks
-    without an answer (no annotation, only cancelled ones, no choice for the
-    control) or without a readable text are left out and counted: the
+    without an answer (no annotation, only cancelled ones, no choice or number
+    for the control) or without a readable text are left out and counted: the
     simulator needs a label for every task it may ask about.
 
     Parameters
     ----------
     path : path to the export (*Export → JSON* in Label Studio).
     text_key : task data field with the text; guessed when there is one string field.
-    control_name : the ``<Choices>`` ``name`` to learn; guessed when there is one.
+    control_name : the ``<Choices>``, ``<Number>`` or ``<Rating>`` ``name`` to learn; guessed when there is one.
     label_config : optional label config XML file; then the text is read per its object tags.
     encoding : the export's encoding; default the byte-order mark's, else UTF-8.
     """
@@ -443,12 +470,16 @@ def load_label_studio_export(
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
         raise SimulationError(f"{path}: expected a list of tasks (Label Studio's JSON export), got {type(tasks).__name__}")
     control = _export_control(tasks, path, text_key, control_name, label_config)
-    if control.multiple:
+    if control.task_type not in TARGETS:
+        raise SimulationError(f"{path}: the control {control.name!r} is a {control.task_type}; the simulator learns "
+                              f"a <Choices>, a <Number> or a <Rating>")
+    if getattr(control, "multiple", False):
         raise SimulationError(f"{path}: <Choices name={control.name!r}> is multiple choice; the simulator handles single choice")
     config = LabelConfig(controls=(control,), config_hash="export")
     annotations = [{**ann, "task": i} for i, task in enumerate(tasks) for ann in _annotations(task)]
     answers = build_labeled_set(annotations, config).answers[control.name]
-    no_choice = f"with no {control.name!r} choice"
+    target = TARGETS[control.task_type].name
+    no_choice = f"with no {control.name!r} {'choice' if target == CHOICES else 'number'}"
     unreadable = f"whose {control.kind} under {control.objects[0].value_key!r} is blank or unreadable"
     fetch = file_fetch(path.parent)
     skipped: dict[str, list[str]] = {
@@ -465,8 +496,9 @@ def load_label_studio_export(
         except TaskDataError:
             skipped[unreadable].append(ref)
             continue
-        labels.append(str(answers[i]))
+        labels.append(str(answers[i]) if target == CHOICES else float(answers[i]))
     return _check_dataset(str(path), texts, labels, skipped, unit="task", ref="task ids", kind=control.kind,
+                          target=target,
                           hint="expected submitted annotations on tasks with a text (check --text-column)")
 
 
@@ -479,30 +511,40 @@ def load_source(
     encoding: str | None = None,
     image_column: str | None = None,
     number_column: str | None = None,
+    target_column: str | None = None,
 ) -> Dataset:
     """A built-in dataset name, a CSV/JSONL file or a Label Studio JSON export (``encoding``: files only).
 
     ``image_column`` / ``number_column`` (CSV/JSONL): the column of image links, or of records of
-    numbers, instead of ``text_column``.
+    numbers, instead of ``text_column``.  ``target_column`` (CSV/JSONL): a column of numbers to
+    predict (as a ``<Number>`` or ``<Rating>`` is answered), instead of ``label_column``.
     """
-    if source in BUILTIN:
+    if source in BUILTIN or source in REGRESSION:
         return load_dataset(source)
     path = pathlib.Path(source)
     if not path.exists():
         raise SimulationError(
-            f"{source!r} is neither a built-in dataset ({', '.join(BUILTIN)}) nor an existing file"
+            f"{source!r} is neither a built-in dataset ({', '.join(BUILTIN + REGRESSION)}) nor an existing file"
         )
     if path.suffix.lower() == ".json":
+        if target_column:
+            raise SimulationError(f"{path}: --target-column is for CSV/JSONL files; in an export, name the "
+                                  "<Number> or <Rating> with --label-column")
         return load_label_studio_export(path, text_key=text_column, control_name=label_column,
                                         label_config=label_config, encoding=encoding)
     given = {kind: col for kind, col in (("text", text_column), ("image", image_column), ("numbers", number_column))
              if col}
     if len(given) > 1:
         raise SimulationError(f"{path}: give one of --text-column, --image-column and --number-column")
-    if not given or not label_column:
+    if label_column and target_column:
+        raise SimulationError(f"{path}: give one of --label-column (a label to choose) and --target-column "
+                              "(a number to predict)")
+    if not given or not (label_column or target_column):
         raise SimulationError(f"{path}: a CSV/JSONL file needs --text-column (or --image-column, or "
-                              "--number-column) and --label-column")
+                              "--number-column) and --label-column (or --target-column, for a number to predict)")
     (kind, column), = given.items()
+    if target_column:
+        return load_table(path, column, target_column, encoding=encoding, kind=kind, target=NUMBER)
     return load_table(path, column, label_column, encoding=encoding, kind=kind)
 
 
@@ -614,18 +656,21 @@ class Split:
     initial: np.ndarray
 
 
-def make_split(labels: Sequence[str], protocol: Protocol, repetition: int) -> Split:
-    """Stratified test split and random initial set of one repetition."""
+def make_split(labels: Sequence[str | float], protocol: Protocol, repetition: int,
+               target: Target = TARGETS[CHOICES]) -> Split:
+    """The test split (stratified by label for choices) and random initial set of one repetition."""
     y = np.asarray(labels)
+    strata = target.stratify(y)
     rows = np.arange(len(y))
     if protocol.max_rows and protocol.max_rows < len(y):
         seed = int(np.random.default_rng(_seed_sequence(protocol.seed, _SUBSAMPLE)).integers(2**31 - 1))
-        rows, _ = train_test_split(rows, train_size=protocol.max_rows, stratify=y, random_state=seed)
+        rows, _ = train_test_split(rows, train_size=protocol.max_rows, stratify=strata, random_state=seed)
         rows = np.sort(rows)
     rng = np.random.default_rng(_seed_sequence(protocol.seed, repetition, _SPLIT))
     try:
         pool, test = train_test_split(
-            rows, test_size=protocol.test_size, stratify=y[rows], random_state=int(rng.integers(2**31 - 1))
+            rows, test_size=protocol.test_size, stratify=None if strata is None else strata[rows],
+            random_state=int(rng.integers(2**31 - 1)),
         )
     except ValueError as exc:
         raise SimulationError(f"cannot split {len(rows)} rows into a stratified test split: {exc}") from None
@@ -645,13 +690,12 @@ class Oracle:
     what was asked so tests can check the protocol.
     """
 
-    def __init__(self, labels: Sequence[str], pool: np.ndarray) -> None:
-        labels = np.asarray(labels)
-        self._labels = {int(i): str(labels[i]) for i in pool}
+    def __init__(self, labels: Sequence[str | float], pool: np.ndarray) -> None:
+        self._labels = {int(i): labels[int(i)] for i in pool}  # label names, or numbers to predict
         self._asked_set: set[int] = set()
         self.asked: list[int] = []
 
-    def reveal(self, rows: Sequence[int]) -> list[str]:
+    def reveal(self, rows: Sequence[int]) -> list[str | float]:
         """Labels of ``rows`` (dataset row indices), in order."""
         out = []
         for r in map(int, rows):
@@ -667,57 +711,40 @@ class Oracle:
 
 @dataclass
 class Curve:
-    """A learning curve: test scores after each retraining."""
+    """A learning curve: test scores after each retraining.
+
+    ``scores`` maps each of the target's metrics (:attr:`Target.metrics`,
+    the headline first: accuracy, or skill for numbers) to one value per point.
+    """
 
     strategy: str
     repetition: int
     labels: list[int] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    macro_f1: list[float] = field(default_factory=list)
+    scores: dict[str, list[float]] = field(default_factory=dict)
     random_picks: int = 0  # labels that came from the random control share
     seconds: float = 0.0
     features: list[str] = field(default_factory=list)  # the representation of each point
     choices: list[dict] = field(default_factory=list)  # ``features="auto"``: each comparison's Choice
 
+    @property
+    def headline(self) -> list[float]:
+        """The first metric's curve (higher is better): what AULC and savings are computed on."""
+        return next(iter(self.scores.values()), [])
 
-def _fit(X: Matrix, y: list[str], init: ChoicesClassifier | None = None,
-         class_weight: str | None = SINGLE_CHOICE_CLASS_WEIGHT) -> ChoicesClassifier | None:
-    """The worker's model; None while the labels have a single class (the worker leaves it untrained)."""
-    try:
-        return ChoicesClassifier(class_weight=class_weight).fit(X, y, init=init)
-    except NotEnoughLabelsError:
-        return None
+    @property
+    def accuracy(self) -> list[float]:
+        return self.scores["accuracy"]
 
+    @property
+    def macro_f1(self) -> list[float]:
+        return self.scores["macro_f1"]
 
-def _score(model: ChoicesClassifier | None, seen: list[str], X_test: Matrix, y_test: np.ndarray,
-           classes: np.ndarray) -> tuple[float, float]:
-    """Accuracy and macro-F1 on the test split (an untrained model answers the one label seen)."""
-    if model is None:
-        pred = np.full(len(y_test), seen[0] if seen else "", dtype=object)
-    else:
-        pred = np.asarray(model.predict(X_test), dtype=object)
-    acc = float(np.mean(pred == y_test))
-    f1 = float(f1_score(y_test.astype(str), pred.astype(str), labels=classes, average="macro", zero_division=0))
-    return acc, f1
-
-
-def selection_pool(
-    X_pool: Matrix, model: ChoicesClassifier | None, labeled_X: Matrix, labeled_y: list[str]
-) -> named_strategies.Pool:
-    """The :class:`backend.selection.strategies.Pool` the worker builds for one single-choice control.
-
-    Mirrors ``build_version``: probabilities and models only for a trained
-    control, and the labeled set only when the control has a model.
-    """
-    if model is None:
-        return named_strategies.Pool(X=X_pool)
-    return named_strategies.Pool(
-        X=X_pool,
-        probas={CHOICES_NAME: model.predict_proba(X_pool)},
-        models={CHOICES_NAME: model},
-        labeled_X=labeled_X,
-        labeled_y=list(labeled_y),
-    )
+    def add(self, labels: int, scores: Mapping[str, float], features: str) -> None:
+        """One point: the scores of the model trained on ``labels`` labels."""
+        self.labels.append(labels)
+        for name, value in scores.items():
+            self.scores.setdefault(name, []).append(value)
+        self.features.append(features)
 
 
 class TimeLimitReached(Exception):
@@ -732,27 +759,28 @@ def run_strategy(
     protocol: Protocol,
     repetition: int,
     *,
+    target: Target = TARGETS[CHOICES],
     oracle: Oracle | None = None,
     on_round: Callable[[], None] | None = None,
     deadline: float | None = None,
 ) -> Curve:
     """One strategy, one repetition: the annotation loop until the budget is spent.
 
-    ``X`` holds every dataset row's features; ``labels`` every row's label,
-    used only to build the :class:`Oracle` (over the pool) and to score on the
-    test split.  A mapping of representation name to rows is
+    ``X`` holds every dataset row's features; ``labels`` every row's label
+    (or number, for a ``target`` of numbers to predict), used only to build
+    the :class:`Oracle` (over the pool) and to score on the test split.  A mapping of representation name to rows is
     ``features="auto"``: the representation is chosen from the labels as they
     arrive (:mod:`backend.learning.auto_features`, as the worker does), and
     a switch refits from scratch, as the worker's does.
     """
     t0 = time.monotonic()
     y_all = np.asarray(labels)
-    oracle = oracle if oracle is not None else Oracle(y_all, split.pool)
-    classes = np.unique(y_all)
+    oracle = oracle if oracle is not None else Oracle(labels, split.pool)
+    reference = y_all[split.pool]
     reps = dict(X) if isinstance(X, Mapping) else {"": X}
     current = (featurizers.DEFAULT if featurizers.DEFAULT in X else next(iter(X))) if isinstance(X, Mapping) else ""
     compared_at: int | None = None
-    X_test, y_test = reps[current][split.test], y_all[split.test].astype(object)
+    X_test, y_test = reps[current][split.test], y_all[split.test]
     rng = np.random.default_rng(_seed_sequence(protocol.seed, repetition, _STRATEGY, _strategy_key(strategy)))
     params = named_strategies.SelectionParams(  # only a batch of each ranking is read
         strategy=strategy, batch_size=protocol.batch_size, control_share=protocol.control_share,
@@ -760,7 +788,7 @@ def run_strategy(
     )
     budget = min(protocol.budget, len(split.pool))
     labeled: list[int] = list(map(int, split.initial))
-    y_labeled: list[str] = oracle.reveal(labeled)
+    y_labeled: list = oracle.reveal(labeled)
     unlabeled = np.zeros(y_all.shape[0], dtype=bool)
     unlabeled[split.pool] = True
     unlabeled[labeled] = False
@@ -777,19 +805,17 @@ def run_strategy(
                         current, model = choice.chosen, None
                         X_test = reps[current][split.test]
             X_now = reps[current]
-            model = _fit(X_now[labeled], y_labeled, model if protocol.warm_start else None, protocol.class_weight)
-            acc, f1 = _score(model, y_labeled, X_test, y_test, classes)
-            curve.labels.append(len(labeled))
-            curve.accuracy.append(acc)
-            curve.macro_f1.append(f1)
-            curve.features.append(current)
+            model = target.fit(X_now[labeled], y_labeled, model if protocol.warm_start else None,
+                               protocol.class_weight)
+            curve.add(len(labeled), target.score(model, y_labeled, X_test, y_test, reference), current)
         if len(labeled) >= budget:
             break
         if deadline is not None and time.monotonic() > deadline:
             raise TimeLimitReached
         X_now = reps[current]
         rows = np.flatnonzero(unlabeled)  # ascending, like the worker's sorted pool ids
-        pool = selection_pool(X_now[rows], model, X_now[labeled] if labeled else None, y_labeled)
+        pool = target.selection_pool(X_now[rows], model, X_now[labeled] if labeled else None, y_labeled,
+                                     CONTROL_NAME)
         take = min(protocol.round_size(len(labeled)), budget - len(labeled))
         if take != params.batch_size:
             params = replace(params, batch_size=take, head=take)
@@ -826,19 +852,30 @@ def rounds_per_run(protocol: Protocol, pool_size: int) -> int:
 
 @dataclass
 class Repetition:
-    """All strategies on one split, plus the full-data reference."""
+    """All strategies on one split, plus the full-data reference (each metric of the target's)."""
 
     repetition: int
-    full_accuracy: float
-    full_macro_f1: float
+    full: dict[str, float]
     curves: dict[str, Curve]
+
+    @property
+    def full_headline(self) -> float:
+        return next(iter(self.full.values()))
+
+    @property
+    def full_accuracy(self) -> float:
+        return self.full["accuracy"]
+
+    @property
+    def full_macro_f1(self) -> float:
+        return self.full["macro_f1"]
 
 
 @dataclass
 class SimulationResult:
     dataset: str
     n_rows: int
-    classes: list[str]
+    classes: list[str]  # empty for numbers to predict
     protocol: Protocol
     repetitions: list[Repetition]
     seconds: float
@@ -847,20 +884,25 @@ class SimulationResult:
     features: str = featurizers.DEFAULT
     pool_size: int = 0
     test_size: int = 0
+    target: str = CHOICES
 
 
-def full_data_scores(X: Matrix | Mapping[str, Matrix], labels: Sequence[str], split: Split,
-                     class_weight: str | None = SINGLE_CHOICE_CLASS_WEIGHT) -> tuple[float, float]:
-    """The same model trained on the whole pool: the score every curve is measured against.
+def full_data_scores(X: Matrix | Mapping[str, Matrix], labels: Sequence[str | float], split: Split,
+                     class_weight: str | None = SINGLE_CHOICE_CLASS_WEIGHT,
+                     target: Target = TARGETS[CHOICES]) -> dict[str, float]:
+    """The same model trained on the whole pool: the scores every curve is measured against.
 
-    Several representations (``features="auto"``): the best of them, so
-    that a curve is measured against the best representation there is.
+    Several representations (``features="auto"``): the best of them by the
+    headline metric, so that a curve is measured against the best
+    representation there is.
     """
     if isinstance(X, Mapping):
-        return max(full_data_scores(rows, labels, split, class_weight) for rows in X.values())
+        return max((full_data_scores(rows, labels, split, class_weight, target) for rows in X.values()),
+                   key=lambda scores: scores[target.metrics[0]])
     y = np.asarray(labels)
-    model = _fit(X[split.pool], list(y[split.pool]), class_weight=class_weight)
-    return _score(model, list(y[split.pool][:1]), X[split.test], y[split.test].astype(object), np.unique(y))
+    pool = list(y[split.pool])
+    model = target.fit(X[split.pool], pool, class_weight=class_weight)
+    return target.score(model, pool, X[split.test], y[split.test], y[split.pool])
 
 
 # Worker processes read the dataset from these globals (inherited by fork, not pickled).
@@ -868,20 +910,20 @@ _SHARED: dict = {}
 
 
 def _run_repetition(repetition: int, deadline: float | None, on_round: Callable[[], None] | None = None) -> Repetition | None:
-    X, labels, protocol = _SHARED["X"], _SHARED["labels"], _SHARED["protocol"]
+    X, labels, protocol, target = _SHARED["X"], _SHARED["labels"], _SHARED["protocol"], _SHARED["target"]
     # One BLAS thread: results must not depend on how many processes run (float sums
     # in threaded BLAS can differ with the thread count) and processes must not oversubscribe.
     with threadpool_limits(limits=1):
-        split = make_split(labels, protocol, repetition)
-        full_acc, full_f1 = full_data_scores(X, labels, split, protocol.class_weight)
+        split = make_split(labels, protocol, repetition, target)
+        full = full_data_scores(X, labels, split, protocol.class_weight, target)
         curves = {}
         try:
             for strategy in protocol.strategies:
-                curves[strategy] = run_strategy(X, labels, split, strategy, protocol, repetition,
+                curves[strategy] = run_strategy(X, labels, split, strategy, protocol, repetition, target=target,
                                                 on_round=on_round, deadline=deadline)
         except TimeLimitReached:
             return None
-    return Repetition(repetition=repetition, full_accuracy=full_acc, full_macro_f1=full_f1, curves=curves)
+    return Repetition(repetition=repetition, full=full, curves=curves)
 
 
 def simulate(
@@ -906,6 +948,9 @@ def simulate(
     """
     from tqdm import tqdm
 
+    if features == auto_features.AUTO and dataset.target != CHOICES:
+        raise SimulationError("features 'auto' compares representations by accuracy, so it chooses for a "
+                              "<Choices> only; name a featurizer for numbers to predict (e.g. --features numbers)")
     t0 = time.monotonic()
     deadline = None if time_limit is None else t0 + time_limit
     try:
@@ -919,9 +964,10 @@ def simulate(
     X = by_name if features == auto_features.AUTO else by_name[names[0]]
     protocol = replace(protocol, near_duplicate_threshold=min(f.duplicate_cosine for f in specs.values()))
     feature_seconds = time.monotonic() - t0
-    first = make_split(dataset.labels, protocol, 0)
+    target = TARGETS[dataset.target]
+    first = make_split(dataset.labels, protocol, 0, target)
     per_run = rounds_per_run(protocol, len(first.pool))
-    _SHARED.update(X=X, labels=list(dataset.labels), protocol=protocol)
+    _SHARED.update(X=X, labels=list(dataset.labels), protocol=protocol, target=target)
     reps: list[Repetition] = []
     stopped = False
     total = protocol.seeds * len(protocol.strategies) * per_run
@@ -956,7 +1002,8 @@ def simulate(
     return SimulationResult(
         dataset=dataset.name,
         n_rows=len(dataset),
-        classes=sorted(set(dataset.labels)),
+        classes=sorted(set(dataset.labels)) if target.name == CHOICES else [],
+        target=target.name,
         protocol=protocol,
         repetitions=reps,
         seconds=time.monotonic() - t0,

@@ -6,6 +6,11 @@ so the per-repetition differences cancel the luck of the split, and the
 confidence interval is Student's t on those differences (each repetition is
 one independent draw of the whole protocol).
 
+Every definition below reads the target's **headline** score: accuracy for
+a ``<Choices>``, skill (``1 - MAE / MAE of the pool's mean``, see
+:mod:`backend.simulation.targets`) for a number to predict.  Where it says
+accuracy, read skill for numbers; the MAE is reported beside it.
+
 Definitions
 -----------
 AULC
@@ -47,6 +52,7 @@ import numpy as np
 from scipy import stats
 
 from backend.simulation.replay import Curve, SimulationResult
+from backend.simulation.targets import TARGETS
 
 __all__ = ["REACH", "aulc", "labels_to_reach", "mean_ci", "summarise", "format_table", "format_feature_comparison",
            "write_results", "plot_curves"]
@@ -116,10 +122,17 @@ def _auto_summary(curves: list[Curve]) -> dict:
 
 
 def summarise(result: SimulationResult) -> dict:
-    """Everything ``results.json`` holds, except timings: numbers depend only on data and protocol."""
+    """Everything ``results.json`` holds, except timings: numbers depend only on data and protocol.
+
+    Each of the target's metrics (``accuracy`` and ``macro_f1``; ``skill``
+    and ``mae``) gets ``<metric>_at`` and ``curve.<metric>_mean`` / ``_sd`` /
+    ``_per_seed``; AULC, labels to reach and savings read the headline.
+    """
     proto = result.protocol
     reps = result.repetitions
-    full_acc = [r.full_accuracy for r in reps]
+    target = TARGETS[result.target]
+    head, second = target.metrics
+    full_head = [r.full_headline for r in reps]
     curves0: Curve = reps[0].curves["random"]
     first, last = curves0.labels[0], curves0.labels[-1]
     points = _report_points(first, last)
@@ -131,14 +144,15 @@ def summarise(result: SimulationResult) -> dict:
             "pool": result.pool_size,
             "test": result.test_size,
         },
+        "target": target.name,
+        "metric": head,
         "protocol": proto.to_dict(),
         "features": result.features,
         "repetitions": len(reps),
         "stopped_early": result.stopped_early,
         "full_data": {
-            "accuracy": float(np.mean(full_acc)),
-            "macro_f1": float(np.mean([r.full_macro_f1 for r in reps])),
-            "accuracy_per_seed": full_acc,
+            **{m: float(np.mean([r.full[m] for r in reps])) for m in target.metrics},
+            f"{head}_per_seed": full_head,
         },
         "report_at": points,
         "strategies": {},
@@ -147,21 +161,26 @@ def summarise(result: SimulationResult) -> dict:
     aulcs: dict[str, list[float]] = {}
     for name in proto.strategies:
         curves = [r.curves[name] for r in reps]
-        acc = np.array([c.accuracy for c in curves])
-        f1 = np.array([c.macro_f1 for c in curves])
+        by_metric = {m: np.array([c.scores[m] for c in curves]) for m in target.metrics}
         x = curves[0].labels
-        aulcs[name] = [aulc(c.labels, c.accuracy) for c in curves]
+        aulcs[name] = [aulc(c.labels, c.headline) for c in curves]
         n_needed[name] = {
-            q: [labels_to_reach(c.labels, c.accuracy, q * fa) for c, fa in zip(curves, full_acc)] for q in REACH
+            q: [labels_to_reach(c.labels, c.headline, q * fh) for c, fh in zip(curves, full_head)] for q in REACH
         }
         m, lo, hi = mean_ci(aulcs[name])
         half = None if hi is None else hi - m
+        curve_out: dict = {"labels": list(x)}
+        for metric, values in by_metric.items():
+            curve_out[f"{metric}_mean"] = values.mean(axis=0).tolist()
+            curve_out[f"{metric}_sd"] = values.std(axis=0, ddof=1).tolist() if len(reps) > 1 else [0.0] * len(x)
+        for metric, values in by_metric.items():
+            curve_out[f"{metric}_per_seed"] = values.tolist()
         out["strategies"][name] = {
             "aulc": {"mean": m, "sd": float(np.std(aulcs[name], ddof=1)) if len(reps) > 1 else 0.0,
                      "ci95_half": half, "per_seed": aulcs[name]},
-            "aulc_macro_f1": float(np.mean([aulc(c.labels, c.macro_f1) for c in curves])),
-            "accuracy_at": {str(b): float(np.mean([np.interp(b, c.labels, c.accuracy) for c in curves])) for b in points},
-            "macro_f1_at": {str(b): float(np.mean([np.interp(b, c.labels, c.macro_f1) for c in curves])) for b in points},
+            f"aulc_{second}": float(np.mean([aulc(c.labels, c.scores[second]) for c in curves])),
+            **{f"{metric}_at": {str(b): float(np.mean([np.interp(b, c.labels, c.scores[metric]) for c in curves]))
+                                for b in points} for metric in target.metrics},
             "labels_to_reach": {
                 f"{q:.2f}": {
                     "median": _median_or_none(n_needed[name][q]),
@@ -172,24 +191,16 @@ def summarise(result: SimulationResult) -> dict:
             },
             "control_tasks": float(np.mean([c.random_picks for c in curves])),
             **({"auto_features": _auto_summary(curves)} if any(c.choices for c in curves) else {}),
-            "curve": {
-                "labels": list(x),
-                "accuracy_mean": acc.mean(axis=0).tolist(),
-                "accuracy_sd": acc.std(axis=0, ddof=1).tolist() if len(reps) > 1 else [0.0] * len(x),
-                "macro_f1_mean": f1.mean(axis=0).tolist(),
-                "macro_f1_sd": f1.std(axis=0, ddof=1).tolist() if len(reps) > 1 else [0.0] * len(x),
-                "accuracy_per_seed": acc.tolist(),
-                "macro_f1_per_seed": f1.tolist(),
-            },
+            "curve": curve_out,
         }
-    acc_random = np.array([r.curves["random"].accuracy for r in reps])
+    head_random = np.array([r.curves["random"].headline for r in reps])
     for name in proto.strategies:
         if name == "random":
             continue
         entry = out["strategies"][name]
-        gap = np.array([r.curves[name].accuracy for r in reps]) - acc_random  # paired, per point
-        entry["curve"]["accuracy_vs_random_mean"] = gap.mean(axis=0).tolist()
-        entry["curve"]["accuracy_vs_random_sd"] = (
+        gap = np.array([r.curves[name].headline for r in reps]) - head_random  # paired, per point
+        entry["curve"][f"{head}_vs_random_mean"] = gap.mean(axis=0).tolist()
+        entry["curve"][f"{head}_vs_random_sd"] = (
             gap.std(axis=0, ddof=1).tolist() if len(reps) > 1 else [0.0] * gap.shape[1]
         )
         diff = np.asarray(aulcs[name]) - np.asarray(aulcs["random"])
@@ -212,12 +223,12 @@ def summarise(result: SimulationResult) -> dict:
             "mean": m if savings else None, "ci95": [lo, hi], "per_seed": savings,
             "censored": censored, "neither_reached": neither,
         }
-        # Labels the strategy needs to match random's accuracy at the budget (always defined for random).
+        # Labels the strategy needs to match random's score at the budget (always defined for random).
         matched, censored = [], 0
         for r in reps:
             c, rc = r.curves[name], r.curves["random"]
-            n_s = labels_to_reach(c.labels, c.accuracy, rc.accuracy[-1])
-            n_r = labels_to_reach(rc.labels, rc.accuracy, rc.accuracy[-1])  # random itself may get there early
+            n_s = labels_to_reach(c.labels, c.headline, rc.headline[-1])
+            n_r = labels_to_reach(rc.labels, rc.headline, rc.headline[-1])  # random itself may get there early
             censored += n_s is None
             matched.append(1.0 - (float(last) if n_s is None else n_s) / n_r)
         m, lo, hi = mean_ci(matched)
@@ -227,6 +238,17 @@ def summarise(result: SimulationResult) -> dict:
 
 def _pct(v: float | None, digits: int = 1) -> str:
     return "–" if v is None or v != v else f"{100 * v:.{digits}f}"
+
+
+def _value(summary: dict, metric: str, v: float | None, digits: int = 1) -> str:
+    """A score as the table prints it: a share in %, an error in its own units."""
+    if not TARGETS[summary.get("target", "choices")].labels[metric][1]:
+        return "–" if v is None or v != v else f"{v:,.{max(digits, 2)}f}"
+    return _pct(v, digits)
+
+
+def _column(summary: dict, metric: str) -> str:
+    return TARGETS[summary.get("target", "choices")].labels[metric][0]
 
 
 def _ci(lo: float | None, hi: float | None, scale: float = 100.0, digits: int = 1) -> str:
@@ -245,8 +267,9 @@ def format_table(summary: dict) -> str:
     """A Markdown table, one row per strategy (also what the command prints)."""
     reps = summary["repetitions"]
     pts = summary["report_at"]
-    head = (["strategy", "AULC", "ΔAULC vs random [95% CI]"] + [f"acc@{b:,}" for b in pts]
-            + [f"F1@{pts[-1]:,}"] + [f"labels to {int(q * 100)}%" for q in REACH]
+    first, second = TARGETS[summary.get("target", "choices")].metrics
+    head = (["strategy", "AULC", "ΔAULC vs random [95% CI]"] + [f"{_column(summary, first)}@{b:,}" for b in pts]
+            + [f"{_column(summary, second)}@{pts[-1]:,}"] + [f"labels to {int(q * 100)}%" for q in REACH]
             + ["savings @95% [95% CI]", "savings to match random@budget [95% CI]"])
     rows = []
     for name, s in summary["strategies"].items():
@@ -269,8 +292,8 @@ def format_table(summary: dict) -> str:
         match = "(baseline)" if mt is None else f"{100 * mt['mean']:+.0f}%{_ci(*mt['ci95'], digits=0)}"
         rows.append(
             [name, _pct(s["aulc"]["mean"], 2), delta]
-            + [_pct(s["accuracy_at"][str(b)]) for b in pts]
-            + [_pct(s["macro_f1_at"][str(pts[-1])])]
+            + [_value(summary, first, s[f"{first}_at"][str(b)]) for b in pts]
+            + [_value(summary, second, s[f"{second}_at"][str(pts[-1])])]
             + [_labels(s["labels_to_reach"][f"{q:.2f}"], reps) for q in REACH]
             + [saving, match]
         )
@@ -279,11 +302,19 @@ def format_table(summary: dict) -> str:
     full = summary["full_data"]
     ds = summary["dataset"]
     lines.append("")
+    if summary.get("target", "choices") == "choices":
+        what = (f"{len(ds['classes'])} classes; full-data accuracy {_pct(full['accuracy'])}%, "
+                f"macro-F1 {_pct(full['macro_f1'])}%")
+        scale = "Scores in %"
+    else:
+        what = (f"a number to predict; full-data skill {_pct(full['skill'])}% "
+                f"(MAE {_value(summary, 'mae', full['mae'])})")
+        scale = ("Skill = 1 - MAE / MAE of always answering the pool's mean, in %; AULC, labels to reach "
+                 "and savings read skill; MAE in the numbers' units")
     lines.append(
-        f"{ds['name']}: {ds['pool']:,} pool / {ds['test']:,} test rows, {len(ds['classes'])} classes; "
-        f"full-data accuracy {_pct(full['accuracy'])}%, macro-F1 {_pct(full['macro_f1'])}%; "
+        f"{ds['name']}: {ds['pool']:,} pool / {ds['test']:,} test rows, {what}; "
         f"{reps} repetitions{' (stopped early by the time limit)' if summary['stopped_early'] else ''}. "
-        "Scores in %; ✔/✘: the 95% CI of the paired AULC difference is above/below 0; "
+        f"{scale}; ✔/✘: the 95% CI of the paired AULC difference is above/below 0; "
         "(k/n): only k of n repetitions reached it within the budget."
     )
     return "\n".join(lines)
@@ -296,14 +327,16 @@ def format_feature_comparison(summaries: dict[str, dict], feature_seconds: dict[
     The repetitions of every featurizer share their splits and initial sets
     (they depend only on the seed), so the rows are paired like the strategies.
     """
-    head = ["features", "strategy", "AULC"] + [f"acc@{b:,}" for b in at] + ["featurise s / 1,000 texts"]
+    metric = next(iter(summaries.values())).get("metric", "accuracy")
+    column = _column(next(iter(summaries.values())), metric)
+    head = ["features", "strategy", "AULC"] + [f"{column}@{b:,}" for b in at] + ["featurise s / 1,000 texts"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for features, summary in summaries.items():
         rows = summary["dataset"]["rows"]
         per_1000 = 1000 * feature_seconds[features] / max(rows, 1)
         for name, s in summary["strategies"].items():
             curve = s["curve"]
-            accs = [_pct(float(np.interp(b, curve["labels"], curve["accuracy_mean"])))
+            accs = [_pct(float(np.interp(b, curve["labels"], curve[f"{metric}_mean"])))
                     if curve["labels"][0] <= b <= curve["labels"][-1] else "–" for b in at]
             lines.append("| " + " | ".join([features, name, _pct(s["aulc"]["mean"], 2), *accs, f"{per_1000:.3f}"]) + " |")
     return "\n".join(lines)
@@ -321,9 +354,10 @@ def write_results(summary: dict, timing: dict, out_dir: str | pathlib.Path) -> p
 def plot_curves(summary: dict, path: str | pathlib.Path) -> pathlib.Path:
     """Learning curves, mean over repetitions with a 95% CI band.
 
-    Three panels: test accuracy, its paired difference with random (the
-    panel where differences are visible: the luck of each split cancels),
-    and macro-F1.
+    Three panels: the headline score (test accuracy, or skill for numbers),
+    its paired difference with random (the panel where differences are
+    visible: the luck of each split cancels), and the second metric
+    (macro-F1, or the MAE).
     """
     import matplotlib
 
@@ -338,10 +372,13 @@ def plot_curves(summary: dict, path: str | pathlib.Path) -> pathlib.Path:
     palette = plt.get_cmap("tab20").colors
     colors = {name: palette[(2 * i) % 20 + (2 * i) // 20] for i, name in enumerate(n for n in names if n != "random")}
     colors["random"] = "black"
+    first, second = TARGETS[summary.get("target", "choices")].metrics
+    titles = {"accuracy": "test accuracy", "macro_f1": "test macro-F1",
+              "skill": "test skill (1 - MAE / MAE of the mean)", "mae": "test mean absolute error"}
     for ax, key, title in (
-        (axes[0], "accuracy", "test accuracy"),
-        (axes[1], "accuracy_vs_random", "test accuracy minus random's (paired)"),
-        (axes[2], "macro_f1", "test macro-F1"),
+        (axes[0], first, titles[first]),
+        (axes[1], f"{first}_vs_random", f"{titles[first]} minus random's (paired)"),
+        (axes[2], second, titles[second]),
     ):
         for name in names:
             c = summary["strategies"][name]["curve"]
@@ -353,15 +390,15 @@ def plot_curves(summary: dict, path: str | pathlib.Path) -> pathlib.Path:
             style = dict(linestyle="--", linewidth=2) if name == "random" else dict(linewidth=1.5)
             ax.plot(x, m, label=name, color=colors[name], **style)
             ax.fill_between(x, m - half, m + half, color=colors[name], alpha=0.12, linewidth=0)
-        if key == "accuracy_vs_random":
+        if key == f"{first}_vs_random":
             ax.axhline(0.0, color="black", linestyle="--", linewidth=1.5, label="random")
         else:
             ref = full[key]
             ax.axhline(ref, color="grey", linewidth=1, linestyle=":")
             ax.text(x[0], ref, " full data", va="bottom", fontsize=8, color="grey")
-        if key == "accuracy":
-            ax.axhline(0.95 * full["accuracy"], color="grey", linewidth=0.8, linestyle="-.")
-            ax.text(x[0], 0.95 * full["accuracy"], " 95% of full", va="bottom", fontsize=8, color="grey")
+        if key == first:
+            ax.axhline(0.95 * full[first], color="grey", linewidth=0.8, linestyle="-.")
+            ax.text(x[0], 0.95 * full[first], " 95% of full", va="bottom", fontsize=8, color="grey")
         ax.set_xlabel("labels (initial set included)")
         ax.set_ylabel(title)
         ax.grid(alpha=0.3)
@@ -371,7 +408,7 @@ def plot_curves(summary: dict, path: str | pathlib.Path) -> pathlib.Path:
     batch = f"batch {p['batch_size']}"
     if p.get("batch_growth"):
         batch += f" or {p['batch_growth']:.0%} of the labels"
-    model = f", {p['class_weight']} class weights" if p.get("class_weight") else ""
+    model = f", {p['class_weight']} class weights" if p.get("class_weight") and first == "accuracy" else ""
     fig.suptitle(
         f"{ds['name']}: {reps} repetitions, {batch}, initial {p['initial']}, "
         f"control share {p['control_share']:g}{model} (bands: 95% CI of the mean)", fontsize=10,

@@ -175,4 +175,4 @@ def test_export_with_no_submitted_annotation_is_a_clear_error(tmp_path):
     path = tmp_path / "export.json"
     path.write_text(json.dumps(tasks))
     err = _fails(str(path))
-    assert "no submitted annotation has a choices result (3 tasks: 2 without annotations, 1 with only cancelled" in err
+    assert "no submitted annotation has a choices, number or rating result (3 tasks: 2 without annotations, 1 with only cancelled" in err
