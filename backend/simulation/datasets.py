@@ -200,8 +200,11 @@ def load_dataset(name: str) -> Dataset:
         the expected file.
     """
     if name in REGRESSION:
-        records, y = load_regression(name)
-        return Dataset(name=name, texts=records, labels=[float(v) for v in y], kind="numbers", target="number")
+        from backend.labelstudio.task_numbers import record
+
+        rows, y = load_regression(name)  # read as the worker reads a <Table> task's record (text is missing)
+        return Dataset(name=name, texts=[record(r, name) for r in rows], labels=[float(v) for v in y],
+                       kind="numbers", target="number")
     if name not in BUILTIN:
         raise ValueError(
             f"unknown dataset {name!r}; valid names are: {', '.join(BUILTIN + REGRESSION)}"

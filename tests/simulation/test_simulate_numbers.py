@@ -182,3 +182,10 @@ def test_the_command_refuses_a_target_column_for_an_export(tmp_path, diabetes, c
     path, _ = _rating_export(tmp_path, diabetes, "rating")
     assert main(["simulate", str(path), "--target-column", "score", "--no-progress"]) == 2
     assert "--target-column is for CSV/JSONL files" in capsys.readouterr().err
+
+
+def test_the_bikeshare_built_in_is_read_as_the_worker_reads_a_table_record():
+    ds = load_dataset("bikeshare")  # ISLP's wheel, read and cached on first use
+    assert ds.target == NUMBER and len(ds) == 8_645 and min(ds.labels) >= 1
+    assert all(isinstance(v, float) for v in ds.texts[0].values())  # text fields ("Jan") are missing values
+    assert ds.texts[0]["hr"] == 0.0 and np.isnan(ds.texts[0]["weathersit"])
