@@ -24,6 +24,41 @@ from worker.schedule import run_in_background, start_full_sync
 
 log = logging.getLogger(__name__)
 
+#: How long the command-channel thread of a worker blocks on Redis before it looks whether it was asked to stop (s).
+COMMAND_POLL_S = 1.0
+
+
+class _PromptCommandChannel:
+    """RQ's command channel (stop a job, shut down), with a thread that notices a stop within ``COMMAND_POLL_S``.
+
+    RQ reads the channel in redis-py's ``PubSubWorkerThread`` with
+    ``sleep_time=60`` and stops it (``BaseWorker.unsubscribe``) by sending
+    UNSUBSCRIBE, then ``thread.stop()``: that clears the thread's running
+    flag and, in redis-py 8, joins it without a timeout.  When the thread
+    reads Redis's reply to the UNSUBSCRIBE before the flag is cleared (a
+    race it wins now and then on a busy machine), it loops once more, finds
+    no subscription left and waits the whole ``sleep_time`` for one
+    (``PubSub.get_message``): the worker then took 60 s to stop after its
+    last job, and ``al-backend worker`` with it, since it waits for its
+    low-priority process (see rq/rq#1613).  Commands still arrive at once (a
+    message wakes the thread); only a stop is noticed at the next poll.
+    """
+
+    def subscribe(self) -> None:
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=COMMAND_POLL_S, daemon=True, exception_handler=self._pubsub_exception_handler)
+
+
+class ResidentWorker(_PromptCommandChannel, SimpleWorker):
+    """Runs its jobs in this process (RQ's ``SimpleWorker``) and stops within a second of being asked."""
+
+
+class ForkingWorker(_PromptCommandChannel, Worker):
+    """Forks a work horse per job (RQ's ``Worker``) and stops within a second of its job in hand."""
+
 
 def run(settings: Settings | None = None, *, burst: bool = False) -> bool:
     """Process jobs until stopped (or until the queues are empty with ``burst``).
@@ -102,7 +137,7 @@ def _work(settings: Settings, queue_names: list[str], *, burst: bool, resident: 
     """Run RQ on ``queue_names``; ``resident``: jobs run in this process (no fork), keeping what they cache."""
     r = connect(settings.redis_url)
     queues = [job_queue(q, r) for q in queue_names]
-    worker_class = SimpleWorker if resident else Worker
+    worker_class = ResidentWorker if resident else ForkingWorker
     while True:
         try:
             worked = worker_class(queues, connection=r, serializer=JOB_SERIALIZER).work(
