@@ -963,6 +963,8 @@ def simulate(
     by_name = {name: f.transform(dataset.texts) for name, f in specs.items()}
     X = by_name if features == auto_features.AUTO else by_name[names[0]]
     protocol = replace(protocol, near_duplicate_threshold=min(f.duplicate_cosine for f in specs.values()))
+    if dataset.target != CHOICES:
+        protocol = replace(protocol, class_weight=None)  # a regressor has no classes to weigh
     feature_seconds = time.monotonic() - t0
     target = TARGETS[dataset.target]
     first = make_split(dataset.labels, protocol, 0, target)
