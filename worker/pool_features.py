@@ -23,7 +23,7 @@ import numpy as np
 
 from backend.labelstudio.fetch import shared_fetcher
 from backend.labelstudio.label_config import LabelConfig
-from backend.labelstudio.content import control_content
+from backend.labelstudio.content import control_content, model_content, reads_features
 from backend.labelstudio.task_data import TaskDataError
 from backend.labelstudio.tasktypes import Control, task_type_of
 from backend.learning import featurizers
@@ -164,16 +164,36 @@ def _read_features(
     return ids, vstack(parts, spec.n_features, sparse=spec.sparse), skipped
 
 
-def read_contents(store: ProjectStore, control: Control, task_ids: list[int], max_chars: int, fetch
-                  ) -> tuple[list[int], list, dict[int, str]]:
-    """What ``control`` reads of each task (text, image, numbers): the ids read, their contents, and skip reasons."""
+def model_rows(
+    store: ProjectStore,
+    spec: Featurizer,
+    control: Control,
+    task_ids: list[int],
+    max_chars: int,
+    *,
+    resident: bool = True,
+) -> tuple[list[int], Matrix | list, dict[int, str]]:
+    """What ``control``'s model reads for ``task_ids``: feature rows (``control_features``), or the tasks'
+    exact texts for a model that reads them itself (``TaskType.model_input``; read from the pool, never cached:
+    a text costs nothing to read again, and a row of it would be the text)."""
+    if reads_features(control):
+        return control_features(store, spec, control, task_ids, max_chars, resident=resident)
+    fetch = shared_fetcher(get_settings()).for_project(store.config)
+    return read_contents(store, control, task_ids, max_chars, fetch, read=model_content)
+
+
+def read_contents(store: ProjectStore, control: Control, task_ids: list[int], max_chars: int, fetch,
+                  read=control_content) -> tuple[list[int], list, dict[int, str]]:
+    """What ``control`` reads of each task (text, image, numbers): the ids read, their contents, and skip reasons.
+
+    ``read``: ``control_content`` (the featurizer's input) or ``model_content`` (the model's).
+    """
     tasks = store.tasks_by_id(task_ids)
     max_bytes = get_settings().fetch_max_bytes
     ids, contents, skipped = [], [], {}
     for tid in task_ids:
         try:
-            contents.append(control_content(tasks.get(tid), control, max_chars=max_chars, fetch=fetch,
-                                            max_bytes=max_bytes))
+            contents.append(read(tasks.get(tid), control, max_chars=max_chars, fetch=fetch, max_bytes=max_bytes))
             ids.append(tid)
         except TaskDataError as exc:
             skipped[tid] = str(exc)
@@ -221,8 +241,9 @@ def pool_probas(
     Each control's output as its task type's probability view
     (``TaskType.as_probabilities``), which the strategies rank by.  The
     first control's features are the geometry already read; other
-    controls read their own content, and a task unreadable for one of
-    them gets 0.5 in every column (no opinion).
+    controls read their own content (a model that reads texts, its texts:
+    ``model_rows``), and a task unreadable for one of them gets 0.5 in
+    every column (no opinion).
     """
     probas = {}
     for control in config.controls:
@@ -230,10 +251,10 @@ def pool_probas(
         if model is None:
             continue
         task_type = task_type_of(control)
-        if control is config.controls[0]:
+        if control is config.controls[0] and reads_features(control):
             probas[control.name] = task_type.probabilities(model, X_geo)
             continue
-        c_ids, X_c, _ = control_features(store, spec, control, ids, max_chars, resident=resident)
+        c_ids, X_c, _ = model_rows(store, spec, control, ids, max_chars, resident=resident)
         got = task_type.probabilities(model, X_c)
         proba = np.full((len(ids), got.shape[1]), 0.5)
         pos = {t: i for i, t in enumerate(ids)}

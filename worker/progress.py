@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import Counter
 from dataclasses import asdict
 
 import numpy as np
@@ -28,9 +27,9 @@ from backend.labelstudio.label_config import LabelConfig
 from backend.labelstudio.tasktypes import task_type_of
 from backend.learning import featurizers
 from backend.learning.labeled_set import build_labeled_set
-from backend.learning.versions import task_utility
-from backend.progress import estimators, evaluation, regression
+from backend.progress import entities, estimators, evaluation, regression
 from backend.progress.summary import ProgressSummary
+from backend.selection import strategies
 from backend.settings import Settings
 from backend.state.progress import ProgressStore
 from backend.state.store import ProjectStore
@@ -38,7 +37,7 @@ from backend.state.versions import load_version
 from worker.feature_choice import reconsider
 from worker.outcomes import (measured_controls, number_controls, predict, record_served_versions, settle_outcomes,
                              single_controls)
-from worker.pool_features import control_features
+from worker.pool_features import control_features, model_rows
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +106,11 @@ def _queue_head(store, name, spec, config, loaded, head_size, settings, labeled_
     uncertain = 0
     geo = config.controls[0]
     if strategy_ids and loaded.models and loaded.quantiles.size:
-        ids, X, _ = control_features(store, spec, geo, strategy_ids, settings.max_text_chars)
+        ids, X, _ = model_rows(store, spec, geo, strategy_ids, settings.max_text_chars)
         task_type = task_type_of(geo)
         probas = {c: task_type.probabilities(m, X) for c, m in loaded.models.items() if c == geo.name}
         if probas:
-            utility = task_utility(loaded.models, probas, X, loaded.centroid)
+            utility = strategies.mean_uncertainty(loaded.models, probas, len(ids))
             top_quarter = loaded.quantiles[int(0.75 * (loaded.quantiles.size - 1))]
             uncertain = int(np.sum(utility >= top_quarter))
     return {"head": len(head), "control": len(controls), "uncertain": uncertain,
@@ -183,6 +182,15 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
                                  "cv_mae": cv_by_control[control.name].get("mae")}
         is_random_pick = np.fromiter((t in outcomes for t in ids), dtype=bool, count=len(ids))
         holdout_by_control[control.name] = regression.random_pick_holdout(estimator, X, y, is_random_pick)
+    entity_f1 = {}
+    for control in (c for c in config.controls if c.task_type == "labels" and c.name in loaded.models):
+        answers = labeled.answers[control.name]
+        ids, texts, _ = model_rows(store, spec, control, sorted(answers), settings.max_text_chars)
+        entity_f1[control.name] = entities.cross_validate(loaded.models[control.name], texts,
+                                                          [answers[t] for t in ids])
+        cv_by_control[control.name] = entity_f1[control.name]
+        trained[control.name] = {**trained.get(control.name, {}), "cv_labels": entity_f1[control.name]["n"],
+                                 "cv_entity_f1": entity_f1[control.name]["f1"]}
     review += evaluation.disagreements(annotations, config)
     lap("cross_validation")
     # The headline control: the first single choice; without one, the first number to predict (its error).
@@ -238,9 +246,8 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     )
     queue = _queue_head(store, name, spec, config, loaded, options.head_size, settings, labeled.labeled_tasks)
     lap("queue")
-    label_distribution = {c.name: dict(Counter(
-        ",".join(sorted(a)) if isinstance(a, frozenset) else str(a) for a in labeled.answers[c.name].values()))
-        for c in config.controls}
+    label_distribution = {c.name: task_type_of(c).distribution(labeled.answers[c.name].values())
+                          for c in config.controls}
     summary = ProgressSummary.model_validate(evaluation.nan_to_none({
         "version": name,
         "updated_at": time.time() if now is None else now,
@@ -272,6 +279,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         "review": review,
         "queue": queue,
         "label_distribution": label_distribution,
+        "entities": entity_f1,
         "throughput": evaluation.throughput(annotations, now),
         "control_outcomes": len(outcomes),
         "pending_controls": ProgressStore(store).pending_count(),

@@ -19,12 +19,12 @@ import time
 
 from backend.labelstudio.client import LabelStudioClient, LabelStudioError
 from backend.labelstudio.label_config import LabelConfig
-from backend.labelstudio.tasktypes import task_type_of
+from backend.labelstudio.tasktypes import result_items, task_type_of
 from backend.project_options import ProjectOptions
 from backend.state import head
 from backend.state.store import ProjectStore
 from backend.state.versions import load_version
-from worker.pool_features import control_features
+from worker.pool_features import model_rows
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,13 @@ def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int,
         model = version.models.get(control.name)
         if model is None:
             continue
-        ids, X, _ = control_features(store, version.spec, control, head, max_chars)
+        ids, X, _ = model_rows(store, version.spec, control, head, max_chars)
         if not ids:
             continue
         task_type = task_type_of(control)
         items = task_type.results(control, model, task_type.output(model, X), min_confidence)
-        for tid, item in zip(ids, items):
-            if item is not None:
-                results[tid].append(item)
+        for tid, row in zip(ids, items):
+            results[tid].extend(result_items(row))
     return [{"task": tid, "result": results[tid], "score": ranking[tid], "model_version": name} for tid in head]
 
 

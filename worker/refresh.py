@@ -30,7 +30,7 @@ from backend.state.store import ProjectStore
 from backend.state.versions import load_version
 from worker import shards
 from worker.feature_choice import features_for
-from worker.pool_features import control_features, fitted_featurizer, pool_probas
+from worker.pool_features import control_features, fitted_featurizer, model_rows, pool_probas
 from worker.push import remember_ranking
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def _train(
     for control in config.controls:
         answers = labeled.answers[control.name]
         info: dict = {"labeled": len(answers)}
-        ids, X, skipped = control_features(store, spec, control, sorted(answers), settings.max_text_chars)
+        ids, X, skipped = model_rows(store, spec, control, sorted(answers), settings.max_text_chars)
         task_type = task_type_of(control)
         y = task_type.targets(control, [answers[t] for t in ids])
         info["unreadable"] = len(skipped)
@@ -83,6 +83,11 @@ def _train(
             previous = init.get(control.name)
             model = model.fit(X, y, init=previous) if type(previous) is type(model) else model.fit(X, y)
             models[control.name] = model
+            # Answers the model could not train on (a span that is not in its task's text): a per-task skip.
+            for row, why in getattr(model, "skipped_", {}).items():
+                log.info("project %s task %s: %s not trained on: %s", store.pid, ids[row], control.name, why)
+            if getattr(model, "skipped_", None):
+                info["answers_skipped"] = len(model.skipped_)
             info.update(task_type.training_summary(control, y))
         except NotEnoughLabelsError as exc:
             info["not_trained"] = str(exc)

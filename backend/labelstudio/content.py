@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from backend.labelstudio import task_images, task_numbers, task_timeseries
-from backend.labelstudio.task_data import Fetch, TaskDataError, control_text, object_value
-from backend.labelstudio.tasktypes import Control
+from backend.labelstudio.task_data import Fetch, TaskDataError, control_text, exact_text, object_value
+from backend.labelstudio.tasktypes import Control, task_type_of
 
 #: The default of ``AL_FETCH_MAX_BYTES``, for callers without settings (the simulator).
 DEFAULT_MAX_BYTES = 10 * 2**20
@@ -38,3 +38,21 @@ def control_content(data: Any, control: Control, *, max_chars: int, fetch: Fetch
     if kind == "numbers":
         return task_numbers.record(value, obj.value_key)
     raise TaskDataError(f"{kind} data is not read")
+
+
+def model_content(data: Any, control: Control, *, max_chars: int, fetch: Fetch | None = None,
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """What ``control``'s model reads of one task when it reads contents, not features (``TaskType.model_input``).
+
+    ``"text"``: the text exactly as Label Studio shows it (``exact_text``),
+    which a span model's offsets index.  Any other model reads its
+    featurizer's input (``control_content``).
+    """
+    if task_type_of(control).model_input == "text":
+        return exact_text(data, control, max_chars=max_chars, fetch=fetch)
+    return control_content(data, control, max_chars=max_chars, fetch=fetch, max_bytes=max_bytes)
+
+
+def reads_features(control: Control) -> bool:
+    """Whether ``control``'s model reads the featurizer's rows (else the task's contents: ``model_content``)."""
+    return task_type_of(control).model_input == "features"

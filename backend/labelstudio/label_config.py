@@ -3,8 +3,9 @@
 Label Studio sends the project's XML config with ``/setup`` and ``/predict``.
 Each control tag is parsed by the task type registered for it
 (``backend/labelstudio/tasktypes/``: ``<Choices>``, ``<Number>`` and ``<Rating>``
-over a text, an image or a table).  Real configs mix those with controls it
-does not predict (a ``<TextArea>`` comment, ``<Labels>``...):
+over a text, an image or a table; ``<Labels>`` over a text).  Real configs mix
+those with controls it does not predict (a ``<TextArea>`` comment,
+``<RectangleLabels>``...):
 those are *ignored*, each with the reason, and never block the supported
 ones.  Only a config with nothing to predict is refused, with a message that
 says what was found, what is supported and what to change.
@@ -30,9 +31,10 @@ CONTROL_TAGS = frozenset({"TextArea", "Rating", "Number", "DateTime", "Taxonomy"
 WHY_IGNORED = {
     "TextArea": "free text is not predicted",
     "DateTime": "dates are not predicted",
-    "Labels": "span labels (named entities) are not predicted yet",
-    "HyperTextLabels": "span labels are not predicted yet",
-    "ParagraphLabels": "span labels are not predicted yet",
+    "HyperTextLabels": "span labels of a web page are located by XPath, not character offsets; "
+                       "span labels are predicted with <Labels> over <Text>",
+    "ParagraphLabels": "span labels of paragraphs are located by paragraph and offset, not character offsets; "
+                       "span labels are predicted with <Labels> over <Text>",
     "Taxonomy": "taxonomies are not predicted",
     "Relations": "relations are not predicted",
 }
@@ -183,5 +185,6 @@ def _nothing_to_predict(ignored: list[IgnoredControl]) -> str:
         f"nothing in this label config can be predicted. Found: {found}. This backend predicts {supported}. "
         "To use it, add a <Choices name=\"...\" toName=\"...\"> with at least two <Choice> options (or a "
         "<Number name=\"...\" toName=\"...\"> or <Rating name=\"...\" toName=\"...\">), bound to a <Text>, <HyperText>, "
-        "<Paragraphs>, <Image>, <Table> or <TimeSeries> tag; the other controls can stay (they are ignored)."
+        "<Paragraphs>, <Image>, <Table> or <TimeSeries> tag, or a <Labels name=\"...\" toName=\"...\"> with at "
+        "least one <Label> over a <Text>; the other controls can stay (they are ignored)."
     )

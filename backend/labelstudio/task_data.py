@@ -137,3 +137,20 @@ def control_text(data: Any, control: Control, *, max_chars: int, fetch: Fetch | 
     if not text:
         raise TaskDataError("the text is empty")
     return text[:max_chars]
+
+
+def exact_text(data: Any, control: Control, *, max_chars: int, fetch: Fetch | None = None) -> str:
+    """The text of a control's one object exactly as Label Studio shows it: not stripped, only cut.
+
+    A span's ``start``/``end`` index this very string, so nothing may move
+    a character; cutting at ``max_chars`` keeps every offset before the cut.
+
+    Raises
+    ------
+    TaskDataError
+        Missing key, wrong type, unreadable URL or a text of only whitespace.
+    """
+    text = object_text(data, control.objects[0], fetch)
+    if not text.strip():
+        raise TaskDataError("the text is empty")
+    return text[:max_chars]

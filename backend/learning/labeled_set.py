@@ -1,9 +1,9 @@
 """Turn stored annotations into one answer per task and control.
 
 Several annotators may label the same task; the control's task type says
-what their consensus is (the majority for choices, a tie settled by the
-most recent annotation and counted, so it can be reviewed; the median for
-numbers).  Cancelled (skipped) annotations carry no label.  Labels that the
+what their consensus is (the majority for choices and for span sets, a tie
+settled by the most recent annotation and counted, so it can be reviewed;
+the median for numbers).  Cancelled (skipped) annotations carry no label.  Labels that the
 current config no longer has are dropped, so a config edit never crashes
 training.
 """
@@ -31,9 +31,15 @@ class LabeledSet:
 
 
 def _answer(ann: dict, control: Control) -> Answer | None:
-    """One annotation's answer for ``control`` (public for the progress records, which read one at a time)."""
+    """One annotation's answer for ``control`` (public for the progress records, which read one at a time).
+
+    An annotation without items of the control answers it only when its
+    task type says so (``TaskType.empty_is_answer``): a ``<Labels>``
+    annotation without spans says "no entities", a real training target.
+    """
     items = [i for i in ann.get("result") or [] if isinstance(i, dict) and i.get("from_name") == control.name]
-    return task_type_of(control).answer(control, items) if items else None
+    task_type = task_type_of(control)
+    return task_type.answer(control, items) if items or task_type.empty_is_answer else None
 
 
 def build_labeled_set(annotations: list[dict], config: LabelConfig) -> LabeledSet:

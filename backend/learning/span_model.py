@@ -61,18 +61,22 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from backend.learning.model import NotEnoughLabelsError, compact_columns
-from backend.learning.spans import OUTSIDE, bio_to_token_spans
+from backend.learning.spans import (OUTSIDE, SpanError, Token, align_span, bio_to_token_spans, spans_to_bio,
+                                    tokenize)
 
 __all__ = [
     "DEFAULT_TAGGER",
     "CrfTagger",
     "LogisticTagger",
+    "SpanModel",
+    "Tagged",
     "Tagging",
     "expected_entity_count",
     "least_confident",
     "load_tagger",
     "mean_token_margin",
     "min_token_margin",
+    "sequence_uncertainties",
     "span_scores",
     "token_features",
     "token_margins",
@@ -519,6 +523,111 @@ def load_tagger(raw: bytes) -> CrfTagger | LogisticTagger:
 
 
 # --------------------------------------------------------------------------
+# Texts and Label Studio spans in, taggings out: the model of a <Labels> control
+# --------------------------------------------------------------------------
+
+
+class Tagged(NamedTuple):
+    """One text as :meth:`SpanModel.tag` sees it: the text, its tokens, and the tagger's view of them."""
+
+    text: str
+    tokens: list[Token]
+    tagging: Tagging
+
+
+class SpanModel(BaseEstimator):
+    """A tagger that reads texts and Label Studio spans, so the worker can train it like any other model.
+
+    The worker fits a control's model on the task contents and the
+    annotators' answers; a tagger wants token strings and BIO tags.  This
+    wrapper does the crossing once, with :mod:`backend.learning.spans`
+    (exact-offset tokens, spans located by :func:`align_span`, then BIO),
+    around :data:`DEFAULT_TAGGER`.
+
+    Parameters
+    ----------
+    overlap : {"first", "error"}
+        Spans of one answer that share a token (nested entities, or one
+        span with two labels): ``"first"`` keeps the span that starts first
+        (the longer on a tie) and trains on the rest of the sentence;
+        ``"error"`` skips the whole answer (``skipped_``).
+
+    Attributes
+    ----------
+    tagger_ : CrfTagger
+    skipped_ : dict of int to str
+        Rows of the training data not trained on, and why (a span that is
+        not in its text, or overlapping spans with ``overlap="error"``).
+    """
+
+    def __init__(self, *, overlap: str = "first") -> None:
+        self.overlap = overlap
+
+    def fit(self, texts: Sequence[str], answers: Sequence[Sequence[tuple]], init: object = None) -> "SpanModel":
+        """Fit on texts and their spans, each ``(start, end, label)`` or ``(start, end, label, text)``.
+
+        An empty answer is a sentence without entities (every tag ``O``).
+        ``init`` is accepted for the worker's warm start and ignored: CRFsuite
+        fits from zero, in seconds at the sizes annotators reach.
+        """
+        if len(texts) != len(answers):
+            raise ValueError(f"{len(texts)} texts but {len(answers)} answers; expected the same number")
+        sentences, tags, skipped = [], [], {}
+        for k, (text, spans) in enumerate(zip(texts, answers)):
+            tokens = tokenize(text)
+            try:
+                tags.append(self.target_tags(text, tokens, spans))
+            except SpanError as exc:
+                skipped[k] = str(exc)
+                continue
+            sentences.append([t.text for t in tokens])
+        self.tagger_ = DEFAULT_TAGGER().fit(sentences, tags)
+        self.skipped_ = skipped
+        return self
+
+    def target_tags(self, text: str, tokens: Sequence[Token], spans: Sequence[tuple]) -> list[str]:
+        """The BIO tags an answer trains (``SpanError`` when a span is not in ``text``, or overlaps with
+        ``overlap="error"``): what the model can at best predict, widened to whole tokens."""
+        return spans_to_bio(tokens, _located(text, spans), text_length=len(text), overlap=self.overlap)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.tagger_.classes_
+
+    def tag(self, texts: Sequence[str]) -> list[Tagged]:
+        """Each text's tokens, best tags, marginals and sequence probability."""
+        check_is_fitted(self, "tagger_")
+        tokens = [tokenize(t) for t in texts]
+        taggings = self.tagger_.tag([[t.text for t in tt] for tt in tokens])
+        return [Tagged(text, tt, tagging) for text, tt, tagging in zip(texts, tokens, taggings)]
+
+    def to_bytes(self) -> bytes:
+        check_is_fitted(self, "tagger_")
+        return self.tagger_.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "SpanModel":
+        """Read what :meth:`to_bytes` wrote (the tagger's own pickle-free ``.npz``)."""
+        model = cls()
+        model.tagger_, model.skipped_ = load_tagger(raw), {}
+        return model
+
+
+def _located(text: str, spans: Sequence[tuple]) -> list[tuple[int, int, str]]:
+    """``(start, end, label)`` of each span in ``text``, located by its own text when given (``align_span``)."""
+    out = []
+    for span in spans:
+        start, end, label = span[0], span[1], span[2]
+        span_text = span[3] if len(span) > 3 else None
+        where = align_span(text, start, end, span_text) if isinstance(start, int) and isinstance(end, int) else None
+        if where is None:
+            raise SpanError(f"span {start}-{end} {label!r} is not in the task's text of {len(text)} characters"
+                            + (f" (its text {span_text!r} does not occur there)" if span_text else ""))
+        out.append((where[0], where[1], label))
+    return out
+
+
+# --------------------------------------------------------------------------
 # Sequence uncertainties (pure numpy)
 # --------------------------------------------------------------------------
 
@@ -589,3 +698,24 @@ def span_scores(tagging: Tagging, classes: Sequence[str], *, how: str = "mean") 
         p = np.array([tagging.marginals[t, index[tagging.tags[t]]] for t in range(i, j)])
         out.append((i, j, label, float(p.mean() if how == "mean" else p.min())))
     return out
+
+
+def sequence_uncertainties(taggings: Sequence[Tagging], classes: Sequence[str]) -> dict[str, np.ndarray]:
+    """The four sequence measures of issue 17, per sentence, by name (higher ``least_confident*`` = less sure).
+
+    ``least_confident`` is length-normalised (``1 - P^(1/n)``, the one a
+    ``<Labels>`` control ranks by: ``tasktypes/labels.py``),
+    ``least_confident_raw`` is ``1 - P``; ``mean_token_margin`` and
+    ``min_token_margin`` are lower when less sure; ``expected_entities`` is
+    the expected number of entities to check.
+    """
+    proba = np.array([t.sequence_proba for t in taggings], dtype=np.float64)
+    lengths = np.array([len(t.tags) for t in taggings], dtype=np.float64)
+    marginals = [t.marginals for t in taggings]
+    return {
+        "least_confident": least_confident(proba, lengths),
+        "least_confident_raw": least_confident(proba),
+        "mean_token_margin": mean_token_margin(marginals),
+        "min_token_margin": min_token_margin(marginals),
+        "expected_entities": expected_entity_count(marginals, classes),
+    }

@@ -22,6 +22,7 @@ from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, learni
 from sklearn.model_selection import cross_validate as sk_cross_validate
 
 from backend.labelstudio.label_config import LabelConfig
+from backend.labelstudio.tasktypes import task_type_of
 from backend.learning.labeled_set import _answer
 from backend.progress import estimators
 
@@ -158,7 +159,7 @@ def disagreements(annotations: list[dict], config: LabelConfig) -> list[dict]:
             continue
         for control in config.controls:
             given = [a for a in (_answer(x, control) for x in anns) if a is not None]
-            counts = Counter(",".join(sorted(a)) if isinstance(a, frozenset) else a for a in given)
+            counts = Counter(task_type_of(control).answer_key(a) for a in given)
             if len(counts) > 1:
                 out.append({"task": tid, "control": control.name, "reason": "annotators disagree",
                             "answers": dict(counts)})

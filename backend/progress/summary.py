@@ -131,6 +131,17 @@ class ReviewItem(_Part):
     answers: dict[str, int] | None = None
 
 
+class EntityEstimate(_Part):
+    """A ``<Labels>`` control's entity-level figures, cross-validated (``progress/entities.py``)."""
+
+    n: Count = 0
+    f1: Fraction | None = None
+    precision: Fraction | None = None
+    recall: Fraction | None = None
+    entities: Count = 0
+    reason: str | None = None
+
+
 class QueueHead(_Part):
     head: Count = 0
     control: Count = 0
@@ -188,6 +199,8 @@ class ProgressSummary(_Part):
     review: list[ReviewItem] = []
     queue: QueueHead = QueueHead()
     label_distribution: dict[str, dict[str, int]] = {}
+    #: Per ``<Labels>`` control: entity-level F1 by cross-validation (the headline figures stay choices' or numbers').
+    entities: dict[str, EntityEstimate] = {}
     throughput: Throughput = Throughput()
     control_outcomes: Count = 0
     pending_controls: Count = 0

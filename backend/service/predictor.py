@@ -20,11 +20,11 @@ import redis
 
 from backend import project_options
 from backend.labelstudio.client import credential_conflict
-from backend.labelstudio.content import control_content
+from backend.labelstudio.content import model_content, reads_features
 from backend.labelstudio.fetch import SafeFetcher
 from backend.labelstudio.label_config import LabelConfig, UnsupportedConfigError, config_hash, parse_label_config
 from backend.labelstudio.task_data import Fetch, TaskDataError
-from backend.labelstudio.tasktypes import Control, task_type_of
+from backend.labelstudio.tasktypes import Control, result_items, task_type_of
 from backend.learning.featurizers import Featurizer, decode_rows, encode_rows
 from backend.learning.versions import LoadedVersion, task_utility
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
@@ -201,7 +201,9 @@ class Predictor:
         geometry: tuple[list[int], list, dict[int, bytes], Any] | None = None
         for control in cfg.controls:
             model = version.models.get(control.name) if version else None
-            cached = self._cached_rows(project_id, featurizer, control, tasks) if featurizer is not None else {}
+            # A model that reads the text itself (spans) gets it exactly as Label Studio shows it, unfeaturised.
+            features = reads_features(control)
+            cached = self._cached_rows(project_id, featurizer, control, tasks) if featurizer and features else {}
             contents, rows = [], []
             for i, task in enumerate(tasks):
                 if i in cached:  # an image the worker embedded already: neither fetched nor embedded again
@@ -209,8 +211,8 @@ class Predictor:
                     contents.append(None)
                     continue
                 try:
-                    contents.append(control_content(task.get("data"), control, max_chars=self.settings.max_text_chars,
-                                                    fetch=fetch, max_bytes=self.settings.fetch_max_bytes))
+                    contents.append(model_content(task.get("data"), control, max_chars=self.settings.max_text_chars,
+                                                  fetch=fetch, max_bytes=self.settings.fetch_max_bytes))
                     rows.append(i)
                 except TaskDataError as exc:
                     TASKS_SKIPPED.labels("task_data").inc()
@@ -220,18 +222,16 @@ class Predictor:
                 geometry = (rows, contents, cached, None)  # featurised below, or later only if needed
             if model is None or not rows:
                 continue
-            X = self._rows(project_id, featurizer, control, tasks, rows, contents, cached)
-            if geometry[0] is rows:
+            X = self._rows(project_id, featurizer, control, tasks, rows, contents, cached) if features else contents
+            if geometry[0] is rows and features:
                 geometry = (rows, contents, cached, X)
             task_type = task_type_of(control)
             output = task_type.output(model, X)
             view = task_type.as_probabilities(model, output)  # what the live score ranks by
             probas[control.name] = np.full((n, view.shape[1]), np.nan)
             probas[control.name][rows] = view
-            items = task_type.results(control, model, output, min_confidence)
-            for i, item in zip(rows, items):
-                if item is not None:
-                    results[i].append(item)
+            for i, row in zip(rows, task_type.results(control, model, output, min_confidence)):
+                results[i].extend(result_items(row))
 
         scores = self._scores(project_id, tasks, version, readable, probas, geometry)
         TASKS_PREDICTED.labels("model" if version and version.models else "cold").inc(n)

@@ -3,8 +3,8 @@
 Content Moderation (``<Choices>`` + a ``<TextArea>`` comment) connects, trains
 on annotations whose results hold the ignored comment too, and gets an
 ordered queue; so does a sentiment config with a ``<Rating>``, whose stars
-are predicted beside the sentiment (a number to predict).  NER (``<Labels>``) and Audio
-Classification are refused, and the reason is in the backend's log at WARNING
+are predicted beside the sentiment (a number to predict).  Audio Classification
+is refused, and the reason is in the backend's log at WARNING
 and on its dashboard (Label Studio itself shows only "422 Client Error").
 Image Classification is predicted: ``tests/e2e/test_images.py``.
 """
@@ -115,8 +115,8 @@ def test_template_with_ignored_controls_connects_trains_and_orders_the_queue(ls,
     assert f"template {template} (project {pid})" in page and 'id="how-to-read"' in page
 
 
-@pytest.mark.parametrize("template, tag", [("named-entity-recognition", '<Labels name="label">'),
-                                           ("audio-classification", '<Choices name="emotion">')])
+# NER (``<Labels>`` over ``<Text>``) is predicted since issue 17 (``tests/service/test_ner_projects.py``).
+@pytest.mark.parametrize("template, tag", [("audio-classification", '<Choices name="emotion">')])
 def test_templates_with_nothing_to_predict_are_refused_with_a_readable_reason(ls, stack, template, tag):
     pid = ls.create_project(f"template {template}", (CONFIGS / f"{template}.xml").read_text())["id"]
     with pytest.raises(LabelStudioError) as err:

@@ -54,9 +54,10 @@ def test_round_trip_through_dict():
         ("<View><Text name='t' value='$t'/>", "not valid XML"),
         ("<View><Text name='t' value='$t'/></View>", "Found: no control tag at all"),
         (
-            '<View><Text name="t" value="$t"/><Labels name="ner" toName="t"><Label value="PER"/></Labels>'
+            '<View><HyperText name="t" value="$t"/><Labels name="ner" toName="t"><Label value="PER"/></Labels>'
             '<TextArea name="note" toName="t"/></View>',
-            '<Labels name="ner">: span labels (named entities) are not predicted yet; '
+            '<Labels name="ner">: it labels spans of <HyperText name="t">, which Label Studio locates by XPath '
+            'positions in the page, not by character offsets into one text; span labels are predicted over <Text>; '
             '<TextArea name="note">: free text is not predicted',
         ),
         (
@@ -122,6 +123,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "label-configs"
         ("sentiment-rating", [("sentiment", ("Positive", "Negative", "Neutral"), False),
                               ("rating", "rating", 1.0, 5.0, 1.0)], []),
         ("image-classification", [("choice", ("Adult content", "Weapons", "Violence"), False)], []),
+        # Named entities: spans of the text (issue 17).
+        ("named-entity-recognition", [("label", ("PER", "ORG", "LOC", "MISC"))], []),
     ],
 )
 def test_label_studio_templates_predict_what_they_can(template, predicted, ignored):
@@ -131,6 +134,8 @@ def test_label_studio_templates_predict_what_they_can(template, predicted, ignor
     def described(c):
         if c.task_type == "number":
             return (c.name, c.result_kind, c.min, c.max, c.step)
+        if c.task_type == "labels":
+            return (c.name, c.labels)
         return (c.name, c.labels, c.multiple)
 
     assert [described(c) for c in cfg.controls] == predicted
@@ -141,7 +146,6 @@ def test_label_studio_templates_predict_what_they_can(template, predicted, ignor
 @pytest.mark.parametrize(
     "template, found",
     [
-        ("named-entity-recognition", '<Labels name="label">: span labels (named entities) are not predicted yet'),
         ("audio-classification", '<Choices name="emotion">: it reads <Audio name="audio">'),
     ],
 )

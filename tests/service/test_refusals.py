@@ -22,7 +22,6 @@ from tests.conftest import predict_body, setup_body
 from tests.service.test_server import free_port, server_env  # noqa: F401 - fixture
 
 CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "label-configs"
-NER = (CONFIGS / "named-entity-recognition.xml").read_text()
 AUDIO = (CONFIGS / "audio-classification.xml").read_text()
 #: The worker's format (backend/cli.py LOG_FORMAT): time, level, logger, [pid], message.
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) (?P<logger>\S+) \[(?P<pid>\d+)\] (?P<msg>.*)$")
@@ -30,19 +29,19 @@ LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) (?P<
 
 def test_refused_setup_is_logged_kept_and_shown(client, caplog):
     caplog.set_level(logging.DEBUG)
-    r = client.post("/setup", json=setup_body(7, NER))
+    r = client.post("/setup", json=setup_body(7, AUDIO))
     assert r.status_code == 422
-    assert "<Labels name=\"label\">" in r.json()["detail"]
+    assert "<Choices name=\"emotion\">" in r.json()["detail"]
     warnings = [rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING]
-    assert any("project 7: /setup refused" in m and "<Labels name=\"label\">" in m for m in warnings), warnings
-    assert any(m.startswith("POST /setup -> 422") and "<Labels" in m for m in warnings), warnings
+    assert any("project 7: /setup refused" in m and "<Choices name=\"emotion\">" in m for m in warnings), warnings
+    assert any(m.startswith("POST /setup -> 422") and "<Choices name=\"emotion\">" in m for m in warnings), warnings
 
     status = client.get("/status/7").json()
     assert status["refusal"]["route"] == "/setup"
-    assert "<Labels name=\"label\">" in status["refusal"]["reason"]
+    assert "<Choices name=\"emotion\">" in status["refusal"]["reason"]
     page = client.get("/dashboard").text
-    assert 'id="refused"' in page and "project 7" in page and "&lt;Labels name=&quot;label&quot;&gt;" in page
-    assert "&lt;Labels" in client.get("/dashboard/7").text
+    assert 'id="refused"' in page and "project 7" in page and "&lt;Choices name=&quot;emotion&quot;&gt;" in page
+    assert "&lt;Choices name=&quot;emotion" in client.get("/dashboard/7").text
 
     # Fixed in Label Studio and connected again: the refusal is gone.
     assert client.post("/setup", json=setup_body(7)).status_code == 200
@@ -98,13 +97,13 @@ def test_every_serving_process_logs_refusals_in_the_workers_format(server_env, t
 
         def refuse(i: int) -> int:
             with httpx.Client(timeout=30) as c:
-                return c.post(url + "/setup", json=setup_body(100 + i, NER)).status_code
+                return c.post(url + "/setup", json=setup_body(100 + i, AUDIO)).status_code
 
         with ThreadPoolExecutor(6) as pool:
             assert list(pool.map(refuse, range(n))) == [422] * n
         with httpx.Client(timeout=30) as c:
             assert "project 105" in c.get(url + "/dashboard").text
-            assert "<Labels" in c.get(url + "/status/105").json()["refusal"]["reason"]
+            assert "<Choices name=\"emotion\">" in c.get(url + "/status/105").json()["refusal"]["reason"]
     finally:
         proc.terminate()
         proc.wait(15)
@@ -113,7 +112,7 @@ def test_every_serving_process_logs_refusals_in_the_workers_format(server_env, t
     refused = [m for m in parsed if m["level"] == "WARNING" and "/setup refused" in m["msg"]]
     # One WARNING per refused request, with the tag that made it fail: none lost in either process.
     assert len(refused) == n, "\n".join(lines[-40:])
-    assert all('<Labels name="label">' in m["msg"] for m in refused)
+    assert all('<Choices name="emotion">' in m["msg"] for m in refused)
     answers = [m for m in parsed if m["level"] == "WARNING" and m["msg"].startswith("POST /setup -> 422")]
     assert len(answers) == n
     # uvicorn's own lines share the format (one format for the whole console).

@@ -7,8 +7,9 @@ instance to ``TASK_TYPES`` below.
 
 from __future__ import annotations
 
-from backend.labelstudio.tasktypes.base import Control, NotPredicted, ObjectTag, TaskType
+from backend.labelstudio.tasktypes.base import Control, NotPredicted, ObjectTag, TaskType, result_items
 from backend.labelstudio.tasktypes.choices import ChoicesControl, ChoicesTask
+from backend.labelstudio.tasktypes.labels import LabelsControl, LabelsTask
 from backend.labelstudio.tasktypes.number import NumberControl, NumberTask
 
 #: Every task type, by name (the name is stored with each parsed control).
@@ -32,6 +33,7 @@ def register(task_type: TaskType) -> TaskType:
 
 register(ChoicesTask())
 register(NumberTask())
+register(LabelsTask())
 
 
 def task_type_of(control: Control) -> TaskType:
@@ -44,5 +46,5 @@ def control_from_dict(d: dict) -> Control:
     return TASK_TYPES[d.get("task_type", "choices")].control_from_dict(d)
 
 
-__all__ = ["BY_TAG", "RESULT_TYPES", "TASK_TYPES", "ChoicesControl", "Control", "NotPredicted", "NumberControl",
-           "ObjectTag", "TaskType", "control_from_dict", "register", "task_type_of"]
+__all__ = ["BY_TAG", "RESULT_TYPES", "TASK_TYPES", "ChoicesControl", "Control", "LabelsControl", "NotPredicted", "NumberControl",
+           "ObjectTag", "TaskType", "control_from_dict", "register", "result_items", "task_type_of"]

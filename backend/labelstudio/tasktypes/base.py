@@ -1,6 +1,6 @@
 """The task-type interface: the one place that knows a Label Studio control tag.
 
-A task type says, for one kind of control (``<Choices>``, later ``<Labels>``,
+A task type says, for one kind of control (``<Choices>``, ``<Labels>``,
 ``<Number>``…):
 
 * which control tags it reads, and how to parse one into a :class:`Control`
@@ -21,7 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, ClassVar, Hashable, Sequence
+from typing import Any, ClassVar, Hashable, Iterable, Sequence
 from xml.etree.ElementTree import Element
 
 import numpy as np
@@ -155,6 +155,14 @@ class TaskType(ABC):
     result_types: ClassVar[tuple[str, ...]]
     #: What it predicts, in the user's words (for the message that refuses a config).
     supported: ClassVar[str]
+    #: What its model reads per task: ``"features"``, the featurizer's rows (cached by the worker), or
+    #: ``"text"``, the control's text exactly as Label Studio shows it (``content.model_content``): a span
+    #: model's offsets index that very string, and it tokenises it itself.  The diversity geometry reads the
+    #: featurizer's rows either way.
+    model_input: ClassVar[str] = "features"
+    #: Whether an annotation without any item of the control still answers it (``answer`` is then called
+    #: with no items): no spans marked means "no entities".  A choice or a number left empty is no answer.
+    empty_is_answer: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -195,6 +203,14 @@ class TaskType(ABC):
         """What a version records about the targets a control was trained on (shown in ``/status``)."""
         return {}
 
+    def answer_key(self, answer: Hashable) -> str:
+        """An answer as a short text (the dashboard's label counts, the annotators' disagreements)."""
+        return ",".join(sorted(map(str, answer))) if isinstance(answer, frozenset) else str(answer)
+
+    def distribution(self, answers: Iterable[Hashable]) -> dict[str, int]:
+        """How often each answer was given (the dashboard's label distribution)."""
+        return dict(Counter(self.answer_key(a) for a in answers))
+
     # -- the model ---------------------------------------------------------------
     @abstractmethod
     def make_model(self, control: Control) -> Any:
@@ -211,8 +227,9 @@ class TaskType(ABC):
 
     @abstractmethod
     def results(self, control: Control, model: Any, proba: np.ndarray, min_confidence: float = 0.0
-                ) -> list[dict | None]:
-        """One Label Studio result item (with its ``score``) or ``None`` per row of ``proba``."""
+                ) -> list[dict | list[dict] | None]:
+        """Per row of ``proba``: one Label Studio result item (with its ``score``), a list of them (a span per
+        entity), or ``None``; :func:`result_items` reads any of the three."""
 
     @abstractmethod
     def uncertainty(self, model: Any, proba: np.ndarray) -> np.ndarray:
@@ -232,3 +249,22 @@ class TaskType(ABC):
     def probabilities(self, model: Any, X: Any) -> np.ndarray:
         """The probability rows of the tasks ``X`` (``as_probabilities`` of ``output``): what rankings read."""
         return self.as_probabilities(model, self.output(model, X))
+
+
+def margin_rows(u: np.ndarray) -> np.ndarray:
+    """``[1 - u/2, u/2]`` per task: two-column probability rows whose margin uncertainty is ``u`` itself.
+
+    What a task type whose output is not class probabilities (a number's
+    spread, a sequence's confidence) gives the strategies, so margin,
+    entropy and least confidence all rank by its own uncertainty; ``u = 1``
+    reads as (0.5, 0.5), no opinion, as it does for choices.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    return np.column_stack([1.0 - u / 2.0, u / 2.0])
+
+
+def result_items(row: dict | list[dict] | None) -> list[dict]:
+    """One row of :meth:`TaskType.results` as a list of result items (``/predict`` and the push read it so)."""
+    if row is None:
+        return []
+    return [row] if isinstance(row, dict) else list(row)

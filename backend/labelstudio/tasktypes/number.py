@@ -42,7 +42,7 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from backend.labelstudio.tasktypes.base import Control, NotPredicted, ObjectTag, TaskType, bound_objects
+from backend.labelstudio.tasktypes.base import Control, NotPredicted, ObjectTag, TaskType, bound_objects, margin_rows
 from backend.learning.regressor import CommitteeRegressor
 
 TEXT_OBJECTS = ("Text", "HyperText", "Paragraphs")
@@ -252,8 +252,7 @@ class NumberTask(TaskType):
         spread (query-by-committee), and a pool without any opinion (0.5,
         0.5) reads as most uncertain, as it does for choices.
         """
-        u = self.uncertainty(model, output)
-        return np.column_stack([1.0 - u / 2.0, u / 2.0])
+        return margin_rows(self.uncertainty(model, output))
 
     @staticmethod
     def _columns(output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
