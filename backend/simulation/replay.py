@@ -63,17 +63,18 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from backend.labelstudio.label_config import LabelConfig, parse_label_config
-from backend.labelstudio.content import DEFAULT_MAX_BYTES, control_content
+from backend.labelstudio.content import DEFAULT_MAX_BYTES, model_content
 from backend.labelstudio.task_data import Fetch, TaskDataError
 from backend.labelstudio.task_images import image_array
 from backend.labelstudio.task_numbers import as_number, record
 from backend.labelstudio.tasktypes import ChoicesControl, Control, NumberControl, ObjectTag
+from backend.labelstudio.tasktypes.labels import LabelsControl
 from backend.learning import auto_features, featurizers
 from backend.learning.featurizers import Matrix
 from backend.learning.labeled_set import build_labeled_set
 from backend.learning.model import CLASS_WEIGHTS, SINGLE_CHOICE_CLASS_WEIGHT, ChoicesClassifier
 from backend.selection import strategies as named_strategies
-from backend.simulation.datasets import BUILTIN, REGRESSION, Dataset, load_dataset
+from backend.simulation.datasets import BUILTIN, REGRESSION, SPANS, Dataset, load_dataset
 from backend.simulation.targets import CHOICES, NUMBER, TARGETS, Target
 
 __all__ = [
@@ -369,8 +370,8 @@ def _unanswered(task: dict) -> str | None:
     return "with only cancelled annotations" if all(a.get("was_cancelled") for a in anns) else None
 
 
-#: The result ``type`` of each answer the simulator learns from an export: a choice, or a number to predict.
-_EXPORT_RESULTS = ("choices", "number", "rating")
+#: The result ``type`` of each answer the simulator learns from an export: a choice, a number to predict, spans.
+_EXPORT_RESULTS = ("choices", "number", "rating", "labels")
 
 
 def _export_control(
@@ -399,16 +400,16 @@ def _export_control(
             for item in ann["result"]:
                 value = item.get("value") if isinstance(item, dict) else None
                 if isinstance(value, dict) and item.get("type") in _EXPORT_RESULTS and item.get("from_name"):
-                    choices = value.get("choices") if item["type"] == "choices" else None
-                    seen.setdefault(item["from_name"], set()).update(map(str, choices or []))
+                    names = value.get(item["type"]) if item["type"] in ("choices", "labels") else None
+                    seen.setdefault(item["from_name"], set()).update(map(str, names or []))
                     first.setdefault(item["from_name"], item)
     if not seen:
         counts = Counter(_unanswered(t) for t in tasks)
         raise SimulationError(
             f"{path}: no submitted annotation has a choices, number or rating result ({len(tasks):,} tasks: "
             f"{counts['without annotations']:,} without annotations, {counts['with only cancelled annotations']:,} "
-            "with only cancelled ones); expected an export of a classification (<Choices>) or a <Number> / "
-            "<Rating> project with labeled tasks"
+            "with only cancelled ones); expected an export of a classification (<Choices>), a <Number> / "
+            "<Rating> or a named-entity (<Labels>) project with labeled tasks"
         )
     if control_name is None:
         if len(seen) > 1:
@@ -432,6 +433,8 @@ def _export_control(
     if item["type"] == "choices":
         return ChoicesControl(name=control_name, labels=tuple(sorted(seen[control_name])), multiple=False,
                               objects=(obj,))
+    if item["type"] == "labels":
+        return LabelsControl(name=control_name, labels=tuple(sorted(seen[control_name])), objects=(obj,))
     return NumberControl(name=control_name, objects=(obj,), result_kind=item["type"])
 
 
@@ -446,7 +449,7 @@ def load_label_studio_export(
     """Read a Label Studio JSON export: its annotations become the oracle.
 
     Tasks are read the way the worker reads them: the text through
-    :func:`backend.labelstudio.content.control_content` and one answer per task by
+    :func:`backend.labelstudio.content.model_content` and one answer per task by
     majority vote over its annotations, or their median for a ``<Number>`` or
     ``<Rating>`` (:func:`backend.learning.labeled_set.build_labeled_set`;
     cancelled annotations carry no label, ties go to the latest).  Tasks
@@ -472,14 +475,14 @@ def load_label_studio_export(
     control = _export_control(tasks, path, text_key, control_name, label_config)
     if control.task_type not in TARGETS:
         raise SimulationError(f"{path}: the control {control.name!r} is a {control.task_type}; the simulator learns "
-                              f"a <Choices>, a <Number> or a <Rating>")
+                              f"a <Choices>, a <Number>, a <Rating> or a <Labels>")
     if getattr(control, "multiple", False):
         raise SimulationError(f"{path}: <Choices name={control.name!r}> is multiple choice; the simulator handles single choice")
     config = LabelConfig(controls=(control,), config_hash="export")
     annotations = [{**ann, "task": i} for i, task in enumerate(tasks) for ann in _annotations(task)]
     answers = build_labeled_set(annotations, config).answers[control.name]
     target = TARGETS[control.task_type].name
-    no_choice = f"with no {control.name!r} {'choice' if target == CHOICES else 'number'}"
+    no_choice = f"with no {control.name!r} {'choice' if target == CHOICES else 'answer'}"
     unreadable = f"whose {control.kind} under {control.objects[0].value_key!r} is blank or unreadable"
     fetch = file_fetch(path.parent)
     skipped: dict[str, list[str]] = {
@@ -492,11 +495,12 @@ def load_label_studio_export(
             skipped[_unanswered(task) or no_choice].append(ref)
             continue
         try:
-            texts.append(control_content(task.get("data"), control, max_chars=MAX_TEXT_CHARS, fetch=fetch))
+            # A span model reads the text exactly as Label Studio shows it: the spans' offsets index it.
+            texts.append(model_content(task.get("data"), control, max_chars=MAX_TEXT_CHARS, fetch=fetch))
         except TaskDataError:
             skipped[unreadable].append(ref)
             continue
-        labels.append(str(answers[i]) if target == CHOICES else float(answers[i]))
+        labels.append({CHOICES: str, NUMBER: float}.get(target, tuple)(answers[i]))
     return _check_dataset(str(path), texts, labels, skipped, unit="task", ref="task ids", kind=control.kind,
                           target=target,
                           hint="expected submitted annotations on tasks with a text (check --text-column)")
@@ -519,12 +523,12 @@ def load_source(
     numbers, instead of ``text_column``.  ``target_column`` (CSV/JSONL): a column of numbers to
     predict (as a ``<Number>`` or ``<Rating>`` is answered), instead of ``label_column``.
     """
-    if source in BUILTIN or source in REGRESSION:
+    if source in BUILTIN + REGRESSION + SPANS:
         return load_dataset(source)
     path = pathlib.Path(source)
     if not path.exists():
         raise SimulationError(
-            f"{source!r} is neither a built-in dataset ({', '.join(BUILTIN + REGRESSION)}) nor an existing file"
+            f"{source!r} is neither a built-in dataset ({', '.join(BUILTIN + REGRESSION + SPANS)}) nor an existing file"
         )
     if path.suffix.lower() == ".json":
         if target_column:
@@ -659,7 +663,7 @@ class Split:
 def make_split(labels: Sequence[str | float], protocol: Protocol, repetition: int,
                target: Target = TARGETS[CHOICES]) -> Split:
     """The test split (stratified by label for choices) and random initial set of one repetition."""
-    y = np.asarray(labels)
+    y = target.as_array(labels)
     strata = target.stratify(y)
     rows = np.arange(len(y))
     if protocol.max_rows and protocol.max_rows < len(y):
@@ -760,6 +764,7 @@ def run_strategy(
     repetition: int,
     *,
     target: Target = TARGETS[CHOICES],
+    inputs: np.ndarray | None = None,
     oracle: Oracle | None = None,
     on_round: Callable[[], None] | None = None,
     deadline: float | None = None,
@@ -768,19 +773,22 @@ def run_strategy(
 
     ``X`` holds every dataset row's features; ``labels`` every row's label
     (or number, for a ``target`` of numbers to predict), used only to build
-    the :class:`Oracle` (over the pool) and to score on the test split.  A mapping of representation name to rows is
+    the :class:`Oracle` (over the pool) and to score on the test split.
+    ``inputs``: what the model reads per row when it reads the tasks' texts
+    (``target.reads_text``), while ``X`` stays the strategies' geometry.  A mapping of representation name to rows is
     ``features="auto"``: the representation is chosen from the labels as they
     arrive (:mod:`backend.learning.auto_features`, as the worker does), and
     a switch refits from scratch, as the worker's does.
     """
     t0 = time.monotonic()
-    y_all = np.asarray(labels)
+    y_all = target.as_array(labels)
     oracle = oracle if oracle is not None else Oracle(labels, split.pool)
     reference = y_all[split.pool]
     reps = dict(X) if isinstance(X, Mapping) else {"": X}
     current = (featurizers.DEFAULT if featurizers.DEFAULT in X else next(iter(X))) if isinstance(X, Mapping) else ""
     compared_at: int | None = None
-    X_test, y_test = reps[current][split.test], y_all[split.test]
+    model_in = (lambda: inputs) if inputs is not None else (lambda: reps[current])  # the model's rows
+    X_test, y_test = model_in()[split.test], y_all[split.test]
     rng = np.random.default_rng(_seed_sequence(protocol.seed, repetition, _STRATEGY, _strategy_key(strategy)))
     params = named_strategies.SelectionParams(  # only a batch of each ranking is read
         strategy=strategy, batch_size=protocol.batch_size, control_share=protocol.control_share,
@@ -804,8 +812,7 @@ def run_strategy(
                     if choice.switched:
                         current, model = choice.chosen, None
                         X_test = reps[current][split.test]
-            X_now = reps[current]
-            model = target.fit(X_now[labeled], y_labeled, model if protocol.warm_start else None,
+            model = target.fit(model_in()[labeled], y_labeled, model if protocol.warm_start else None,
                                protocol.class_weight)
             curve.add(len(labeled), target.score(model, y_labeled, X_test, y_test, reference), current)
         if len(labeled) >= budget:
@@ -815,7 +822,7 @@ def run_strategy(
         X_now = reps[current]
         rows = np.flatnonzero(unlabeled)  # ascending, like the worker's sorted pool ids
         pool = target.selection_pool(X_now[rows], model, X_now[labeled] if labeled else None, y_labeled,
-                                     CONTROL_NAME)
+                                     CONTROL_NAME, None if inputs is None else inputs[rows])
         take = min(protocol.round_size(len(labeled)), budget - len(labeled))
         if take != params.batch_size:
             params = replace(params, batch_size=take, head=take)
@@ -889,7 +896,7 @@ class SimulationResult:
 
 def full_data_scores(X: Matrix | Mapping[str, Matrix], labels: Sequence[str | float], split: Split,
                      class_weight: str | None = SINGLE_CHOICE_CLASS_WEIGHT,
-                     target: Target = TARGETS[CHOICES]) -> dict[str, float]:
+                     target: Target = TARGETS[CHOICES], inputs: np.ndarray | None = None) -> dict[str, float]:
     """The same model trained on the whole pool: the scores every curve is measured against.
 
     Several representations (``features="auto"``): the best of them by the
@@ -899,7 +906,8 @@ def full_data_scores(X: Matrix | Mapping[str, Matrix], labels: Sequence[str | fl
     if isinstance(X, Mapping):
         return max((full_data_scores(rows, labels, split, class_weight, target) for rows in X.values()),
                    key=lambda scores: scores[target.metrics[0]])
-    y = np.asarray(labels)
+    y = target.as_array(labels)
+    X = X if inputs is None else inputs
     pool = list(y[split.pool])
     model = target.fit(X[split.pool], pool, class_weight=class_weight)
     return target.score(model, pool, X[split.test], y[split.test], y[split.pool])
@@ -911,16 +919,17 @@ _SHARED: dict = {}
 
 def _run_repetition(repetition: int, deadline: float | None, on_round: Callable[[], None] | None = None) -> Repetition | None:
     X, labels, protocol, target = _SHARED["X"], _SHARED["labels"], _SHARED["protocol"], _SHARED["target"]
+    inputs = _SHARED["inputs"]
     # One BLAS thread: results must not depend on how many processes run (float sums
     # in threaded BLAS can differ with the thread count) and processes must not oversubscribe.
     with threadpool_limits(limits=1):
         split = make_split(labels, protocol, repetition, target)
-        full = full_data_scores(X, labels, split, protocol.class_weight, target)
+        full = full_data_scores(X, labels, split, protocol.class_weight, target, inputs)
         curves = {}
         try:
             for strategy in protocol.strategies:
                 curves[strategy] = run_strategy(X, labels, split, strategy, protocol, repetition, target=target,
-                                                on_round=on_round, deadline=deadline)
+                                                inputs=inputs, on_round=on_round, deadline=deadline)
         except TimeLimitReached:
             return None
     return Repetition(repetition=repetition, full=full, curves=curves)
@@ -969,7 +978,8 @@ def simulate(
     target = TARGETS[dataset.target]
     first = make_split(dataset.labels, protocol, 0, target)
     per_run = rounds_per_run(protocol, len(first.pool))
-    _SHARED.update(X=X, labels=list(dataset.labels), protocol=protocol, target=target)
+    inputs = np.asarray(dataset.texts, dtype=object) if target.reads_text else None
+    _SHARED.update(X=X, labels=list(dataset.labels), protocol=protocol, target=target, inputs=inputs)
     reps: list[Repetition] = []
     stopped = False
     total = protocol.seeds * len(protocol.strategies) * per_run
@@ -1004,7 +1014,7 @@ def simulate(
     return SimulationResult(
         dataset=dataset.name,
         n_rows=len(dataset),
-        classes=sorted(set(dataset.labels)) if target.name == CHOICES else [],
+        classes=target.classes(dataset.labels),
         target=target.name,
         protocol=protocol,
         repetitions=reps,

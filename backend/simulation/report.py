@@ -242,7 +242,7 @@ def _pct(v: float | None, digits: int = 1) -> str:
 
 def _value(summary: dict, metric: str, v: float | None, digits: int = 1) -> str:
     """A score as the table prints it: a share in %, an error in its own units."""
-    if not TARGETS[summary.get("target", "choices")].labels[metric][1]:
+    if not TARGETS[summary.get("target", "choices")].labels[metric][1]:  # an error, in the numbers' units
         return "–" if v is None or v != v else f"{v:,.{max(digits, 2)}f}"
     return _pct(v, digits)
 
@@ -302,10 +302,15 @@ def format_table(summary: dict) -> str:
     full = summary["full_data"]
     ds = summary["dataset"]
     lines.append("")
-    if summary.get("target", "choices") == "choices":
+    target = summary.get("target", "choices")
+    if target == "choices":
         what = (f"{len(ds['classes'])} classes; full-data accuracy {_pct(full['accuracy'])}%, "
                 f"macro-F1 {_pct(full['macro_f1'])}%")
         scale = "Scores in %"
+    elif target == "labels":
+        what = (f"entities of {len(ds['classes'])} labels ({', '.join(ds['classes'])}); full-data entity F1 "
+                f"{_pct(full['entity_f1'])}%, recall {_pct(full['entity_recall'])}%")
+        scale = "Entity scores (exact spans, micro-averaged) in %; AULC, labels (sentences) to reach and savings read F1"
     else:
         what = (f"a number to predict; full-data skill {_pct(full['skill'])}% "
                 f"(MAE {_value(summary, 'mae', full['mae'])})")
@@ -372,9 +377,9 @@ def plot_curves(summary: dict, path: str | pathlib.Path) -> pathlib.Path:
     palette = plt.get_cmap("tab20").colors
     colors = {name: palette[(2 * i) % 20 + (2 * i) // 20] for i, name in enumerate(n for n in names if n != "random")}
     colors["random"] = "black"
-    first, second = TARGETS[summary.get("target", "choices")].metrics
-    titles = {"accuracy": "test accuracy", "macro_f1": "test macro-F1",
-              "skill": "test skill (1 - MAE / MAE of the mean)", "mae": "test mean absolute error"}
+    target = TARGETS[summary.get("target", "choices")]
+    first, second = target.metrics
+    titles = {metric: label[2] for metric, label in target.labels.items()}
     for ax, key, title in (
         (axes[0], first, titles[first]),
         (axes[1], f"{first}_vs_random", f"{titles[first]} minus random's (paired)"),

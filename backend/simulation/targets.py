@@ -23,6 +23,12 @@ share of the full-data score and savings against random serves both:
     when it reaches the matching MAE.  This is the dashboard's skill
     (:mod:`backend.progress.regression`) with the pool's mean as the
     constant.
+``labels``
+    ``entity_f1`` (headline) and ``entity_recall``: CoNLL's exact-match
+    entity measure, micro-averaged over the test sentences
+    (:func:`backend.learning.spans.entity_scores`).  The model reads each
+    task's text itself (``model_input = "text"``), so the loop hands it the
+    texts while the strategies' geometry stays the featurizer's rows.
 """
 
 from __future__ import annotations
@@ -33,15 +39,18 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from sklearn.metrics import f1_score
 
-from backend.labelstudio.tasktypes import TASK_TYPES, TaskType
+from backend.labelstudio.tasktypes import TASK_TYPES, ObjectTag, TaskType
+from backend.labelstudio.tasktypes.base import result_items
+from backend.labelstudio.tasktypes.labels import LabelsControl
 from backend.learning.featurizers import Matrix
+from backend.learning.spans import entity_scores
 from backend.learning.model import SINGLE_CHOICE_CLASS_WEIGHT, ChoicesClassifier, NotEnoughLabelsError
 from backend.learning.regressor import CommitteeRegressor
 from backend.selection import strategies as named_strategies
 
-__all__ = ["Target", "ChoicesTarget", "NumberTarget", "TARGETS", "CHOICES", "NUMBER"]
+__all__ = ["Target", "ChoicesTarget", "NumberTarget", "LabelsTarget", "TARGETS", "CHOICES", "NUMBER", "LABELS"]
 
-CHOICES, NUMBER = "choices", "number"
+CHOICES, NUMBER, LABELS = "choices", "number", "labels"
 
 
 class Target(ABC):
@@ -51,10 +60,20 @@ class Target(ABC):
     name: ClassVar[str]
     #: The score names of a curve, the headline (higher is better) first.
     metrics: ClassVar[tuple[str, str]]
-    #: Each metric's short column name and whether it is a share (printed in %).
-    labels: ClassVar[dict[str, tuple[str, bool]]]
+    #: Each metric's short column name, whether it is a share (printed in %), and its plot title.
+    labels: ClassVar[dict[str, tuple[str, bool, str]]]
     #: The task type whose model and probability view the worker uses.
     task_type: ClassVar[TaskType]
+    #: The model reads each task's text itself, not the featurizer's rows (``TaskType.model_input``).
+    reads_text: ClassVar[bool] = False
+
+    def as_array(self, labels: Sequence) -> np.ndarray:
+        """The answers as an array the loop can index by rows."""
+        return np.asarray(labels)
+
+    def classes(self, labels: Sequence) -> list[str]:
+        """The label names the answers use (none for numbers)."""
+        return sorted(set(labels))
 
     @abstractmethod
     def new_model(self, class_weight: str | None) -> Any:
@@ -74,18 +93,19 @@ class Target(ABC):
         """Every metric on the test split; ``reference`` holds the pool's answers (the baseline's data)."""
 
     def selection_pool(self, X_pool: Matrix, model: Any | None, labeled_X: Matrix | None,
-                       labeled_y: Sequence, name: str) -> named_strategies.Pool:
+                       labeled_y: Sequence, name: str, inputs: Any = None) -> named_strategies.Pool:
         """The :class:`~backend.selection.strategies.Pool` the worker builds for one control named ``name``.
 
-        Mirrors ``build_version``: probabilities (the task type's view) and
-        models only for a trained control, and the labeled set only when the
-        control has a model.
+        Mirrors ``build_version``: probabilities (the task type's view, of
+        ``inputs`` when the model reads texts, else of the rows ``X_pool``)
+        and models only for a trained control, and the labeled set only when
+        the control has a model.  ``X_pool`` is the geometry either way.
         """
         if model is None:
             return named_strategies.Pool(X=X_pool)
+        probas = self.task_type.probabilities(model, X_pool if inputs is None else inputs)
         return named_strategies.Pool(
-            X=X_pool, probas={name: self.task_type.probabilities(model, X_pool)}, models={name: model},
-            labeled_X=labeled_X, labeled_y=list(labeled_y),
+            X=X_pool, probas={name: probas}, models={name: model}, labeled_X=labeled_X, labeled_y=list(labeled_y),
         )
 
     @abstractmethod
@@ -98,7 +118,7 @@ class ChoicesTarget(Target):
 
     name = CHOICES
     metrics = ("accuracy", "macro_f1")
-    labels = {"accuracy": ("acc", True), "macro_f1": ("F1", True)}
+    labels = {"accuracy": ("acc", True, "test accuracy"), "macro_f1": ("F1", True, "test macro-F1")}
     task_type = TASK_TYPES[CHOICES]
 
     def new_model(self, class_weight: str | None) -> ChoicesClassifier:
@@ -126,11 +146,15 @@ class NumberTarget(Target):
 
     name = NUMBER
     metrics = ("skill", "mae")
-    labels = {"skill": ("skill", True), "mae": ("MAE", False)}
+    labels = {"skill": ("skill", True, "test skill (1 - MAE / MAE of the mean)"),
+              "mae": ("MAE", False, "test mean absolute error")}
     task_type = TASK_TYPES[NUMBER]
 
     def new_model(self, class_weight: str | None) -> CommitteeRegressor:
         return CommitteeRegressor()  # no class weights for numbers
+
+    def classes(self, labels: Sequence) -> list[str]:
+        return []
 
     def score(self, model, seen, X_test, y_test, reference) -> dict[str, float]:
         """An untrained model answers the mean of the numbers seen (0 before any)."""
@@ -147,5 +171,53 @@ class NumberTarget(Target):
         return None
 
 
+class LabelsTarget(Target):
+    """A ``<Labels>`` over a ``<Text>``: the span tagger, entity-level F1 and recall.
+
+    Answers are tuples of spans ``(start, end, label)``; ``()`` is a
+    sentence without entities.
+    """
+
+    name = LABELS
+    metrics = ("entity_f1", "entity_recall")
+    labels = {"entity_f1": ("F1", True, "test entity F1 (exact spans)"),
+              "entity_recall": ("recall", True, "test entity recall (exact spans)")}
+    task_type = TASK_TYPES[LABELS]
+    reads_text = True
+
+    def as_array(self, labels: Sequence) -> np.ndarray:
+        out = np.empty(len(labels), dtype=object)  # one tuple of spans per row, never a 2-D array
+        for i, spans in enumerate(labels):
+            out[i] = spans
+        return out
+
+    def new_model(self, class_weight: str | None) -> Any:
+        return self.task_type.make_model(self._control(()))
+
+    def classes(self, labels: Sequence) -> list[str]:
+        """The entity labels."""
+        return sorted({s[2] for spans in labels for s in spans})
+
+    @staticmethod
+    def _control(labels: Sequence) -> LabelsControl:
+        return LabelsControl(name="label", objects=(ObjectTag(name="text", tag="Text", value_key="text"),),
+                             labels=tuple(labels))
+
+    def score(self, model, seen, X_test, y_test, reference) -> dict[str, float]:
+        """The tagger's spans on the test texts, as the worker would pre-annotate them; none while untrained."""
+        if model is None:
+            predicted: list = [[] for _ in y_test]
+        else:
+            control = self._control(sorted({s[2] for spans in reference for s in spans}))
+            rows = self.task_type.results(control, model, self.task_type.output(model, list(X_test)))
+            predicted = [[(i["value"]["start"], i["value"]["end"], i["value"]["labels"][0]) for i in result_items(r)]
+                         for r in rows]
+        got = entity_scores([[(s[0], s[1], s[2]) for s in spans] for spans in y_test], predicted)
+        return {"entity_f1": got["f1"], "entity_recall": got["recall"]}
+
+    def stratify(self, y: np.ndarray) -> None:
+        return None
+
+
 #: ``Dataset.target`` -> its :class:`Target`.
-TARGETS: dict[str, Target] = {t.name: t for t in (ChoicesTarget(), NumberTarget())}
+TARGETS: dict[str, Target] = {t.name: t for t in (ChoicesTarget(), NumberTarget(), LabelsTarget())}
