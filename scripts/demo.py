@@ -1,12 +1,14 @@
-"""`make demo`: Label Studio with two demo projects that order themselves as you annotate.
+"""`make demo`: Label Studio with three demo projects that order themselves as you annotate.
 
 Starts (or reuses) everything on this machine: Redis (made sure of by make),
 Label Studio 1.23.2 with an admin user (installed from PyPI into .cache/ the
 first time, data kept in run/label-studio/), the backend and a worker. Creates
-a text project with 2,000 real movie-review snippets and an image project
+a text project with 2,000 real movie-review snippets, an image project
 with 1,000 Fashion-MNIST images (uploaded as PNG files, as a user imports
-them), connects the backend to both, waits for their first queues, prints
-where to log in and what to try. Ctrl-C stops everything it started; a
+them) and a named-entity project with 1,000 CoNLL-2003 news sentences
+(Label Studio's *Named Entity Recognition* config), connects the backend to
+all three, waits for their first queues, prints where to log in and what to
+try. Ctrl-C stops everything it started; a
 second run reuses the data and the projects.
 """
 
@@ -34,6 +36,13 @@ IMAGE_TITLE = "Active learning demo: clothing images"
 IMAGE_CONFIG = ('<View><Image name="image" value="$image"/><Choices name="kind" toName="image" choice="single">'
                 + "".join(f'<Choice value="{c}"/>' for c in FASHION_MNIST_CLASSES) + "</Choices></View>")
 IMAGES = 1_000
+NER_TITLE = "Active learning demo: named entities"
+NER_LABELS = ("PER", "ORG", "LOC", "MISC")
+# Label Studio's *Named Entity Recognition* template, with its label colours.
+NER_CONFIG = ('<View><Labels name="label" toName="text"><Label value="PER" background="red"/>'
+              '<Label value="ORG" background="darkorange"/><Label value="LOC" background="orange"/>'
+              '<Label value="MISC" background="green"/></Labels><Text name="text" value="$text"/></View>')
+SENTENCES = 1_000
 LS_PORT = int(os.environ.get("DEMO_LS_PORT", "8080"))
 BACKEND_PORT = int(os.environ.get("PORT", "9090"))
 RUN = REPO / "run"
@@ -100,19 +109,50 @@ def image_project(ls: LabelStudio, backend_url: str) -> int:
     return pid
 
 
-def _set_up(ls: LabelStudio, backend_url: str) -> tuple[int, int]:
-    """Both projects, connected, with their first queues in Label Studio; prints where to go."""
+def ner_sentences() -> list[tuple[str, list[tuple[int, int, str]]]]:
+    """The NER demo's tasks: the first 1,000 distinct CoNLL-2003 ``train`` sentences of at least 4 words,
+    with their true entities as ``(start, end, label)`` character offsets (``scripts/annotate_demo.py``
+    reads them back by text)."""
+    from backend.simulation.ner_datasets import load_ner_corpus
+
+    corpus = load_ner_corpus(split="train")
+    picked: dict[str, list[tuple[int, int, str]]] = {}
+    for text, spans in zip(corpus.texts, corpus.spans):
+        if len(text.split()) >= 4 and text not in picked:  # no "-DOCSTART-"-like one-word lines, no repeats
+            picked[text] = [tuple(s) for s in spans]
+            if len(picked) == SENTENCES:
+                break
+    return list(picked.items())
+
+
+def ner_project(ls: LabelStudio, backend_url: str) -> int:
+    """1,000 CoNLL-2003 news sentences in Label Studio's *Named Entity Recognition* config."""
+    pid = _existing(ls, NER_TITLE)
+    if pid is not None:
+        return pid
+    pid = ls.create_project(NER_TITLE, NER_CONFIG)["id"]
+    ls.import_tasks(pid, [{"text": text} for text, _ in ner_sentences()])
+    ls.connect_ml_backend(pid, backend_url, title="active learning")
+    return pid
+
+
+def _set_up(ls: LabelStudio, backend_url: str) -> tuple[int, int, int]:
+    """The three projects, connected, with their first queues in Label Studio; prints where to go."""
     wait_for(lambda: _up(backend_url), 60, "the backend")
     pid = demo_project(ls, backend_url)
+    ner_pid = ner_project(ls, backend_url)
     print("demo: uploading the image project's 1,000 PNG files…", flush=True)
     image_pid = image_project(ls, backend_url)
     print("demo: waiting for the first queues (cold start) to reach Label Studio; the image project embeds its "
           "1,000 images first (a minute or two)…", flush=True)
     wait_for(lambda: ls.project(pid)["model_version"].startswith("v"), 180, "the first queue")
+    wait_for(lambda: ls.project(ner_pid)["model_version"].startswith("v"), 180,
+             "the named-entity project's first queue")
     wait_for(lambda: ls.project(image_pid)["model_version"].startswith("v"), 900, "the image project's first queue")
     print(f"""
   Label Studio:   {ls.url}/projects/{pid}/data     login {ls.username} / {ls.password}
                   {ls.url}/projects/{image_pid}/data     (the image project)
+                  {ls.url}/projects/{ner_pid}/data     (the named-entity project)
   The backend:    {backend_url}  (dashboard: {backend_url}/dashboard)
 
   What to try: open a project and press "Label All Tasks". The queue starts
@@ -120,13 +160,18 @@ def _set_up(ls: LabelStudio, backend_url: str) -> tuple[int, int]:
   worker retrains, the next tasks are the ones the model is least sure
   about, and its guess is pre-selected. The image project learns on a
   pretrained image embedding (EfficientNet-Lite0): after a dozen labels most
-  guesses are right. Or let a script answer as an annotator would:
-  .venv/bin/python scripts/annotate_demo.py 20 [--images]. Watch
-  {backend_url}/dashboard/{pid} and {backend_url}/dashboard/{image_pid}.
+  guesses are right. In the named-entity project, select words after a
+  click on PER, ORG, LOC or MISC (an annotation without spans means "no
+  entities"); once it has a few labels, the backend's tagger pre-marks the
+  entities it finds and the queue serves the sentences it is least sure of.
+  Or let a script answer as an annotator would:
+  .venv/bin/python scripts/annotate_demo.py 20 [--images | --ner]. Watch
+  {backend_url}/dashboard/{pid}, {backend_url}/dashboard/{image_pid} and
+  {backend_url}/dashboard/{ner_pid}.
 
   Logs: {RUN}/backend.log, {RUN}/worker.log.   Ctrl-C stops everything.
 """, flush=True)
-    return pid, image_pid
+    return pid, image_pid, ner_pid
 
 
 def main() -> None:
@@ -152,7 +197,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        pid, image_pid = _set_up(ls, backend_url)
+        _set_up(ls, backend_url)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever failed, leave nothing running
         print(f"demo: {exc}", file=sys.stderr)
         stop(code=1)
