@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 # Import the heavy modules before RQ forks a work horse per job.
 import worker.jobs  # noqa: F401
 from backend.learning import featurizers
+from backend.learning.spans import tokenize
 from backend.selection.ranking import random_projection
 from backend.settings import Settings, get_settings
 from backend.state.queueing import JOB_SERIALIZER, job_queue, low_queue, topup_queue
@@ -93,6 +94,7 @@ def run(settings: Settings | None = None, *, burst: bool = False) -> bool:
         featurizer.warm_up()  # tables and weights, loaded once here and inherited by every job's fork
         if featurizer.sparse:
             random_projection(featurizer.n_features)  # likewise
+    tokenize("")  # the span tagger's tokeniser builds its Unicode tables once (~0.2 s), inherited likewise
     name = settings.queue_name
     if burst:
         return _work(settings, [topup_queue(name), name, low_queue(name)], burst=True, resident=True)
