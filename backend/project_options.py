@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backend.learning import auto_features, featurizers
 from backend.progress import estimators
 from backend.selection import strategies
-from backend.settings import Settings, default
+from backend.settings import Settings, default, host_port
 
 
 class ProjectOptions(BaseModel):
@@ -62,10 +62,22 @@ class ProjectOptions(BaseModel):
     target_mae: float = Field(0, ge=0, allow_inf_nan=False,
                               description="numbers to predict: stop once the estimated mean absolute error is this "
                                           "low or lower, in the numbers' own units (0: off)")
+    target_entity_f1: float = Field(0, ge=0, le=1, description="named entities (<Labels> only): stop once the "
+                                    "estimated entity-level F1 reaches this (0: off)")
     plateau_versions: int = Field(5, ge=2, le=1000, description="plateau: versions looked back over")
     plateau_min_gain: float = Field(0.005, ge=0, le=1, description="plateau: smallest accuracy gain that counts "
-                                    "(for numbers to predict, the smallest gain in skill, 1 - MAE / MAE of the mean)")
+                                    "(for numbers to predict, the smallest gain in skill, 1 - MAE / MAE of the mean; "
+                                    "for named entities, in entity F1)")
     stop_kappa: float = Field(0.99, ge=-1, le=1, description="stable predictions: mean kappa of successive models")
+    # Bring your own model (docs/remote.md): rank by another ML backend's predictions instead of training one.
+    model: Literal["own", "remote"] = Field(
+        "own", description="'own': this backend trains its models; 'remote': rank by the predictions of the ML "
+                           "backend at remote_url (its host:port must be listed in AL_REMOTE_ALLOW_HOSTS)")
+    remote_url: str = Field("", max_length=2000,
+                            description="model 'remote': the other ML backend, http(s)://host:port")
+    remote_batch: int = Field(default("remote_batch"), ge=1, le=10_000, description="tasks per remote /predict call")
+    remote_timeout: float = Field(default("remote_timeout"), gt=0, le=3600,
+                                  description="seconds a remote /predict call may take")
 
     @field_validator("strategy")
     @classmethod
@@ -83,6 +95,13 @@ class ProjectOptions(BaseModel):
             return featurizers.check(value)
         except featurizers.FeaturizerError as exc:
             raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _remote_url_given(self) -> "ProjectOptions":
+        if self.model == "remote" and host_port(self.remote_url) is None:
+            raise ValueError("model 'remote' needs remote_url, the other ML backend's http(s)://host:port "
+                             f"(got {self.remote_url[:200]!r})")
+        return self
 
     @field_validator("weights")
     @classmethod
@@ -117,8 +136,8 @@ class ProjectOptions(BaseModel):
         """The part of the options the stopping rules read."""
         return estimators.StopRules(
             label_budget=self.label_budget, target_accuracy=self.target_accuracy,
-            target_macro_f1=self.target_macro_f1, target_mae=self.target_mae, plateau_versions=self.plateau_versions,
-            plateau_min_gain=self.plateau_min_gain, stop_kappa=self.stop_kappa,
+            target_macro_f1=self.target_macro_f1, target_mae=self.target_mae, target_entity_f1=self.target_entity_f1,
+            plateau_versions=self.plateau_versions, plateau_min_gain=self.plateau_min_gain, stop_kappa=self.stop_kappa,
         )
 
 
@@ -129,8 +148,15 @@ class InvalidOptionsError(ValueError):
 def resolve(settings: Settings, extra_params: dict[str, Any] | None) -> ProjectOptions:
     """Environment defaults overridden by ``extra_params``."""
     try:
-        return ProjectOptions(**{**settings.project_defaults(), **(extra_params or {})})
+        options = ProjectOptions(**{**settings.project_defaults(), **(extra_params or {})})
     except ValidationError as exc:
         known = ", ".join(ProjectOptions.model_fields)
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidOptionsError(f"invalid extra_params ({problems}); known keys: {known}") from None
+    if options.model == "remote" and not settings.remote_host_allowed(options.remote_url):
+        # The URL comes from a Label Studio admin: only servers the operator listed are called.
+        raise InvalidOptionsError(
+            f"invalid extra_params (remote_url: {host_port(options.remote_url)} is not in AL_REMOTE_ALLOW_HOSTS; "
+            "the operator of this backend must list that host:port in AL_REMOTE_ALLOW_HOSTS before a project "
+            "may use it)")
+    return options

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,7 +20,7 @@ from backend.selection.strategies import DEFAULT_CONTROL_SHARE, DEFAULT_STRATEGY
 #: checked at startup by the same rules ``/setup`` applies to ``extra_params``.
 PROJECT_DEFAULTS = (
     "head_size", "set_sampling", "train_every", "keep_versions", "train_interval",
-    "strategy", "weights", "control_share", "min_confidence",
+    "strategy", "weights", "control_share", "min_confidence", "remote_batch", "remote_timeout",
 )
 
 
@@ -73,6 +74,16 @@ class Settings(BaseSettings):
     task_lock_ttl: float = Field(86_400.0, validation_alias="AL_TASK_LOCK_TTL", ge=0)
     prune_margin: float = Field(300.0, validation_alias="AL_PRUNE_MARGIN", ge=0)
     shard_threshold: int = Field(200_000, validation_alias="AL_SHARD_THRESHOLD", ge=1)
+    # Bring your own model (docs/remote.md): the remote ML backends a project may name in ``remote_url``
+    # ("host:port" entries, comma-separated; no entry: none), tasks per remote /predict call, its timeout,
+    # and how often a project's remote is asked whether it serves a new model version.
+    remote_allow_hosts: str = Field("", validation_alias="AL_REMOTE_ALLOW_HOSTS")
+    remote_batch: int = Field(100, validation_alias="AL_REMOTE_BATCH")
+    remote_timeout: float = Field(100.0, validation_alias="AL_REMOTE_TIMEOUT")
+    remote_poll_interval: float = Field(60.0, validation_alias="AL_REMOTE_POLL_INTERVAL", ge=1)
+    # Seconds of remote calls one refresh may spend; the rest of the pool is asked for by the next refresh,
+    # queued behind other projects' jobs, so a slow remote never holds the worker for long.
+    remote_budget: float = Field(60.0, validation_alias="AL_REMOTE_BUDGET", gt=0)
 
     @model_validator(mode="after")
     def _auth_set_together(self) -> "Settings":
@@ -108,9 +119,32 @@ class Settings(BaseSettings):
         """Seconds a version's predictions outlive its time as current (see ``worker/push.py`` ``prune``)."""
         return self.task_lock_ttl + self.prune_margin
 
+    def remote_host_allowed(self, url: str) -> bool:
+        """Whether ``url``'s ``host:port`` is listed in ``AL_REMOTE_ALLOW_HOSTS`` (a port left out is the scheme's).
+
+        The operator's list is the only way a project reaches another server:
+        ``remote_url`` comes from a Label Studio admin, so it is hostile.
+        """
+        key = host_port(url)
+        return key is not None and key in {host_port(f"http://{h.strip()}") for h in
+                                           self.remote_allow_hosts.split(",") if h.strip()}
+
     @property
     def auth_enabled(self) -> bool:
         return bool(self.basic_auth_user and self.basic_auth_pass.get_secret_value())
+
+
+def host_port(url: str) -> str | None:
+    """``host:port`` of an ``http(s)`` URL, lower case, the port made explicit; ``None`` if it is not one."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+        return None
+    host = parts.hostname.lower()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def env_name(field: str) -> str:

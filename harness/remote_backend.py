@@ -30,11 +30,13 @@ class Behaviour:
     delay: float = 0.0
     fail: bool = False
     calls: list[int] = field(default_factory=list)  # tasks per /predict call
+    #: task id -> confidence, over ``data["confidence"]``: what another model version thinks
+    confidence: dict[int, float] = field(default_factory=dict)
 
 
-def _prediction(task: dict, version: str) -> dict:
+def _prediction(task: dict, version: str, overrides: dict[int, float]) -> dict:
     data = task.get("data") or {}
-    confidence = float(data.get("confidence", 0.9))
+    confidence = float(overrides.get(task.get("id"), data.get("confidence", 0.9)))
     if "text" in data:
         text = str(data["text"])
         item = {"from_name": "label", "to_name": "text", "type": "labels", "score": confidence,
@@ -67,7 +69,7 @@ def make_app(behaviour: Behaviour) -> FastAPI:
             time.sleep(behaviour.delay)  # blocks this server's one thread, as a busy model would
         if behaviour.fail:
             return JSONResponse({"error": "model crashed"}, status_code=500)
-        return {"results": [_prediction(t, behaviour.model_version) for t in tasks],
+        return {"results": [_prediction(t, behaviour.model_version, behaviour.confidence) for t in tasks],
                 "model_version": behaviour.model_version}
 
     return app

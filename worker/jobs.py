@@ -109,6 +109,8 @@ def _refresh(store: ProjectStore, settings) -> dict:
         store.forget_unconfirmed_deletions()
     store.set_status(stage="train")
     summary["version"] = build_version(store, settings, force=force)
+    if summary["version"].get("remote_error"):  # the last version keeps serving; /status shows it under "remote"
+        errors.append(f"remote model: {summary['version']['remote_error']}")
     if summary["version"].get("published"):
         request_low(r, store.prefix, settings.queue_name, store.pid, "prune")
         if summary["version"].get("trained_in") == summary["version"].get("version"):

@@ -114,7 +114,7 @@ def _record_pending(store, name, meta, spec, controls, models, head_size, settin
     (``trained_in``).
     """
     random_pick_ids = store.random_pick_tasks(name)
-    if not random_pick_ids or not controls:
+    if not random_pick_ids:
         return 0
     # score = position / ranked tasks, so the head is the scores below head_size / ranked (no full read)
     ids = sorted(random_pick_ids)
@@ -131,7 +131,7 @@ def _record_pending(store, name, meta, spec, controls, models, head_size, settin
     rows = {}
     for tid in ids:
         pred = {c: p[tid] for c, p in preds.items() if tid in p}
-        if pred:
+        if pred or not controls:  # without a measured control (only <Labels>), still which tasks were controls
             versions = current.get(tid, {})
             versions[name] = {**entry, "pred": pred}
             rows[tid] = dict(list(versions.items())[-PENDING_VERSIONS:])

@@ -78,9 +78,17 @@ def _stop_set(store: ProjectStore, pool_ids: list[int], seed: int = 0) -> list[i
     return progress.claim_stop_set(ids)
 
 
+def _stop_predictions(store, spec, control, models, ids, settings) -> dict[int, str]:
+    """The model's answer per task, as text; for ``<Labels>`` a text's whole tagging (agreeing if every tag does)."""
+    if task_type_of(control).model_input != "text":
+        return predict(store, spec, control, models, ids, settings)
+    got, texts, _ = model_rows(store, spec, control, ids, settings.max_text_chars)
+    return {t: " ".join(x.tagging.tags) for t, x in zip(got, models[control.name].tag(texts))} if got else {}
+
+
 def _stop_kappa(store, name, spec, control, models, stop_ids, settings) -> float | None:
     """Kappa between this model's and the previous model's predictions on the stop set."""
-    preds = predict(store, spec, control, models, stop_ids, settings)
+    preds = _stop_predictions(store, spec, control, models, stop_ids, settings)
     last = ProgressStore(store).swap_stop_predictions(
         {"version": name, "control": control.name, "preds": {str(t): p for t, p in preds.items()}})
     if not last or last.get("version") == name or last.get("control") != control.name:
@@ -139,6 +147,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
     spec = featurizers.from_dict(meta["feature_spec"])
     controls = single_controls(config, loaded.models)
     numbers = number_controls(config, loaded.models)
+    spans = [c for c in config.controls if c.task_type == "labels" and c.name in loaded.models]
 
     clock = time.perf_counter()
     timings: dict[str, float] = {}
@@ -183,19 +192,23 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         is_random_pick = np.fromiter((t in outcomes for t in ids), dtype=bool, count=len(ids))
         holdout_by_control[control.name] = regression.random_pick_holdout(estimator, X, y, is_random_pick)
     entity_f1 = {}
-    for control in (c for c in config.controls if c.task_type == "labels" and c.name in loaded.models):
+    for control in spans:
         answers = labeled.answers[control.name]
         ids, texts, _ = model_rows(store, spec, control, sorted(answers), settings.max_text_chars)
-        entity_f1[control.name] = entities.cross_validate(loaded.models[control.name], texts,
-                                                          [answers[t] for t in ids])
+        y = [answers[t] for t in ids]
+        entity_f1[control.name] = entities.cross_validate(loaded.models[control.name], texts, y)
         cv_by_control[control.name] = entity_f1[control.name]
+        is_random_pick = np.fromiter((t in outcomes for t in ids), dtype=bool, count=len(ids))
+        holdout_by_control[control.name] = entities.random_pick_holdout(loaded.models[control.name], texts, y,
+                                                                        is_random_pick)
         trained[control.name] = {**trained.get(control.name, {}), "cv_labels": entity_f1[control.name]["n"],
                                  "cv_entity_f1": entity_f1[control.name]["f1"]}
     review += evaluation.disagreements(annotations, config)
     lap("cross_validation")
-    # The headline control: the first single choice; without one, the first number to predict (its error).
-    primary = controls[0] if controls else (numbers[0] if numbers else None)
-    measures = "error" if primary is not None and primary in numbers else "accuracy"
+    # The headline control: the first single choice; without one, the first number to predict (its error);
+    # without one, the first <Labels> (its entity F1).
+    primary = next(iter(controls + numbers + spans), None)
+    measures = "error" if primary in numbers else "entity_f1" if primary in spans else "accuracy"
     choice = reconsider(store, settings, options, primary, labeled.answers[primary.name],
                         loaded.models[primary.name]) if primary and measures == "accuracy" else None
     lap("feature_choice")
@@ -226,23 +239,28 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         measured_up_to=max((p["n"] for p in random_curve.get("points", [])), default=None))
     if savings["random_labels"] is None and random_curve.get("reason"):
         savings["reason"] = random_curve["reason"]
-    error = cv_error = holdout_error = None
-    if measures == "error":
-        cv_error, holdout_error = latest_cv, holdout
-        error, error_source = ((holdout, "control share (held out)") if holdout.get("mae") is not None
-                               and holdout["n"] >= evaluation.MIN_HEADLINE_HOLDOUT else (latest_cv, "cross-validation"))
-        accuracy_source, latest_cv, holdout = error_source, {}, {}
-        savings = {"reason": "labels saved are measured for choices (accuracy), not yet for numbers to predict"}
+    # A number's error (summary fields error, cv_error, holdout_error) or named entities' F1 (entity, ...):
+    # held out once enough control tasks are labeled, else cross-validated.
+    headline = {}
+    if measures != "accuracy":
+        field, value, what = (("error", "mae", "numbers to predict") if measures == "error"
+                              else ("entity", "f1", "named entities"))
+        held_out = holdout.get(value) is not None and holdout["n"] >= evaluation.MIN_HEADLINE_HOLDOUT
+        best, accuracy_source = (holdout, "control share (held out)") if held_out else (latest_cv, "cross-validation")
+        headline = {field: best, f"cv_{field}": latest_cv, f"holdout_{field}": holdout}
+        latest_cv, holdout = {}, {}
+        savings = {"reason": f"labels saved are measured for choices (accuracy), not yet for {what}"}
     # The plateau rule reads the unbiased held-out score; without a control share, cross-validation.
-    # For a number to predict the score is its skill (1 - MAE / MAE of the mean): higher is better.
-    kind = "skill" if measures == "error" else "accuracy"
+    # For a number to predict the score is its skill (1 - MAE / MAE of the mean): higher is better; for named
+    # entities, their F1.
+    kind = {"error": "skill", "entity_f1": "entity_f1"}.get(measures, "accuracy")
     series = f"holdout_{kind}" if meta.get("control_share") else f"cv_{kind}"
     rec = estimators.recommend(
         options.stop_rules(), labels=len(labeled.labeled_tasks), accuracy=accuracy, macro_f1_score=f1,
         scores=estimators.trailing_mean([p[series] if p[series] is not None else float("nan") for p in points],
                                       evaluation.PLATEAU_SMOOTHING),
         kappas=[p["kappa"] for p in points if p["kappa"] is not None],
-        mae=(error or {}).get("mae"),
+        mae=headline.get("error", {}).get("mae"), entity_f1=headline.get("entity", {}).get("f1"),
     )
     queue = _queue_head(store, name, spec, config, loaded, options.head_size, settings, labeled.labeled_tasks)
     lap("queue")
@@ -263,9 +281,7 @@ def record(store: ProjectStore, settings: Settings, *, now: float | None = None)
         "accuracy": accuracy,
         "accuracy_source": accuracy_source,
         "macro_f1": f1,
-        "error": error,
-        "cv_error": cv_error,
-        "holdout_error": holdout_error,
+        **headline,
         "recent_control": recent,
         "control_holdout": holdout,
         "cv": latest_cv,

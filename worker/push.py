@@ -22,6 +22,7 @@ from backend.labelstudio.label_config import LabelConfig
 from backend.labelstudio.tasktypes import result_items, task_type_of
 from backend.project_options import ProjectOptions
 from backend.state import head
+from backend.state.remote import RemotePredictions
 from backend.state.store import ProjectStore
 from backend.state.versions import load_version
 from worker.pool_features import model_rows
@@ -70,6 +71,9 @@ def head_predictions(store: ProjectStore, name: str, size: int, max_chars: int,
         batch, order = order[:size - len(head) + 16], order[size - len(head) + 16:]
         head.extend(t for t, present in zip(batch, store.has_tasks(batch)) if present)
     head = head[:size]
+    if version.meta.get("kind") == "remote":  # the remote model's own result is the pre-annotation
+        results = RemotePredictions(store).results(head)
+        return [{"task": tid, "result": results[tid], "score": ranking[tid], "model_version": name} for tid in head]
     results: dict[int, list[dict]] = {tid: [] for tid in head}
     config = LabelConfig.from_dict(store.config()["parsed"])
     for control in config.controls:

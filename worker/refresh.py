@@ -32,6 +32,7 @@ from worker import shards
 from worker.feature_choice import features_for
 from worker.pool_features import control_features, fitted_featurizer, model_rows, pool_probas
 from worker.push import remember_ranking
+from worker.remote import build_remote_version
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,18 @@ def _labeled_geometry(store, spec, control, labeled, settings, models) -> dict:
 
 
 def training_overdue(meta: dict | None, interval: float, now: float | None = None) -> bool:
-    """Labels changed since the last training, and ``interval`` seconds passed since it (0: never)."""
+    """Labels changed since the last training, and ``interval`` seconds passed since it (0: never).
+
+    A version ranked by a remote model (``worker/remote.py``) is due when its remote should be asked
+    again: the poll interval after a success, the back-off after a failure.
+    """
+    now = time.time() if now is None else now
+    if meta and meta.get("kind") == "remote":
+        return now >= meta.get("remote_check_after", 0)
     if not meta or not interval or meta.get("kind") != "model":
         return False
     if meta.get("epochs", [0])[0] <= meta.get("trained_labels_epoch", 0):
         return False
-    now = time.time() if now is None else now
     return now - meta.get("trained_at_ts", now) >= interval
 
 
@@ -134,9 +141,13 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     cfg_fields = store.config()
     if "parsed" not in cfg_fields:
         return {"published": False, "reason": "project not set up (no /setup yet)"}
-    config = LabelConfig.from_dict(cfg_fields["parsed"])
-    same_config = bool(current_meta) and current_meta.get("config_hash") == config.config_hash
     options = project_options.resolve(settings, cfg_fields.get("extra_params"))
+    if options.model == "remote":  # another ML backend's predictions rank the pool: nothing to train
+        return build_remote_version(store, settings, options, epochs=epochs, current=current,
+                                    current_meta=current_meta, force=force, seed=seed)
+    config = LabelConfig.from_dict(cfg_fields["parsed"])
+    same_config = (bool(current_meta) and current_meta.get("config_hash") == config.config_hash
+                   and current_meta.get("kind") != "remote")
     force = force or training_overdue(current_meta, options.train_interval)
     features, feature_choice = features_for(store, options, config.kind)
     spec = fitted_featurizer(store, featurizers.get(features), config.controls[0], current_meta, settings.max_text_chars)

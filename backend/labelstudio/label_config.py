@@ -21,6 +21,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from backend.labelstudio.tasktypes import BY_TAG, TASK_TYPES, Control, NotPredicted, control_from_dict
+from backend.labelstudio.tasktypes.base import OBJECT_KINDS, ObjectTag, object_tag
 
 #: Larger configs are refused before parsing (Label Studio's own templates are a few KB; 40,000 options fit).
 MAX_CONFIG_BYTES = 2 * 2**20
@@ -63,6 +64,11 @@ class LabelConfig:
     controls: tuple[Control, ...]
     config_hash: str
     ignored: tuple[IgnoredControl, ...] = ()
+    #: Remote mode only (``parse_label_config(..., remote=True)``): no controls (the remote model predicts
+    #: them all), and the object tag whose data the diversity geometry reads (``None``: no featurizer reads
+    #: any of its objects; the queue is then ordered by the remote's uncertainty alone).
+    remote: bool = False
+    geometry: ObjectTag | None = None
 
     def control(self, name: str) -> Control:
         for c in self.controls:
@@ -72,8 +78,18 @@ class LabelConfig:
 
     @property
     def kind(self) -> str:
-        """The kind of data every predicted control reads (``text``, ``image``, ``numbers``)."""
-        return self.controls[0].kind
+        """The kind of data every predicted control reads (``text``, ``image``, ``numbers``); in remote mode,
+        the geometry object's (``text`` when there is none: nothing reads it)."""
+        if self.controls:
+            return self.controls[0].kind
+        return self.geometry.kind if self.geometry else "text"
+
+    def geometry_control(self) -> Control | None:
+        """What the diversity geometry reads, as a control the featurizers' readers take: the first
+        predicted control, or in remote mode a bare control named after the geometry object."""
+        if self.controls:
+            return self.controls[0]
+        return Control(name=self.geometry.name, objects=(self.geometry,)) if self.geometry else None
 
     def task_types(self) -> dict[str, str]:
         """Control name -> the name of its task type (stored beside the models)."""
@@ -86,7 +102,9 @@ class LabelConfig:
     def from_dict(cls, d: dict) -> "LabelConfig":
         controls = tuple(control_from_dict(c) for c in d["controls"])
         ignored = tuple(IgnoredControl(**i) for i in d.get("ignored") or ())
-        return cls(controls=controls, config_hash=d["config_hash"], ignored=ignored)
+        geometry = ObjectTag(**d["geometry"]) if d.get("geometry") else None
+        return cls(controls=controls, config_hash=d["config_hash"], ignored=ignored,
+                   remote=bool(d.get("remote")), geometry=geometry)
 
 
 def config_hash(xml: str) -> str:
@@ -94,7 +112,7 @@ def config_hash(xml: str) -> str:
     return hashlib.sha256(xml.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def parse_label_config(xml: str) -> LabelConfig:
+def parse_label_config(xml: str, *, remote: bool = False) -> LabelConfig:
     """Parse a label config: the controls to predict, and the ignored ones with why.
 
     Parameters
@@ -102,6 +120,11 @@ def parse_label_config(xml: str) -> LabelConfig:
     xml : str
         The project's label config, as Label Studio sends it (``schema`` in
         ``/setup``, ``label_config`` in ``/predict``).
+    remote : bool
+        The project's model is another ML backend (``model: remote``): it
+        predicts every control, so any valid config is served; the result
+        has no controls, and ``geometry`` is the first object tag (in
+        document order) of a kind a featurizer reads.
 
     Returns
     -------
@@ -149,6 +172,10 @@ def parse_label_config(xml: str) -> LabelConfig:
             controls.append(el)
         elif name and (el.get("value") or "").startswith("$"):
             objects[name] = el
+
+    if remote:
+        geometry = next((object_tag(el) for el in objects.values() if el.tag in OBJECT_KINDS), None)
+        return LabelConfig(controls=(), config_hash=config_hash(xml), remote=True, geometry=geometry)
 
     parsed: list[Control] = []
     ignored: list[IgnoredControl] = []

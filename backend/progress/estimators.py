@@ -204,6 +204,7 @@ class StopRules:
     target_accuracy: float = 0.0
     target_macro_f1: float = 0.0
     target_mae: float = 0.0  # numbers to predict: stop at or below this mean absolute error
+    target_entity_f1: float = 0.0  # named entities: stop once the entity-level F1 reaches this
     plateau_versions: int = 5
     plateau_min_gain: float = 0.005
     stop_kappa: float = 0.99
@@ -266,6 +267,7 @@ def recommend(
     scores: Sequence[float],
     kappas: Sequence[float],
     mae: float | None = None,
+    entity_f1: float | None = None,
 ) -> Recommendation:
     """One recommendation -- keep going / consider stopping / stop -- with the reason.
 
@@ -273,7 +275,9 @@ def recommend(
     predictions are stable *and* the score has plateaued; ``consider
     stopping`` when only one of those two signals is on.  For a number to
     predict, ``mae`` is its error (``target_mae`` reads it) and ``scores``
-    its skill per version (higher is better, as accuracy).
+    its skill per version (higher is better, as accuracy).  For named
+    entities, ``entity_f1`` is the headline F1 (``target_entity_f1`` reads
+    it) and ``scores`` the F1 per version.
     """
     acc = accuracy if accuracy is not None and np.isfinite(accuracy) else None
     f1 = macro_f1_score if macro_f1_score is not None and np.isfinite(macro_f1_score) else None
@@ -282,12 +286,15 @@ def recommend(
     target_f1 = bool(rules.target_macro_f1) and f1 is not None and f1 >= rules.target_macro_f1
     mae = mae if mae is not None and np.isfinite(mae) else None
     target_mae = bool(rules.target_mae) and mae is not None and mae <= rules.target_mae
+    entity_f1 = entity_f1 if entity_f1 is not None and np.isfinite(entity_f1) else None
+    target_entity_f1 = bool(rules.target_entity_f1) and entity_f1 is not None and entity_f1 >= rules.target_entity_f1
     plateau = plateaued(scores, rules.plateau_versions, rules.plateau_min_gain)
     stable = predictions_stable(kappas, rules.stop_kappa, rules.kappa_window)
     known_k = [v for v in kappas if v is not None and np.isfinite(v)]
     recent_k = float(np.mean(known_k[-rules.kappa_window:])) if known_k else None
     signals = {"budget_reached": budget, "target_accuracy_reached": target_acc, "target_macro_f1_reached": target_f1,
-               "target_mae_reached": target_mae, "plateau": plateau, "stable_predictions": stable, "recent_kappa": recent_k}
+               "target_mae_reached": target_mae, "target_entity_f1_reached": target_entity_f1, "plateau": plateau,
+               "stable_predictions": stable, "recent_kappa": recent_k}
     if budget:
         return Recommendation(STOP, f"label budget reached: {labels} of {rules.label_budget} labels", signals)
     if target_acc:
@@ -297,6 +304,8 @@ def recommend(
     if target_mae:
         return Recommendation(STOP, f"target error reached: mean absolute error {mae:.4g} <= {rules.target_mae:g}",
                               signals)
+    if target_entity_f1:
+        return Recommendation(STOP, f"target entity F1 reached: {entity_f1:.3f} >= {rules.target_entity_f1}", signals)
     plateau_text = (f"no gain over {rules.plateau_min_gain} in the last {rules.plateau_versions} versions")
     kappa_text = (f"kappa between successive models {recent_k:.3f} >= {rules.stop_kappa}" if recent_k is not None
                   else "")

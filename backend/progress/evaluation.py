@@ -209,7 +209,11 @@ def throughput(annotations: list[dict], now: float | None = None) -> dict:
 
 
 def curve_points(versions, outcomes, control: str) -> list[dict]:
-    """One learning-curve point per trained version: labels used, control-share accuracy, CV."""
+    """One learning-curve point per trained version: labels used, control-share accuracy, CV, held out.
+
+    Choices' accuracy, a number's error (``mae``, ``skill``) or named
+    entities' F1, whichever the control's recorded figures hold.
+    """
     by_version: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for o in outcomes.values():
         if control in o.get("pred", {}) and control in o.get("truth", {}):
@@ -224,11 +228,13 @@ def curve_points(versions, outcomes, control: str) -> list[dict]:
         hold = (prog.get("control_holdout") or {}).get(control) or {}
         pairs = by_version.get(info.name, [])
         numbers = "mae" in cv or "mae" in hold  # a number to predict: its figures are errors
+        spans = "f1" in cv or "f1" in hold  # named entities: entity-level F1 (``progress/entities.py``)
         if numbers:
             pairs = []  # a predicted number is never exactly the label: no "accuracy" of the control outcomes
         correct = sum(t == p for t, p in pairs)
         acc, lo, hi = estimators.accuracy_interval(correct, len(pairs))
         held = hold.get("n", 0) >= MIN_HOLDOUT
+        held_accuracy = held and not numbers and not spans
         points.append({
             "version": info.name,
             "labels": meta.get("labeled_tasks", 0),
@@ -241,8 +247,8 @@ def curve_points(versions, outcomes, control: str) -> list[dict]:
             "cv_accuracy_std": cv.get("accuracy_std"),
             "cv_macro_f1": cv.get("macro_f1"),
             "holdout_accuracy": hold.get("accuracy") if held else None,
-            "holdout_low": hold.get("low") if held and not numbers else None,
-            "holdout_high": hold.get("high") if held and not numbers else None,
+            "holdout_low": hold.get("low") if held_accuracy else None,
+            "holdout_high": hold.get("high") if held_accuracy else None,
             "holdout_n": hold.get("n", 0),
             "kappa": prog.get("kappa"),
             "cv_mae": cv.get("mae"),
@@ -251,6 +257,10 @@ def curve_points(versions, outcomes, control: str) -> list[dict]:
             "holdout_skill": hold.get("skill") if held else None,
             "holdout_mae_low": hold.get("low") if held and numbers else None,
             "holdout_mae_high": hold.get("high") if held and numbers else None,
+            "cv_entity_f1": cv.get("f1"),
+            "holdout_entity_f1": hold.get("f1") if held else None,
+            "holdout_entity_f1_low": hold.get("low") if held and spans else None,
+            "holdout_entity_f1_high": hold.get("high") if held and spans else None,
         })
     return points
 

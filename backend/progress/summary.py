@@ -79,6 +79,11 @@ class CurvePoint(_Part):
     holdout_skill: float | None = None
     holdout_mae_low: float | None = None
     holdout_mae_high: float | None = None
+    # named entities (``ProgressSummary.measures == "entity_f1"``)
+    cv_entity_f1: Fraction | None = None
+    holdout_entity_f1: Fraction | None = None
+    holdout_entity_f1_low: Fraction | None = None
+    holdout_entity_f1_high: Fraction | None = None
 
 
 class RandomPoint(_Part):
@@ -132,12 +137,14 @@ class ReviewItem(_Part):
 
 
 class EntityEstimate(_Part):
-    """A ``<Labels>`` control's entity-level figures, cross-validated (``progress/entities.py``)."""
+    """A ``<Labels>`` control's entity-level figures: cross-validated or held out (``progress/entities.py``)."""
 
     n: Count = 0
     f1: Fraction | None = None
     precision: Fraction | None = None
     recall: Fraction | None = None
+    low: Fraction | None = None  # held out: the F1's 95% bootstrap interval
+    high: Fraction | None = None
     entities: Count = 0
     reason: str | None = None
 
@@ -177,8 +184,9 @@ class ProgressSummary(_Part):
     features: str | None = None  # the representation this version was trained on
     feature_choice: FeatureChoice | None = None  # how it was chosen, when the project says "auto"
     control_share: Fraction | None = None
-    #: What the headline figures measure: ``accuracy`` (choices) or ``error`` (a number to predict, when the
-    #: project has no single-choice control; then ``error`` holds the figures and ``accuracy`` is ``None``).
+    #: What the headline figures measure: ``accuracy`` (choices); ``error`` (a number to predict, when the
+    #: project has no single-choice control; then ``error`` holds the figures and ``accuracy`` is ``None``);
+    #: ``entity_f1`` (named entities, when it has only ``<Labels>``: ``entity`` holds the figures).
     measures: str = "accuracy"
     accuracy: Fraction | None = None
     accuracy_source: str = "cross-validation"
@@ -186,6 +194,9 @@ class ProgressSummary(_Part):
     error: ErrorEstimate | None = None
     cv_error: ErrorEstimate | None = None
     holdout_error: ErrorEstimate | None = None
+    entity: EntityEstimate | None = None
+    cv_entity: EntityEstimate | None = None
+    holdout_entity: EntityEstimate | None = None
     recent_control: Estimate | None = None
     control_holdout: Estimate = Estimate()
     cv: Estimate = Estimate()
@@ -199,7 +210,7 @@ class ProgressSummary(_Part):
     review: list[ReviewItem] = []
     queue: QueueHead = QueueHead()
     label_distribution: dict[str, dict[str, int]] = {}
-    #: Per ``<Labels>`` control: entity-level F1 by cross-validation (the headline figures stay choices' or numbers').
+    #: Per ``<Labels>`` control: entity-level F1 by cross-validation (the headline is choices' or numbers' if any).
     entities: dict[str, EntityEstimate] = {}
     throughput: Throughput = Throughput()
     control_outcomes: Count = 0

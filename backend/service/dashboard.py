@@ -130,26 +130,41 @@ def _held_out(ax, curve, value: str, low: str, high: str) -> None:
                     color="#d62728", alpha=0.12)
 
 
-def _error_curve(ax, s: ProgressSummary) -> None:
-    """A number to predict: its mean absolute error as labels add up (lower is better)."""
-    cv = [(p.labels, p.cv_mae) for p in s.curve if p.cv_mae is not None]
+def _measure_curve(ax, s: ProgressSummary, value: str, ylabel: str) -> None:
+    """Cross-validated (blue) and held-out (red, ``holdout_<value>`` with its band) ``value`` per version."""
+    cv = [(p.labels, getattr(p, f"cv_{value}")) for p in s.curve if getattr(p, f"cv_{value}") is not None]
     if cv:
         ax.plot(*zip(*cv), "-o", color="#1f77b4", ms=3, label="cross-validation (labeled set)")
-    _held_out(ax, s.curve, "holdout_mae", "holdout_mae_low", "holdout_mae_high")
+    _held_out(ax, s.curve, f"holdout_{value}", f"holdout_{value}_low", f"holdout_{value}_high")
+    ax.set_xlabel("labeled tasks")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+
+
+def _error_curve(ax, s: ProgressSummary) -> None:
+    """A number to predict: its mean absolute error as labels add up (lower is better)."""
+    _measure_curve(ax, s, "mae", "mean absolute error")
     baseline = (s.error.baseline_mae if s.error else None)
     if baseline is not None:
         ax.axhline(baseline, ls="--", color="#7f7f7f", lw=1, label="always the mean label (no model)")
-    ax.set_xlabel("labeled tasks")
-    ax.set_ylabel("mean absolute error")
     ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper right")
+
+
+def _entity_curve(ax, s: ProgressSummary) -> None:
+    """Named entities: entity-level F1 (exact start, end and label) as labels add up."""
+    _measure_curve(ax, s, "entity_f1", "entity F1")
+    ax.set_ylim(0, 1.02)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower right")
 
 
 def _learning_curve(ax, s: ProgressSummary) -> None:
     if s.measures == "error":
         return _error_curve(ax, s)
+    if s.measures == "entity_f1":
+        return _entity_curve(ax, s)
     curve = s.curve
     labels = [p.labels for p in curve]
     cv = [(p.labels, p.cv_accuracy, p.cv_accuracy_std or 0) for p in curve if p.cv_accuracy is not None]
@@ -234,7 +249,7 @@ def _labels(ax, s: ProgressSummary) -> None:
         for i, c in enumerate(counts):
             ax.text(i, c, str(c), ha="center", va="bottom", fontsize=8)
         ax.tick_params(axis="x", labelrotation=30 if len(items) > 4 else 0, labelsize=8)
-    ax.set_ylabel("labeled tasks")
+    ax.set_ylabel("entities (or tasks)" if s.measures == "entity_f1" else "labeled tasks")
 
 
 def _is_number(text: str) -> bool:
@@ -341,6 +356,37 @@ def _error_items(s: ProgressSummary) -> list[tuple[str, str, str]]:
     ]
 
 
+def _entity_items(s: ProgressSummary) -> list[tuple[str, str, str]]:
+    """The headline of named entities: entity-level F1, held out or cross-validated, its precision and recall."""
+    ent, cv, hold = s.entity, s.cv_entity, s.holdout_entity
+    unbiased = s.unbiased and hold is not None
+    return [
+        ("held-out entity F1" if unbiased else "entity F1 (estimate)", _pct(ent.f1 if ent else None, 0),
+         (f"How well the pre-annotated spans match the annotators' (exact start, end and label), measured on "
+          f"{hold.n} random tasks the model was not trained on (95% range {_pct(hold.low, 0)}–{_pct(hold.high, 0)})."
+          if unbiased else
+          "Not enough random (control) tasks are labeled yet, so this comes from the labeled set, which the "
+          "queue filled with hard tasks: a rough guide only.")),
+        ("precision", _pct(ent.precision if ent else None, 0),
+         "Of the entities the model marks, the share that are exactly right."),
+        ("recall", _pct(ent.recall if ent else None, 0),
+         f"Of the {(ent.entities if ent else 0):,} entities annotators marked in these tasks, the share the model "
+         "finds exactly."),
+        ("entity F1 on the labeled set", _pct(cv.f1 if cv else None, 0),
+         f"Cross-validation on the {(cv.n if cv else 0):,} texts labeled so far, which the queue chose because "
+         "the model was least sure of them."),
+    ]
+
+
+def _other_entities(s: ProgressSummary) -> list[tuple[str, str, str]]:
+    """Each ``<Labels>`` control that is not the headline (a project that also has choices or numbers)."""
+    return [(f"entity F1 ({name})", _pct(e.f1, 0),
+             f"Named entities of {_e(name)}, exact start, end and label, cross-validated on {e.n:,} labeled "
+             f"texts: precision {_pct(e.precision, 0)}, recall {_pct(e.recall, 0)}." if e.f1 is not None
+             else _e(e.reason or ""))
+            for name, e in s.entities.items() if name != s.control]
+
+
 def _numbers(s: ProgressSummary) -> str:
     """The headline figures, rounded, each with a one-line explanation in plain words."""
     rc, cv, sav, q, th, hold = s.recent_control, s.cv, s.savings, s.queue, s.throughput, s.control_holdout
@@ -376,8 +422,10 @@ def _numbers(s: ProgressSummary) -> str:
          f"{q.diverse} diverse (unlike what is labeled), {q.control} control (random, to "
          "measure accuracy fairly)."),
     ]
-    if s.measures == "error":  # a number to predict: its error replaces the accuracy figures
-        items = [items[0], *_error_items(s), *[i for i in items[5:] if i[0] != "labels saved"]]
+    if s.measures != "accuracy":  # a number's error or named entities' F1 replaces the accuracy figures
+        headline = _error_items(s) if s.measures == "error" else _entity_items(s)
+        items = [items[0], *headline, *[i for i in items[5:] if i[0] != "labels saved"]]
+    items[-3:-3] = _other_entities(s)  # before pace, representation and the queue's head
     cells = "".join(f'<div><small>{_e(k)}</small><b>{v}</b><small>{d}</small></div>' for k, v, d in items)
     return f'<div class="card nums" id="numbers">{cells}</div>'
 
@@ -486,13 +534,18 @@ def project_page(s: ProgressSummary | None, pid: int, ls_url: str, refusal: dict
         ("Mean absolute error as labels add up (lower is better). Red: on random tasks held out from training, the "
          "honest figure. Blue: on the labeled set, which the queue filled with hard tasks. Grey: always the mean."
          if s.measures == "error" else
+         "Entity-level F1 (exact start, end and label) as labels add up. Red: on random tasks held out from "
+         "training, the honest figure. Blue: on the labeled set, which the queue filled with hard tasks."
+         if s.measures == "entity_f1" else
          "Accuracy as labels add up. Red: on random tasks held out from training, the honest figure. Blue: on "
          "the labeled set, which the queue filled with hard tasks, so it reads low."),
         "Labels this queue used, against the labels random ordering would need for the same accuracy "
         "(estimated from a curve fitted to the random control tasks).",
         "How much each new model agrees with the one before on the same tasks (1 = identical answers). When it "
         "stays near 1, more labels no longer change the predictions.",
-        ("How the labeled numbers spread." if s.measures == "error" else "How many labeled tasks got each label."),
+        {"error": "How the labeled numbers spread.",
+         "entity_f1": "How many entities of each label are marked; “(no entities)”: labeled tasks without any."
+         }.get(s.measures, "How many labeled tasks got each label."),
     ]
     cards = "".join(f'<div class="card"><h2>{t}</h2><p class="muted">{c}</p>{p}</div>'
                     for t, c, p in zip(titles, captions, plots))
@@ -543,9 +596,11 @@ def _store(request: Request, pid: int) -> ProjectStore:
 
 
 def _headline(s: ProgressSummary | None) -> str:
-    """The index's figure of a project: its accuracy, or the error of its number to predict."""
+    """The index's figure of a project: its accuracy, the error of its number to predict, or its entity F1."""
     if s is not None and s.measures == "error":
         return f"MAE {_num(s.error.mae if s.error else None, 3)}"
+    if s is not None and s.measures == "entity_f1":
+        return f"F1 {_pct(s.entity.f1 if s.entity else None, 0)}"
     return _pct(s.accuracy if s else None, 0)
 
 
@@ -564,7 +619,8 @@ def dashboard_index(request: Request) -> HTMLResponse:
         rows.append(f'<tr><td><a href="/dashboard/{pid}">{_e(project_name(pid, titles[pid]))}</a></td>'
                     f"<td>{s.labeled_tasks if s else 0:,}</td><td>{_headline(s)}</td>"
                     f"<td>{_e(rec)}</td></tr>")
-    table = ("<table id=\"projects\"><tr><th>project</th><th>labeled tasks</th><th>accuracy or error (estimate)</th>"
+    table = ("<table id=\"projects\"><tr><th>project</th><th>labeled tasks</th>"
+             "<th>accuracy, error or F1 (estimate)</th>"
              "<th>recommendation</th></tr>" + "".join(rows) + "</table>") if rows else \
         '<p class="muted">No project is set up yet.</p>'
     return HTMLResponse(_page("active learning: projects",

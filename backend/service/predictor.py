@@ -28,10 +28,13 @@ from backend.labelstudio.tasktypes import Control, result_items, task_type_of
 from backend.learning.featurizers import Featurizer, decode_rows, encode_rows
 from backend.learning.versions import LoadedVersion, task_utility
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
+from backend.remote.client import RemoteError, RemoteModel, batches
+from backend.remote.uncertainty import uncertainties
 from backend.selection import ranking
 from backend.service import refusals
 from backend.settings import Settings
 from backend.state.queueing import request_refresh, request_sync
+from backend.state.remote import RemotePredictions, result_of
 from backend.state.store import ProjectStore, UnknownProjectError
 from backend.state.versions import load_version
 
@@ -61,7 +64,7 @@ class Predictor:
     def __init__(self, r: redis.Redis, settings: Settings) -> None:
         self.r = r
         self.settings = settings
-        self._configs: dict[str, LabelConfig] = {}
+        self._configs: dict[tuple[str, bool], LabelConfig] = {}
         self._versions: dict[int, _Cached] = {}
         self._fetch = SafeFetcher(settings)
         self._lock = threading.Lock()
@@ -70,11 +73,11 @@ class Predictor:
         return ProjectStore(self.r, self.settings.key_prefix, project_id)
 
     # -- label config --------------------------------------------------------
-    def _parse(self, xml: str) -> LabelConfig:
-        h = config_hash(xml)
+    def _parse(self, xml: str, remote: bool = False) -> LabelConfig:
+        h = (config_hash(xml), remote)
         cfg = self._configs.get(h)
         if cfg is None:
-            cfg = parse_label_config(xml)  # raises UnsupportedConfigError
+            cfg = parse_label_config(xml, remote=remote)  # raises UnsupportedConfigError
             self._configs[h] = cfg
         return cfg
 
@@ -96,8 +99,11 @@ class Predictor:
         """
         store = self.store(project_id)
         try:
-            cfg = self._parse(schema)
-            project_options.resolve(self.settings, extra_params).featurizer(cfg.kind)
+            options = project_options.resolve(self.settings, extra_params)
+            # model "remote": any valid config is served (the remote predicts it; docs/remote.md).
+            cfg = self._parse(schema, remote=options.model == "remote")
+            if cfg.controls or cfg.geometry:
+                options.featurizer(cfg.kind)
         except (UnsupportedConfigError, project_options.InvalidOptionsError) as exc:
             refusals.record(store, "/setup", _refusal_text(exc))
             raise
@@ -135,11 +141,11 @@ class Predictor:
                             reason="options changed")
         return store.current_version() or COLD_START
 
-    def config_for(self, project_id: int, label_config: str | None) -> LabelConfig:
+    def config_for(self, project_id: int, label_config: str | None, remote: bool = False) -> LabelConfig:
         """The request's config when given (it is what Label Studio has now), else the stored one."""
         if label_config:
             try:
-                return self._parse(label_config)
+                return self._parse(label_config, remote)
             except UnsupportedConfigError as exc:
                 refusals.record(self.store(project_id), "/predict", _refusal_text(exc))
                 raise
@@ -149,7 +155,7 @@ class Predictor:
                 f"project {project_id} is not set up on this backend: connect it in Label Studio "
                 "(Settings → Model), which calls /setup, or send label_config with the request"
             )
-        return self._parse(schema)
+        return self._parse(schema, remote)
 
     # -- versions ------------------------------------------------------------
     def current(self, project_id: int) -> LoadedVersion | None:
@@ -187,6 +193,9 @@ class Predictor:
         task to the pool: only tasks Label Studio announced (``TASKS_CREATED``
         or a sync) are ranked and pushed, so an unknown id cannot stop a push.
         """
+        extra = self.store(project_id).config_field("extra_params")
+        if isinstance(extra, dict) and extra.get("model") == "remote":
+            return self._predict_remote(project_id, tasks, label_config, extra)
         cfg = self.config_for(project_id, label_config)
         version = self.current(project_id)
         version_name = version.name if version else COLD_START
@@ -239,6 +248,64 @@ class Predictor:
             {"result": results[i], "score": round(float(scores[i]), 6), "model_version": version_name}
             for i in range(n)
         ]
+
+    def _predict_remote(self, project_id: int, tasks: list[dict[str, Any]], label_config: str | None,
+                        extra: dict) -> list[dict]:
+        """``/predict`` of a project whose model is another ML backend (``model: remote``, docs/remote.md).
+
+        A task the worker asked the remote about gets that cached prediction's
+        ``result``; the others are asked live (``remote_timeout``, in batches of
+        ``remote_batch``), and a remote that fails gives them an empty result,
+        never an error (nor is it called while the worker backs off from it).
+        ``score`` is the task's place in the worker's ranking, or a live
+        estimate from the remote's uncertainty.  Live answers are not
+        cached: a caller of ``/predict`` cannot set what the worker ranks by.
+        """
+        self.config_for(project_id, label_config, remote=True)  # refuses a config that is not XML
+        store = self.store(project_id)
+        try:
+            options = project_options.resolve(self.settings, extra)
+        except project_options.InvalidOptionsError as exc:  # e.g. the host was taken off AL_REMOTE_ALLOW_HOSTS
+            options = None
+            log.warning("project %s: remote model not called: %s", project_id, exc)
+        version = self.current(project_id)
+        n = len(tasks)
+        ids = [t.get("id") if type(t.get("id")) is int else -1 for t in tasks]
+        cache = RemotePredictions(store)
+        predictions: list[dict | None] = list(cache.get(ids))
+        live = [i for i in range(n) if predictions[i] is None]
+        retry_at = cache.health()["next_retry_at"] or 0.0  # the worker's back-off holds here too
+        if live and options is not None and time.time() >= retry_at:
+            remote = RemoteModel(options.remote_url, timeout=options.remote_timeout)
+            schema = label_config or store.schema() or ""
+            for chunk in batches(live, options.remote_batch):
+                try:
+                    answers = remote.predict([{"id": tasks[i].get("id"), "data": tasks[i].get("data")} for i in chunk],
+                                             project=str(project_id), label_config=schema)
+                except RemoteError as exc:
+                    TASKS_SKIPPED.labels("remote").inc(len(chunk))
+                    log.warning("project %s: remote model failed for %d task(s) (%s); empty results answered",
+                                project_id, len(chunk), exc)
+                    continue
+                for i, answer in zip(chunk, answers):
+                    predictions[i] = answer
+        scores = np.full(n, 0.5)
+        if version is not None:
+            ranked = store.ranking_scores(version.name, ids)
+            u = uncertainties(predictions)
+            estimate = ranking.live_score(np.where(np.isfinite(u), u, 0.5), version.quantiles)
+            scores = np.array([r if r is not None else e for r, e in zip(ranked, estimate)], dtype=np.float64)
+        TASKS_PREDICTED.labels("remote").inc(n)
+        name = version.name if version else COLD_START
+        return [{"result": result_of(p), "score": round(float(scores[i]), 6), "model_version": name}
+                for i, p in enumerate(predictions)]
+
+    def remote_status(self, store: ProjectStore) -> dict | None:
+        """``/status``'s ``remote``: the remote model's health, for a project whose model is one (else ``None``)."""
+        extra = store.config_field("extra_params")
+        if not (isinstance(extra, dict) and extra.get("model") == "remote"):
+            return None
+        return RemotePredictions(store).health()
 
     def _cached_rows(self, project_id: int, featurizer: Featurizer, control: Control,
                      tasks: list[dict]) -> dict[int, bytes]:

@@ -155,6 +155,8 @@ def status(project: str, predictor: PredictorDep) -> dict:
         "credentials_warning": credential_conflict(s, store.config()),
         "refusal": refusal,
         "ignored_controls": ignored_controls(store),
+        # model "remote": the other backend's health (failures in a row, last error, next retry), else null.
+        "remote": predictor.remote_status(store),
     }
 
 

@@ -133,7 +133,8 @@ def _project_updated(event: schemas.ProjectEvent, store: ProjectStore, refresh: 
         return "no label config in the event"
     cfg = store.config()
     try:
-        parsed = parse_label_config(xml)
+        # A project whose model is another backend keeps any config (that backend predicts it): as at /setup.
+        parsed = parse_label_config(xml, remote=bool((cfg.get("parsed") or {}).get("remote")))
     except UnsupportedConfigError as exc:
         store.set_status(last_error=f"label config changed to one this backend cannot serve: {exc}")
         refusals.record(store, "label config change (PROJECT_UPDATED)", f"unsupported label config: {exc}")

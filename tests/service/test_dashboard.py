@@ -85,6 +85,12 @@ def test_worker_records_progress_per_version(client, store, worker):
     assert prog["recommendation"]["action"] in ("keep going", "consider stopping", "stop")
     assert prog["recommendation"]["reason"]
     assert prog["rules"]["plateau_versions"] == OPTIONS["plateau_versions"]
+    # Choices are the headline: accuracy, with no entity or error figures beside it.
+    assert prog["measures"] == "accuracy" and prog["accuracy"] is not None and prog["entities"] == {}
+    assert prog.get("entity") is None and prog.get("error") is None and all(p["cv_entity_f1"] is None for p in curve)
+    page = client.get("/dashboard/1").text
+    assert "accuracy on the labeled set" in page and "entity F1" not in page
+    assert f"<td>{100 * prog['accuracy']:.0f}%</td>" in client.get("/dashboard").text
     # The history lives in the versions' metadata, kept after their data is pruned.
     trained = [v for v in client.get("/versions").json()["versions"]
                if (store.version_meta(v) or {}).get("progress")]
