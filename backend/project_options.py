@@ -7,6 +7,7 @@ not a surprise in the worker later.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -15,6 +16,10 @@ from backend.learning import auto_features, featurizers
 from backend.progress import estimators
 from backend.selection import strategies
 from backend.settings import Settings, default, host_port
+
+
+#: ``plugin``'s form: a dotted module path, a colon, a class name.
+PLUGIN_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", re.ASCII)
 
 
 class ProjectOptions(BaseModel):
@@ -70,9 +75,12 @@ class ProjectOptions(BaseModel):
                                     "for named entities, in entity F1)")
     stop_kappa: float = Field(0.99, ge=-1, le=1, description="stable predictions: mean kappa of successive models")
     # Bring your own model (docs/remote.md): rank by another ML backend's predictions instead of training one.
-    model: Literal["own", "remote"] = Field(
+    model: Literal["own", "remote", "plugin"] = Field(
         "own", description="'own': this backend trains its models; 'remote': rank by the predictions of the ML "
-                           "backend at remote_url (its host:port must be listed in AL_REMOTE_ALLOW_HOSTS)")
+                           "backend at remote_url (its host:port must be listed in AL_REMOTE_ALLOW_HOSTS); "
+                           "'plugin': rank by the predictions of the class named in plugin, run in the worker "
+                           "(it must be listed in AL_PLUGINS)")
+    plugin: str = Field("", max_length=300, description="model 'plugin': the model class, 'package.module:ClassName'")
     remote_url: str = Field("", max_length=2000,
                             description="model 'remote': the other ML backend, http(s)://host:port")
     remote_batch: int = Field(default("remote_batch"), ge=1, le=10_000, description="tasks per remote /predict call")
@@ -101,6 +109,9 @@ class ProjectOptions(BaseModel):
         if self.model == "remote" and host_port(self.remote_url) is None:
             raise ValueError("model 'remote' needs remote_url, the other ML backend's http(s)://host:port "
                              f"(got {self.remote_url[:200]!r})")
+        if self.model == "plugin" and not PLUGIN_PATH.fullmatch(self.plugin):
+            raise ValueError("model 'plugin' needs plugin, the model class as 'package.module:ClassName' "
+                             f"(got {self.plugin[:200]!r})")
         return self
 
     @field_validator("weights")
@@ -159,4 +170,9 @@ def resolve(settings: Settings, extra_params: dict[str, Any] | None) -> ProjectO
             f"invalid extra_params (remote_url: {host_port(options.remote_url)} is not in AL_REMOTE_ALLOW_HOSTS; "
             "the operator of this backend must list that host:port in AL_REMOTE_ALLOW_HOSTS before a project "
             "may use it)")
+    if options.model == "plugin" and not settings.plugin_allowed(options.plugin):
+        # A class path from a Label Studio admin is code run in the worker: only classes the operator listed.
+        raise InvalidOptionsError(
+            f"invalid extra_params (plugin: {options.plugin} is not in AL_PLUGINS; the operator of this backend "
+            "must list that module:Class in AL_PLUGINS before a project may use it)")
     return options

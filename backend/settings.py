@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # Seconds of remote calls one refresh may spend; the rest of the pool is asked for by the next refresh,
     # queued behind other projects' jobs, so a slow remote never holds the worker for long.
     remote_budget: float = Field(60.0, validation_alias="AL_REMOTE_BUDGET", gt=0)
+    # Run your model in process (docs/remote.md): the classes a project may name in ``plugin``
+    # ("package.module:ClassName" entries, comma-separated; no entry: none).  A class named there runs
+    # inside the worker, so only the operator may list one.
+    plugins: str = Field("", validation_alias="AL_PLUGINS")
 
     @model_validator(mode="after")
     def _auth_set_together(self) -> "Settings":
@@ -128,6 +132,11 @@ class Settings(BaseSettings):
         key = host_port(url)
         return key is not None and key in {host_port(f"http://{h.strip()}") for h in
                                            self.remote_allow_hosts.split(",") if h.strip()}
+
+    def plugin_allowed(self, path: str) -> bool:
+        """Whether ``path`` (``module:Class``) is listed in ``AL_PLUGINS``, exactly: ``plugin`` comes from a Label
+        Studio admin, and importing it runs code in the worker."""
+        return bool(path) and path.strip() in {p.strip() for p in self.plugins.split(",") if p.strip()}
 
     @property
     def auth_enabled(self) -> bool:

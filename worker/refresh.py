@@ -142,7 +142,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     if "parsed" not in cfg_fields:
         return {"published": False, "reason": "project not set up (no /setup yet)"}
     options = project_options.resolve(settings, cfg_fields.get("extra_params"))
-    if options.model == "remote":  # another ML backend's predictions rank the pool: nothing to train
+    if options.model in ("remote", "plugin"):  # another model's predictions rank the pool (worker/remote.py)
         return build_remote_version(store, settings, options, epochs=epochs, current=current,
                                     current_meta=current_meta, force=force, seed=seed)
     config = LabelConfig.from_dict(cfg_fields["parsed"])

@@ -42,6 +42,7 @@ from backend.labelstudio.tasktypes.base import margin_rows
 from backend.learning import featurizers
 from backend.learning.versions import pack_version
 from backend.project_options import ProjectOptions
+from backend.remote import plugin
 from backend.remote.client import RemoteError, RemoteModel, batches, retry_delay
 from backend.remote.uncertainty import model_version, uncertainties
 from backend.selection import ranking, strategies
@@ -90,8 +91,37 @@ def _project_ref(store: ProjectStore) -> str:
     return f"{store.pid}.{epoch}" if isinstance(epoch, int) else str(store.pid)
 
 
-def query_pool(store: ProjectStore, remote: RemoteModel, cache: RemotePredictions, pool_ids: list[int], *,
-               batch: int, schema: str, budget_s: float) -> Queried:
+def labeled_tasks(store: ProjectStore) -> list[dict]:
+    """The labeled tasks in Label Studio's export shape (``{"id", "data", "annotations"}``), for a plug-in's ``fit``."""
+    by_task: dict[int, list[dict]] = {}
+    for a in store.annotations():
+        if not a.get("was_cancelled") and isinstance(a.get("task"), int):
+            by_task.setdefault(a["task"], []).append(
+                {k: a.get(k) for k in ("id", "result", "completed_by", "updated_at")})
+    data = store.tasks_by_id(sorted(by_task))
+    return [{"id": tid, "data": data[tid], "annotations": sorted(by_task[tid], key=lambda a: str(a["id"]))}
+            for tid in sorted(by_task) if isinstance(data.get(tid), dict)]
+
+
+def prediction_source(store: ProjectStore, options: ProjectOptions, schema: str) -> RemoteModel | plugin.PluginModel:
+    """What the pool's predictions come from: the remote backend, or (``model: plugin``) the class run in
+    this process, fit first on the labels if they changed since its last fit.  Raises ``RemoteError``."""
+    if options.model == "plugin":
+        model = plugin.load(options.plugin, project=_project_ref(store), label_config=schema)
+        if model.fit_to(labeled_tasks(store), store.pid):
+            log.info("project %s: plug-in %s fit on the labels (fit %d); it now serves version %r", store.pid,
+                     options.plugin, model.fits, model.version()[:80])
+        return model
+    return RemoteModel(options.remote_url, timeout=options.remote_timeout)
+
+
+def _where(options: ProjectOptions) -> str | None:
+    """The model's name in logs and metadata: the remote's host:port, or the plug-in's class path."""
+    return options.plugin if options.model == "plugin" else host_port(options.remote_url)
+
+
+def query_pool(store: ProjectStore, remote: RemoteModel | plugin.PluginModel, cache: RemotePredictions,
+               pool_ids: list[int], *, batch: int, schema: str, budget_s: float) -> Queried:
     """Ask the remote for the pool's uncached tasks (or one task as a version probe); raises ``RemoteError``.
 
     Each batch's answers are cached as they arrive, so a failure half-way
@@ -151,8 +181,8 @@ def build_remote_version(store: ProjectStore, settings: Settings, options: Proje
         return {"published": False, "version": current, "remote_error": health["last_error"],
                 "reason": f"remote model backing off after {health['failures']} failure(s); next call in "
                           f"{health['next_retry_at'] - t0:.0f} s; the last version keeps serving"}
-    remote = RemoteModel(options.remote_url, timeout=options.remote_timeout)
     try:
+        remote = prediction_source(store, options, schema)
         asked = query_pool(store, remote, cache, pool_ids, batch=options.remote_batch, schema=schema,
                            budget_s=settings.remote_budget)
     except RemoteError as exc:
@@ -161,7 +191,7 @@ def build_remote_version(store: ProjectStore, settings: Settings, options: Proje
         if current:  # the scheduler calls again then (``refresh.training_overdue``)
             store.update_version_meta(current, remote_check_after=state["next_retry_at"])
         log.warning("project %s: remote model at %s failed (%s); failure %d in a row, next call in %.0f s; "
-                    "the last version keeps serving", store.pid, host_port(options.remote_url), exc, failures,
+                    "the last version keeps serving", store.pid, _where(options), exc, failures,
                     retry_delay(failures))
         return {"published": False, "version": current, "remote_error": str(exc),
                 "reason": "remote model failed; the last version keeps serving"}
@@ -208,7 +238,7 @@ def build_remote_version(store: ProjectStore, settings: Settings, options: Proje
         "geometry": config.geometry.name if spec is not None else None,
         "config_hash": config.config_hash,
         "epochs": epochs,
-        "remote": {"host": host_port(options.remote_url), "model_version": remote_version, "calls": asked.calls,
+        "remote": {"host": _where(options), "model_version": remote_version, "calls": asked.calls,
                    "tasks_asked": asked.answered, "with_uncertainty": known, "complete": not asked.out_of_budget},
         "remote_fingerprint": fingerprint,
         "remote_check_after": check_after,

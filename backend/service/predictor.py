@@ -28,6 +28,7 @@ from backend.labelstudio.tasktypes import Control, result_items, task_type_of
 from backend.learning.featurizers import Featurizer, decode_rows, encode_rows
 from backend.learning.versions import LoadedVersion, task_utility
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
+from backend.remote import plugin
 from backend.remote.client import RemoteError, RemoteModel, batches
 from backend.remote.uncertainty import uncertainties
 from backend.selection import ranking
@@ -101,7 +102,7 @@ class Predictor:
         try:
             options = project_options.resolve(self.settings, extra_params)
             # model "remote": any valid config is served (the remote predicts it; docs/remote.md).
-            cfg = self._parse(schema, remote=options.model == "remote")
+            cfg = self._parse(schema, remote=options.model != "own")
             if cfg.controls or cfg.geometry:
                 options.featurizer(cfg.kind)
         except (UnsupportedConfigError, project_options.InvalidOptionsError) as exc:
@@ -194,7 +195,7 @@ class Predictor:
         or a sync) are ranked and pushed, so an unknown id cannot stop a push.
         """
         extra = self.store(project_id).config_field("extra_params")
-        if isinstance(extra, dict) and extra.get("model") == "remote":
+        if isinstance(extra, dict) and extra.get("model") in ("remote", "plugin"):
             return self._predict_remote(project_id, tasks, label_config, extra)
         cfg = self.config_for(project_id, label_config)
         version = self.current(project_id)
@@ -276,10 +277,13 @@ class Predictor:
         live = [i for i in range(n) if predictions[i] is None]
         retry_at = cache.health()["next_retry_at"] or 0.0  # the worker's back-off holds here too
         if live and options is not None and time.time() >= retry_at:
-            remote = RemoteModel(options.remote_url, timeout=options.remote_timeout)
             schema = label_config or store.schema() or ""
             for chunk in batches(live, options.remote_batch):
                 try:
+                    # model "plugin": this process's instance of the class, imported on first use (not fit here).
+                    remote = (plugin.load(options.plugin, project=str(project_id), label_config=store.schema() or "")
+                              if options.model == "plugin" else
+                              RemoteModel(options.remote_url, timeout=options.remote_timeout))
                     answers = remote.predict([{"id": tasks[i].get("id"), "data": tasks[i].get("data")} for i in chunk],
                                              project=str(project_id), label_config=schema)
                 except RemoteError as exc:
@@ -303,7 +307,7 @@ class Predictor:
     def remote_status(self, store: ProjectStore) -> dict | None:
         """``/status``'s ``remote``: the remote model's health, for a project whose model is one (else ``None``)."""
         extra = store.config_field("extra_params")
-        if not (isinstance(extra, dict) and extra.get("model") == "remote"):
+        if not (isinstance(extra, dict) and extra.get("model") in ("remote", "plugin")):
             return None
         return RemotePredictions(store).health()
 
