@@ -30,6 +30,7 @@ from backend.service.auth import require_basic
 from backend.settings import Settings
 from backend.state import head
 from backend.state.progress import ProgressStore
+from backend.state.remote import project_health
 from backend.state.store import ProjectStore, UnknownProjectError, parse_project_id, project_ids
 
 REFRESH_SECONDS = 30
@@ -503,6 +504,27 @@ def _ignored_card(ignored: list[dict]) -> str:
             f"<table><tr><th>tag</th><th>name</th><th>why</th></tr>{rows}</table></div>")
 
 
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts)) if ts else "never"
+
+
+def _remote_card(remote: dict | None) -> str:
+    """Your own model's health, for a project ranked by another backend's (or a plug-in's) predictions."""
+    if not remote:
+        return ""
+    failing = remote.get("failures", 0) > 0
+    state = (f"<p><b>Failing</b>: {remote['failures']} call(s) in a row; last error "
+             f"({_when(remote.get('last_error_at'))}): {_e(remote.get('last_error') or '')}. The queue keeps the "
+             f"last ranking; next try at {_when(remote.get('next_retry_at'))}.</p>" if failing else
+             f"<p>Answering: last success {_when(remote.get('last_ok_at'))}.</p>")
+    kind = "Remote ML backend" if remote.get("model") == "remote" else "Model run in process (plug-in)"
+    return (f'<div class="card{" refused" if failing else ""}" id="remote"><h2>Your model</h2>'
+            f'<p class="muted">{kind} <code>{_e(remote.get("where") or "")}</code> orders this queue: the tasks its '
+            "predictions are least sure of come first, with its own results as the pre-annotations. Its model "
+            f"version: <code>{_e(remote.get('model_version') or 'not known yet')}</code>; "
+            f"{remote.get('calls', 0):,} calls.</p>{state}</div>")
+
+
 def project_name(pid: int, title: str | None) -> str:
     """Label Studio's title of the project when known, with its id; else "project N"."""
     return f"{title} (project {pid})" if title else f"project {pid}"
@@ -516,15 +538,18 @@ def _queue_card(s: ProgressSummary | None) -> str:
 
 def project_page(s: ProgressSummary | None, pid: int, ls_url: str, refusal: dict | None = None,
                  ignored: list[dict] | None = None, title: str | None = None, warning: str | None = None,
-                 head_info: dict | None = None) -> str:
+                 head_info: dict | None = None, remote: dict | None = None) -> str:
     """The dashboard of one project (pure: summary in, HTML out)."""
     name = project_name(pid, title)
-    notice = (_refused_card({pid: refusal}, {pid: title}) if refusal else "") + _ignored_card(ignored or [])
+    notice = ((_refused_card({pid: refusal}, {pid: title}) if refusal else "") + _remote_card(remote)
+              + _ignored_card(ignored or []))
     if warning:  # e.g. LABEL_STUDIO_URL and /setup's hostname disagree (backend/labelstudio/client.py)
         notice += f'<div class="card refused" id="warning"><h2>Check the settings</h2><p>{_e(warning)}</p></div>'
     if not s:
-        return _page(name, notice + '<p id="empty">No trained model has been evaluated yet: the page fills in after '
-                                    "the first training (two different labels).</p>" + _queue_card(s))
+        empty = ("This backend trains no model of its own for this project, so there are no learning curves."
+                 if remote else "No trained model has been evaluated yet: the page fills in after the first training "
+                                "(two different labels).")
+        return _page(name, notice + f'<p id="empty">{empty}</p>' + _queue_card(s))
     rec = s.recommendation
     action = rec.action
     plots = _plots(s.model_dump_json())
@@ -639,4 +664,4 @@ def dashboard_project(project: str, request: Request) -> HTMLResponse:
     settings = request.app.state.settings
     return HTMLResponse(project_page(summary, store.pid, label_studio_url(request, store), refusal,
                                      ignored_controls(store), title, credential_conflict(settings, store.config()),
-                                     head.info(store) if summary is not None else None))
+                                     head.info(store) if summary is not None else None, project_health(store)))

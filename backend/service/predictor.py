@@ -35,7 +35,7 @@ from backend.selection import ranking
 from backend.service import refusals
 from backend.settings import Settings
 from backend.state.queueing import request_refresh, request_sync
-from backend.state.remote import RemotePredictions, result_of
+from backend.state.remote import RemotePredictions, project_health, result_of
 from backend.state.store import ProjectStore, UnknownProjectError
 from backend.state.versions import load_version
 
@@ -306,10 +306,7 @@ class Predictor:
 
     def remote_status(self, store: ProjectStore) -> dict | None:
         """``/status``'s ``remote``: the remote model's health, for a project whose model is one (else ``None``)."""
-        extra = store.config_field("extra_params")
-        if not (isinstance(extra, dict) and extra.get("model") in ("remote", "plugin")):
-            return None
-        return RemotePredictions(store).health()
+        return project_health(store)
 
     def _cached_rows(self, project_id: int, featurizer: Featurizer, control: Control,
                      tasks: list[dict]) -> dict[int, bytes]:

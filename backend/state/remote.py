@@ -151,3 +151,16 @@ class RemotePredictions:
             out[name] = value or None
         out["model_version"] = self.version()
         return out
+
+
+def project_health(store: Any) -> dict[str, Any] | None:
+    """The remote model's health for a project whose model is one (``remote`` or ``plugin``), else ``None``.
+
+    What ``/status`` (``remote``) and the dashboard show.  ``store`` is the project's ``ProjectStore``.
+    """
+    extra = store.config_field("extra_params")
+    if not (isinstance(extra, dict) and extra.get("model") in ("remote", "plugin")):
+        return None
+    where = extra.get("remote_url") if extra.get("model") == "remote" else extra.get("plugin")
+    return {"model": extra.get("model"), "where": where if isinstance(where, str) else None,
+            **RemotePredictions(store).health()}

@@ -162,6 +162,9 @@ def test_a_failing_remote_keeps_the_last_version_and_shows_the_error_then_recove
     assert health["failures"] == 1 and "HTTP 500" in health["last_error"]
     assert 0 < health["next_retry_at"] - time.time() <= 5
     assert "remote model" in status["status"]["last_error"]
+    # The lead sees it on the dashboard: the model failing, why, and when it is tried again.
+    page = client.get("/dashboard/1").text
+    assert 'id="remote"' in page and "Failing" in page and "HTTP 500" in page and "next try at" in page
     # /predict does not call a remote the worker backs off from either: an unknown task gets an empty result.
     calls = len(remote.behaviour.calls)
     body = predict_body([(999, _image(999))], key="image", label_config=CONFIG)
@@ -226,7 +229,10 @@ def test_the_dashboard_and_status_of_a_remote_project_answer(client, store, work
     _set_up(client, remote)
     worker()
     assert client.get("/dashboard").status_code == 200
-    assert client.get("/dashboard/1").status_code == 200
+    page = client.get("/dashboard/1")
+    assert page.status_code == 200
+    assert "Your model" in page.text and "detector-v1" in page.text and "Answering: last success" in page.text
+    assert remote.url.split("//")[1] in page.text  # which backend orders the queue
     status = client.get("/status/1").json()
     assert status["current"]["kind"] == "remote" and status["remote"]["model_version"] == "detector-v1"
     assert "access_token" not in str(status["remote"])
