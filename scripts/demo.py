@@ -186,10 +186,15 @@ def main() -> None:
              spawn("worker", ["worker"], env)]
 
     def stop(*_: object, code: int = 0) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         for p in procs:
             p.terminate()
         for p in procs:
-            p.wait(15)
+            try:
+                p.wait(20)  # the worker finishes the job in hand (a training, an evaluation) first
+            except subprocess.TimeoutExpired:
+                print(f"demo: the {p.args[1]} process is still busy after 20 s; stopping it", file=sys.stderr)
+                _kill_tree(p.pid)
         ls.stop()
         print("\ndemo: stopped Label Studio, the backend and the worker")
         raise SystemExit(code)
@@ -205,6 +210,23 @@ def main() -> None:
         time.sleep(1)
     print("demo: a process exited; see the logs in run/")
     stop()
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and what it forked (the worker's low-priority process)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = proc.children(recursive=True) + [proc]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
 
 
 def _up(url: str) -> bool:
