@@ -18,6 +18,7 @@ import numpy as np
 
 from backend import project_options
 from backend.labelstudio.label_config import LabelConfig
+from backend.remote.sources import OTHER_MODELS
 from backend.labelstudio.tasktypes import task_type_of
 from backend.learning import featurizers
 from backend.learning.featurizers import Featurizer
@@ -142,7 +143,7 @@ def build_version(store: ProjectStore, settings: Settings, *, force: bool = Fals
     if "parsed" not in cfg_fields:
         return {"published": False, "reason": "project not set up (no /setup yet)"}
     options = project_options.resolve(settings, cfg_fields.get("extra_params"))
-    if options.model in ("remote", "plugin"):  # another model's predictions rank the pool (worker/remote.py)
+    if options.model in OTHER_MODELS:  # another model's predictions rank the pool (worker/remote.py)
         return build_remote_version(store, settings, options, epochs=epochs, current=current,
                                     current_meta=current_meta, force=force, seed=seed)
     config = LabelConfig.from_dict(cfg_fields["parsed"])

@@ -42,7 +42,7 @@ from backend.labelstudio.tasktypes.base import margin_rows
 from backend.learning import featurizers
 from backend.learning.versions import pack_version
 from backend.project_options import ProjectOptions
-from backend.remote import plugin
+from backend.remote import plugin, sources
 from backend.remote.client import RemoteError, RemoteModel, batches, retry_delay
 from backend.remote.uncertainty import model_version, uncertainties
 from backend.selection import ranking, strategies
@@ -106,13 +106,11 @@ def labeled_tasks(store: ProjectStore) -> list[dict]:
 def prediction_source(store: ProjectStore, options: ProjectOptions, schema: str) -> RemoteModel | plugin.PluginModel:
     """What the pool's predictions come from: the remote backend, or (``model: plugin``) the class run in
     this process, fit first on the labels if they changed since its last fit.  Raises ``RemoteError``."""
-    if options.model == "plugin":
-        model = plugin.load(options.plugin, project=_project_ref(store), label_config=schema)
-        if model.fit_to(labeled_tasks(store), store.pid):
-            log.info("project %s: plug-in %s fit on the labels (fit %d); it now serves version %r", store.pid,
-                     options.plugin, model.fits, model.version()[:80])
-        return model
-    return RemoteModel(options.remote_url, timeout=options.remote_timeout)
+    source = sources.prediction_source(options, project=_project_ref(store), label_config=schema)
+    if isinstance(source, plugin.PluginModel) and source.fit_to(labeled_tasks(store), store.pid):
+        log.info("project %s: plug-in %s fit on the labels (fit %d); it now serves version %r", store.pid,
+                 options.plugin, source.fits, source.version()[:80])
+    return source
 
 
 def _where(options: ProjectOptions) -> str | None:

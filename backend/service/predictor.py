@@ -28,8 +28,8 @@ from backend.labelstudio.tasktypes import Control, result_items, task_type_of
 from backend.learning.featurizers import Featurizer, decode_rows, encode_rows
 from backend.learning.versions import LoadedVersion, task_utility
 from backend.metrics import TASKS_PREDICTED, TASKS_SKIPPED
-from backend.remote import plugin
-from backend.remote.client import RemoteError, RemoteModel, batches
+from backend.remote.client import RemoteError, batches
+from backend.remote.sources import OTHER_MODELS, prediction_source, uses_other_model
 from backend.remote.uncertainty import uncertainties
 from backend.selection import ranking
 from backend.service import refusals
@@ -102,7 +102,7 @@ class Predictor:
         try:
             options = project_options.resolve(self.settings, extra_params)
             # model "remote": any valid config is served (the remote predicts it; docs/remote.md).
-            cfg = self._parse(schema, remote=options.model != "own")
+            cfg = self._parse(schema, remote=options.model in OTHER_MODELS)
             if cfg.controls or cfg.geometry:
                 options.featurizer(cfg.kind)
         except (UnsupportedConfigError, project_options.InvalidOptionsError) as exc:
@@ -195,7 +195,7 @@ class Predictor:
         or a sync) are ranked and pushed, so an unknown id cannot stop a push.
         """
         extra = self.store(project_id).config_field("extra_params")
-        if isinstance(extra, dict) and extra.get("model") in ("remote", "plugin"):
+        if uses_other_model(extra):
             return self._predict_remote(project_id, tasks, label_config, extra)
         cfg = self.config_for(project_id, label_config)
         version = self.current(project_id)
@@ -281,9 +281,7 @@ class Predictor:
             for chunk in batches(live, options.remote_batch):
                 try:
                     # model "plugin": this process's instance of the class, imported on first use (not fit here).
-                    remote = (plugin.load(options.plugin, project=str(project_id), label_config=store.schema() or "")
-                              if options.model == "plugin" else
-                              RemoteModel(options.remote_url, timeout=options.remote_timeout))
+                    remote = prediction_source(options, project=str(project_id), label_config=store.schema() or "")
                     answers = remote.predict([{"id": tasks[i].get("id"), "data": tasks[i].get("data")} for i in chunk],
                                              project=str(project_id), label_config=schema)
                 except RemoteError as exc:

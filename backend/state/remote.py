@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from backend.remote.sources import uses_other_model
 from backend.state.store import ProjectStore
 
 #: The version of answers that name none.
@@ -159,7 +160,7 @@ def project_health(store: Any) -> dict[str, Any] | None:
     What ``/status`` (``remote``) and the dashboard show.  ``store`` is the project's ``ProjectStore``.
     """
     extra = store.config_field("extra_params")
-    if not (isinstance(extra, dict) and extra.get("model") in ("remote", "plugin")):
+    if not uses_other_model(extra):
         return None
     where = extra.get("remote_url") if extra.get("model") == "remote" else extra.get("plugin")
     return {"model": extra.get("model"), "where": where if isinstance(where, str) else None,
